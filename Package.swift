@@ -1,0 +1,47 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "nvmetrace",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "nvmetrace", targets: ["nvmetrace"]),
+        .library(name: "NVMeTrace", targets: ["NVMeTrace"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        // libpcap, found through pkg-config; Debian/Ubuntu: apt-get install libpcap-dev.
+        .systemLibrary(
+            name: "CPcap",
+            path: "Sources/CPcap",
+            pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]
+        ),
+        .target(
+            name: "NVMeTrace",
+            dependencies: [
+                "CPcap",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            path: "Sources/NVMeTrace"
+        ),
+        .executableTarget(
+            name: "nvmetrace",
+            dependencies: [
+                "NVMeTrace",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/nvmetrace"
+        ),
+        .testTarget(
+            name: "NVMeTraceTests",
+            dependencies: ["NVMeTrace"],
+            path: "Tests/NVMeTraceTests",
+            resources: []
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

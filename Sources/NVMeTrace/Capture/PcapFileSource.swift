@@ -1,0 +1,67 @@
+import CPcap
+
+/// Reads a pcap or pcapng file (or standard input for "-") through libpcap, with nanosecond
+/// timestamps, and hands each packet to a callback without copying it.
+public final class PcapFileSource {
+    public let path: String
+    public let fileIndex: Int
+    private var handle: OpaquePointer?
+    public let linkType: Int32
+    public let snaplen: Int32
+    /// Frames read so far (the frame number of the last packet delivered).
+    public private(set) var framesRead = 0
+
+    public init(path: String, fileIndex: Int) throws(CaptureError) {
+        self.path = path
+        self.fileIndex = fileIndex
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        let h = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
+        guard let h else {
+            throw .cannotOpen(file: path, reason: cString(errbuf))
+        }
+        handle = h
+        linkType = pcap_datalink(h)
+        snaplen = pcap_snapshot(h)
+    }
+
+    deinit {
+        if let handle { pcap_close(handle) }
+    }
+
+    /// Delivers every packet in order. Returns normally at the end of the file; throws when the
+    /// file ends in the middle of a record or libpcap reports another read error. Packets read
+    /// before the error have been delivered.
+    public func forEach(_ body: (Packet) -> Void) throws(CaptureError) {
+        guard let handle else { return }
+        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var data: UnsafePointer<UInt8>?
+        while true {
+            let rc = pcap_next_ex(handle, &header, &data)
+            if rc == 1, let header, let data {
+                framesRead += 1
+                let h = header.pointee
+                let ns = Int64(h.ts.tv_sec) &* 1_000_000_000 &+ Int64(h.ts.tv_usec)
+                let caplen = Int(h.caplen)
+                let packet = Packet(
+                    ref: FrameRef(file: fileIndex, frame: framesRead, timeNs: ns),
+                    linkType: linkType,
+                    wireLength: Int(h.len),
+                    bytes: UnsafeRawBufferPointer(start: data, count: caplen))
+                body(packet)
+            } else if rc == PCAP_ERROR_BREAK {
+                return  // end of file
+            } else if rc == 0 {
+                continue  // live timeout; not seen offline
+            } else {
+                let reason = String(cString: pcap_geterr(handle))
+                throw .readFailed(file: path, lastGoodFrame: framesRead, reason: reason)
+            }
+        }
+    }
+}
+
+/// A C string from a NUL-terminated buffer (libpcap's error buffer).
+func cString(_ buffer: [CChar]) -> String {
+    let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
+}

@@ -1,0 +1,189 @@
+/// Which kind of queue a command was sent on.
+public enum QueueKind: String, Sendable, Codable {
+    case admin, io
+}
+
+/// Fabrics Connect command (NVMe over Fabrics 1.1 §3.3, Figure 20) and its data (Figure 21).
+public struct ConnectCommand: Sendable, Equatable {
+    public var recfmt: UInt16
+    public var qid: UInt16
+    /// Submission queue size, 0's based as on the wire.
+    public var sqsize: UInt16
+    public var cattr: UInt8
+    /// Keep Alive Timeout in milliseconds (0: no keep-alive requested).
+    public var kato: UInt32
+    public var data: ConnectData?
+}
+
+public struct ConnectData: Sendable, Equatable {
+    public var hostid: [UInt8]
+    public var cntlid: UInt16
+    public var subnqn: String
+    public var hostnqn: String
+
+    public static let size = 1024
+
+    /// Decodes the 1024-byte Connect data; nil when fewer bytes were captured.
+    public init?(_ d: [UInt8]) {
+        guard d.count >= ConnectData.size, let c = d.le16(at: 16),
+              let sub = d.fixedString(at: 256, length: 256),
+              let host = d.fixedString(at: 512, length: 256) else { return nil }
+        hostid = Array(d[0..<16])
+        cntlid = c
+        subnqn = sub
+        hostnqn = host
+    }
+
+    public var hostidString: String {
+        // Printed as a UUID, as nvme-cli shows --hostid.
+        let h = hexString(hostid)
+        guard h.count == 32 else { return h }
+        let c = Array(h)
+        return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-"
+            + String(c[16..<20]) + "-" + String(c[20..<32])
+    }
+}
+
+/// What a command is, decoded from its SQE as far as this tool needs.
+public enum CommandDetail: Sendable, Equatable {
+    case connect(ConnectCommand)
+    case propertyGet(offset: UInt32, size: Int)
+    case propertySet(offset: UInt32, size: Int, value: UInt64)
+    case disconnect(recfmt: UInt16)
+    case authenticationSend(secp: UInt8, spsp: UInt16, length: UInt32)
+    case authenticationReceive(secp: UInt8, spsp: UInt16, length: UInt32)
+    case identify(cns: UInt8, cntid: UInt16)
+    case getLogPage(lid: UInt8, lsp: UInt8, length: UInt64, offset: UInt64)
+    case setFeatures(fid: UInt8, value: UInt32, save: Bool)
+    case getFeatures(fid: UInt8, select: UInt8)
+    case keepAlive
+    case asyncEventRequest
+    case readWrite(slba: UInt64, blocks: UInt32)
+    case other
+}
+
+/// An NVMe command decoded from a 64-byte submission queue entry.
+public struct NVMeCommand: Sendable, Equatable {
+    public var opcode: UInt8
+    public var cid: UInt16
+    public var nsid: UInt32
+    /// Fabrics command type when opcode is 0x7F.
+    public var fctype: UInt8?
+    /// The queue it was sent on, when known (from the connection's Connect).
+    public var qid: UInt16?
+    public var queue: QueueKind
+    /// True when the queue kind was guessed (the capture did not show the Connect).
+    public var queueGuessed: Bool
+    public var detail: CommandDetail
+    /// Command Dword 10-15 (for output of undecoded commands).
+    public var cdw10: UInt32
+    public var cdw11: UInt32
+
+    public var isFabrics: Bool { fctype != nil }
+
+    public var name: String {
+        if let fctype { return NVMeOpcodes.fabricsName(fctype) }
+        return queue == .admin ? NVMeOpcodes.adminName(opcode) : NVMeOpcodes.ioName(opcode)
+    }
+
+    public var isKeepAlive: Bool { fctype == nil && queue == .admin && opcode == 0x18 }
+
+    /// Decodes an SQE. `qid` is the connection's queue id if its Connect was seen.
+    public init?(sqe: UnsafeRawBufferPointer, qid: UInt16?) {
+        guard sqe.count >= 64, let op = sqe.u8(at: 0), let cid = sqe.le16(at: 2), let nsid = sqe.le32(at: 4),
+              let d10 = sqe.le32(at: 40), let d11 = sqe.le32(at: 44), let d12 = sqe.le32(at: 48),
+              let d13 = sqe.le32(at: 52) else { return nil }
+        opcode = op
+        self.cid = cid
+        self.nsid = nsid
+        self.qid = qid
+        cdw10 = d10
+        cdw11 = d11
+        fctype = nil
+        if let qid {
+            queue = qid == 0 ? .admin : .io
+            queueGuessed = false
+        } else {
+            // Without the Connect, read/write-like opcodes aimed at a namespace are I/O.
+            queue = (op == 0x01 || op == 0x02 || op == 0x00 || op == 0x08 || op == 0x09 || op == 0x05)
+                && nsid != 0 && nsid != 0xFFFF_FFFF ? .io : .admin
+            queueGuessed = true
+        }
+        if op == NVMeOpcodes.fabrics {
+            let fct = sqe.u8(at: 4) ?? 0xFF
+            fctype = fct
+            self.nsid = 0
+            switch fct {
+            case 0x01:
+                queue = .admin  // Connect creates the queue; judged by its own qid below
+                let cqid = UInt16(truncatingIfNeeded: d10 >> 16)
+                detail = .connect(ConnectCommand(
+                    recfmt: UInt16(truncatingIfNeeded: d10), qid: cqid,
+                    sqsize: UInt16(truncatingIfNeeded: d11), cattr: UInt8(truncatingIfNeeded: d11 >> 16),
+                    kato: d12, data: nil))
+                if qid == nil { self.qid = cqid; queue = cqid == 0 ? .admin : .io; queueGuessed = false }
+            case 0x00:
+                let size = d10 & 0x7 == 1 ? 8 : 4
+                let value = UInt64(d12) | UInt64(d13) << 32
+                detail = .propertySet(offset: d11, size: size, value: size == 8 ? value : UInt64(d12))
+            case 0x04:
+                detail = .propertyGet(offset: d11, size: d10 & 0x7 == 1 ? 8 : 4)
+            case 0x08:
+                detail = .disconnect(recfmt: UInt16(truncatingIfNeeded: d10))
+            case 0x05:
+                detail = .authenticationSend(secp: UInt8(truncatingIfNeeded: d10 >> 24),
+                                             spsp: UInt16(truncatingIfNeeded: d10 >> 8), length: d11)
+            case 0x06:
+                detail = .authenticationReceive(secp: UInt8(truncatingIfNeeded: d10 >> 24),
+                                                spsp: UInt16(truncatingIfNeeded: d10 >> 8), length: d11)
+            default:
+                detail = .other
+            }
+            return
+        }
+        if queue == .admin {
+            switch op {
+            case 0x06:
+                detail = .identify(cns: UInt8(truncatingIfNeeded: d10), cntid: UInt16(truncatingIfNeeded: d10 >> 16))
+            case 0x02:
+                // NUMD is 0's based, in dwords, split over CDW10 (NUMDL) and CDW11 (NUMDU).
+                let numd = (UInt64(d11 & 0xFFFF) << 16 | UInt64(d10 >> 16)) + 1
+                detail = .getLogPage(lid: UInt8(truncatingIfNeeded: d10), lsp: UInt8(truncatingIfNeeded: d10 >> 8) & 0x7F,
+                                     length: numd * 4, offset: UInt64(d12) | UInt64(d13) << 32)
+            case 0x09:
+                detail = .setFeatures(fid: UInt8(truncatingIfNeeded: d10), value: d11, save: d10 & 0x8000_0000 != 0)
+            case 0x0A:
+                detail = .getFeatures(fid: UInt8(truncatingIfNeeded: d10), select: UInt8(truncatingIfNeeded: d10 >> 8) & 0x7)
+            case 0x18:
+                detail = .keepAlive
+            case 0x0C:
+                detail = .asyncEventRequest
+            default:
+                detail = .other
+            }
+        } else {
+            switch op {
+            case 0x01, 0x02, 0x05, 0x08, 0x0C, 0x04:
+                detail = .readWrite(slba: UInt64(d10) | UInt64(d11) << 32, blocks: (d12 & 0xFFFF) + 1)
+            default:
+                detail = .other
+            }
+        }
+    }
+
+    /// How many data bytes of this command's transfer are worth keeping for decode.
+    var dataToKeep: Int {
+        switch detail {
+        case .connect: return ConnectData.size
+        case .identify(let cns, _): return cns == 0x01 ? IdentifyController.size : 0
+        case .getLogPage(let lid, _, _, _): return lid == 0x70 ? DiscoveryLog.maxKeptBytes : 0
+        default: return 0
+        }
+    }
+
+    /// Data that flows from host to controller (in-capsule or H2CData) is Connect's.
+    var keepsHostData: Bool {
+        if case .connect = detail { return true }
+        return false
+    }
+}

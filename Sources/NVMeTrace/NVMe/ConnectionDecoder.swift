@@ -1,0 +1,162 @@
+/// Gives NVMe meaning to the PDUs of one NVMe/TCP connection (both directions): decodes commands
+/// and completions, matches them by CID, keeps the data of the few commands whose data matters
+/// (Connect, Identify Controller, the discovery log), and learns the queue id from the Connect.
+public final class NVMeConnectionDecoder {
+    struct Outstanding {
+        var command: NVMeCommand
+        var ref: FrameRef
+        var data: [UInt8] = []
+        var dataLimit: Int
+        var connectData: ConnectData?
+    }
+
+    /// Queue id from this connection's Connect (nil until seen).
+    public private(set) var qid: UInt16?
+    public private(set) var icReq: InitializeConnection?
+    public private(set) var icResp: InitializeConnection?
+    /// Cap on outstanding commands tracked (a queue holds at most 65535; a hostile stream can
+    /// send commands that never complete).
+    public let maxOutstanding: Int
+    private var outstanding: [UInt16: Outstanding] = [:]
+    public var onEvent: ((NVMeDecodeEvent, FrameRef) -> Void)?
+
+    public init(maxOutstanding: Int = 65536) {
+        self.maxOutstanding = maxOutstanding
+    }
+
+    public var outstandingCount: Int { outstanding.count }
+
+    /// How many data bytes of a PDU to keep, decided from its header (framer callback).
+    public func dataBytesToKeep(_ shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
+        switch shape.type {
+        case .capsuleCmd:
+            // In-capsule data matters only for Connect (opcode 0x7F, fctype 0x01).
+            return header.u8(at: 8) == NVMeOpcodes.fabrics && header.u8(at: 12) == 0x01 ? ConnectData.size : 0
+        case .c2hData, .h2cData:
+            guard let dh = DataTransferHeader(header: header), let o = outstanding[dh.cccid] else { return 0 }
+            if shape.type == .h2cData && !o.command.keepsHostData { return 0 }
+            let limit = shape.type == .h2cData ? ConnectData.size : o.dataLimit
+            // Only contiguous data is kept: an offset past what we hold means some was lost.
+            guard Int(dh.offset) == o.data.count, o.data.count < limit else { return 0 }
+            return limit - o.data.count
+        case .h2cTermReq, .c2hTermReq:
+            return 128
+        default:
+            return 0
+        }
+    }
+
+    public func decode(_ pdu: PDU) -> DecodedPDU {
+        if case .mismatch = pdu.headerDigest { return DecodedPDU(pdu: pdu, body: .untrusted) }
+        switch pdu.type {
+        case .icReq:
+            icReq = InitializeConnection(header: pdu.header)
+            return DecodedPDU(pdu: pdu, body: .icReq(icReq))
+        case .icResp:
+            icResp = InitializeConnection(header: pdu.header)
+            return DecodedPDU(pdu: pdu, body: .icResp(icResp))
+        case .h2cTermReq, .c2hTermReq:
+            return DecodedPDU(pdu: pdu, body: .termReq(TerminationRequest(header: pdu.header)))
+        case .capsuleCmd:
+            return decodeCommand(pdu)
+        case .capsuleResp:
+            guard let cqe = pdu.header.withUnsafeBytes({ $0.slice(8, 16).flatMap(NVMeCompletion.init(cqe:)) }) else {
+                return DecodedPDU(pdu: pdu, body: .untrusted)
+            }
+            return DecodedPDU(pdu: pdu, body: .completion(cqe, complete(cqe, ref: pdu.ref)))
+        case .h2cData:
+            let dh = DataTransferHeader(header: pdu.header)
+            var connectData: ConnectData?
+            if let dh, var o = outstanding[dh.cccid], o.command.keepsHostData, !pdu.data.isEmpty,
+               Int(dh.offset) == o.data.count {
+                o.data.append(contentsOf: pdu.data.prefix(ConnectData.size - o.data.count))
+                if o.data.count >= ConnectData.size, let cd = ConnectData(o.data) {
+                    o.connectData = cd
+                    connectData = cd
+                    o.command.detail = withConnectData(o.command.detail, cd)
+                }
+                outstanding[dh.cccid] = o
+            }
+            return DecodedPDU(pdu: pdu, body: .h2cData(dh, connectData: connectData))
+        case .c2hData:
+            let dh = DataTransferHeader(header: pdu.header)
+            if let dh, var o = outstanding[dh.cccid], !pdu.data.isEmpty, Int(dh.offset) == o.data.count {
+                o.data.append(contentsOf: pdu.data.prefix(o.dataLimit - o.data.count))
+                outstanding[dh.cccid] = o
+            }
+            if let dh, pdu.flags.contains(.success) && pdu.flags.contains(.last) {
+                let cqe = NVMeCompletion(impliedSuccessFor: dh.cccid)
+                return DecodedPDU(pdu: pdu, body: .c2hData(dh, completion: cqe, complete(cqe, ref: pdu.ref)))
+            }
+            return DecodedPDU(pdu: pdu, body: .c2hData(dh, completion: nil, nil))
+        case .r2t:
+            return DecodedPDU(pdu: pdu, body: .r2t(DataTransferHeader(header: pdu.header)))
+        }
+    }
+
+    private func decodeCommand(_ pdu: PDU) -> DecodedPDU {
+        guard var cmd = pdu.header.withUnsafeBytes({ $0.slice(8, 64).flatMap { NVMeCommand(sqe: $0, qid: qid) } }) else {
+            return DecodedPDU(pdu: pdu, body: .untrusted)
+        }
+        var connectData: ConnectData?
+        if case .connect(let c) = cmd.detail {
+            qid = c.qid
+            cmd.qid = c.qid
+            if !pdu.data.isEmpty {
+                if let cd = ConnectData(pdu.data) {
+                    connectData = cd
+                    cmd.detail = withConnectData(cmd.detail, cd)
+                } else {
+                    onEvent?(.shortConnectData(bytes: pdu.data.count), pdu.ref)
+                }
+            }
+        }
+        if outstanding[cmd.cid] != nil {
+            onEvent?(.cidReused(cid: cmd.cid), pdu.ref)
+        }
+        if outstanding.count < maxOutstanding || outstanding[cmd.cid] != nil {
+            var o = Outstanding(command: cmd, ref: pdu.ref, dataLimit: cmd.dataToKeep)
+            o.connectData = connectData
+            if connectData != nil { o.data = [] }
+            outstanding[cmd.cid] = o
+        }
+        return DecodedPDU(pdu: pdu, body: .command(cmd))
+    }
+
+    private func withConnectData(_ detail: CommandDetail, _ cd: ConnectData) -> CommandDetail {
+        guard case .connect(var c) = detail else { return detail }
+        c.data = cd
+        return .connect(c)
+    }
+
+    /// Matches a completion with its command and decodes what the completion means for it.
+    private func complete(_ cqe: NVMeCompletion, ref: FrameRef) -> CompletedCommand? {
+        guard let o = outstanding.removeValue(forKey: cqe.cid) else {
+            onEvent?(.unmatchedCompletion(cid: cqe.cid), ref)
+            return nil
+        }
+        var detail = CompletionDetail.none
+        if cqe.status.isSuccess {
+            switch o.command.detail {
+            case .connect:
+                detail = .connect(cntlid: UInt16(truncatingIfNeeded: cqe.dw0), authreq: UInt16(truncatingIfNeeded: cqe.dw0 >> 16))
+            case .propertyGet(_, let size):
+                detail = .propertyGet(value: size == 8 ? UInt64(cqe.dw0) | UInt64(cqe.dw1) << 32 : UInt64(cqe.dw0))
+            case .asyncEventRequest:
+                detail = .asyncEvent(AsyncEvent(dw0: cqe.dw0))
+            case .identify(let cns, _) where cns == 0x01:
+                if let id = IdentifyController(o.data) { detail = .identifyController(id) }
+            case .getLogPage(let lid, _, _, let offset) where lid == 0x70:
+                if let log = DiscoveryLog(o.data, offset: offset) { detail = .discoveryLog(log) }
+            case .getFeatures(let fid, _):
+                detail = .features(fid: fid, value: cqe.dw0)
+            case .setFeatures(let fid, let value, _):
+                detail = .features(fid: fid, value: value)
+            default:
+                break
+            }
+        }
+        return CompletedCommand(command: o.command, issued: o.ref, latencyNs: ref.timeNs &- o.ref.timeNs,
+                                detail: detail, connectData: o.connectData)
+    }
+}

@@ -1,0 +1,42 @@
+/// A command matched with its completion.
+public struct CompletedCommand: Sendable, Equatable {
+    public var command: NVMeCommand
+    /// Frame of the CapsuleCmd.
+    public var issued: FrameRef
+    public var latencyNs: Int64
+    public var detail: CompletionDetail
+    /// Connect data, when the command was a Connect whose data was seen.
+    public var connectData: ConnectData?
+}
+
+/// A PDU with its NVMe meaning.
+public struct DecodedPDU: Sendable {
+    public enum Body: Sendable {
+        case icReq(InitializeConnection?)
+        case icResp(InitializeConnection?)
+        case termReq(TerminationRequest?)
+        case command(NVMeCommand)
+        case completion(NVMeCompletion, CompletedCommand?)
+        case h2cData(DataTransferHeader?, connectData: ConnectData?)
+        /// C2HData; with SUCCESS it also completes its command.
+        case c2hData(DataTransferHeader?, completion: NVMeCompletion?, CompletedCommand?)
+        case r2t(DataTransferHeader?)
+        /// The header digest did not match: the header's fields are not trusted.
+        case untrusted
+    }
+
+    public var pdu: PDU
+    public var body: Body
+    /// True for PDUs the host sends (by PDU type).
+    public var fromHost: Bool { pdu.type.fromHost }
+}
+
+/// Something notable the NVMe decoder saw (reported as a warning).
+public enum NVMeDecodeEvent: Sendable, Equatable {
+    /// A completion for a command the capture did not show (started mid-connection, or lost).
+    case unmatchedCompletion(cid: UInt16)
+    /// A command reused a CID that was still outstanding.
+    case cidReused(cid: UInt16)
+    /// Connect data shorter than its 1024 bytes.
+    case shortConnectData(bytes: Int)
+}

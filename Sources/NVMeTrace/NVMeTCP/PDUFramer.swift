@@ -1,0 +1,372 @@
+/// What the framer reports to the stage after it.
+public protocol PDUFramerDelegate: AnyObject {
+    /// Called once a PDU's header is complete: how many of its data bytes to keep (0 to skip
+    /// them). I/O payloads are skipped; Connect data, Identify and log pages are kept.
+    func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int
+    func framer(_ framer: PDUFramer, didFrame pdu: PDU)
+    func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef)
+}
+
+/// Splits one direction's reassembled byte stream into NVMe/TCP PDUs.
+///
+/// A PDU may arrive split across any number of segments, or many in one segment: the framer
+/// keeps at most one header (≤ 132 bytes) and the data bytes its delegate asked for, and skips
+/// the rest by length. After a gap it lost its place, so it scans for the next plausible header
+/// (`PDUHeaderCheck.plausible`, confirmed by the header digest when there is one).
+public final class PDUFramer: StreamSink {
+    public weak var delegate: PDUFramerDelegate?
+    public let verifyDataDigests: Bool
+    public let maxPDULength: Int
+    /// How many bytes the resync window may hold before unmatched bytes are dropped.
+    static let resyncWindow = 4096
+
+    private enum Phase {
+        case header          // collecting header bytes into `headerBuf`
+        case body            // consuming the rest of the PDU
+        case resync          // hunting for a PDU boundary
+    }
+
+    private var phase: Phase
+    private var streamOffset: UInt64 = 0
+    // Current PDU
+    private var headerBuf: [UInt8] = []
+    private var headerNeed = 8
+    private var shape: PDUShape?
+    private var pduStart: UInt64 = 0
+    private var firstRef = FrameRef.none
+    private var bodyPos = 0             // bytes of the PDU consumed so far (from its start)
+    private var keep = 0                // data bytes to keep
+    private var data: [UInt8] = []
+    private var crc = CRC32C()
+    private var ddgst: [UInt8] = []
+    private var incomplete = false
+    private var headerDigest: DigestStatus = .absent
+    // Resync
+    private var window: [UInt8] = []
+    private var windowRefs: [(Int, FrameRef)] = []
+    private var windowStart: UInt64 = 0
+    private var scanFrom = 0
+    private var skipped: UInt64 = 0
+
+    public private(set) var pduCount = 0
+
+    /// `synchronized` is false for a stream picked up mid-way: the first bytes are then scanned
+    /// for a PDU boundary instead of being trusted as one.
+    public init(synchronized: Bool, verifyDataDigests: Bool = false,
+                maxPDULength: Int = PDUHeaderCheck.defaultMaxPDULength) {
+        self.verifyDataDigests = verifyDataDigests
+        self.maxPDULength = maxPDULength
+        phase = synchronized ? .header : .resync
+        headerBuf.reserveCapacity(160)
+    }
+
+    /// True while the framer is looking for a PDU boundary.
+    public var isResynchronizing: Bool { phase == .resync }
+
+    // MARK: StreamSink
+
+    public func streamData(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) {
+        var rest = bytes
+        while !rest.isEmpty {
+            switch phase {
+            case .header:
+                rest = consumeHeader(rest, ref: ref)
+            case .body:
+                rest = consumeBody(rest, ref: ref)
+            case .resync:
+                appendWindow(rest, ref: ref)
+                rest = UnsafeRawBufferPointer(start: nil, count: 0)
+                scanWindow(ref: ref)
+            }
+        }
+    }
+
+    public func streamGap(_ length: UInt64, ref: FrameRef) {
+        let at = streamOffset
+        switch phase {
+        case .body:
+            guard let shape else { return }
+            let left = UInt64(shape.plen - bodyPos)
+            if length < left {
+                // The PDU's length is known: skip the lost bytes and stay in step.
+                delegate?.framer(self, event: .gap(bytes: length, insidePDU: true, streamOffset: at), ref: ref)
+                incomplete = true
+                advanceBody(by: Int(length))
+                streamOffset += length
+                if bodyPos == shape.plen { finishPDU(ref: ref) }
+                return
+            }
+            incomplete = true
+            advanceBody(by: Int(left))
+            streamOffset += left
+            finishPDU(ref: ref)
+            let remaining = length - left
+            if remaining == 0 {
+                delegate?.framer(self, event: .gap(bytes: length, insidePDU: true, streamOffset: at), ref: ref)
+                return
+            }
+            delegate?.framer(self, event: .gap(bytes: length, insidePDU: false, streamOffset: at), ref: ref)
+            streamOffset += remaining
+            enterResync(skippedSoFar: 0)
+        case .header:
+            delegate?.framer(self, event: .gap(bytes: length, insidePDU: false, streamOffset: at), ref: ref)
+            let partial = UInt64(headerBuf.count)
+            headerBuf.removeAll(keepingCapacity: true)
+            streamOffset += length
+            enterResync(skippedSoFar: partial)
+        case .resync:
+            delegate?.framer(self, event: .gap(bytes: length, insidePDU: false, streamOffset: at), ref: ref)
+            skipped += UInt64(window.count)
+            window.removeAll(keepingCapacity: true)
+            windowRefs.removeAll(keepingCapacity: true)
+            scanFrom = 0
+            streamOffset += length
+            windowStart = streamOffset
+        }
+    }
+
+    /// The stream is over: report a PDU cut short.
+    public func finish(ref: FrameRef) {
+        switch phase {
+        case .header where !headerBuf.isEmpty:
+            delegate?.framer(self, event: .truncatedAtEnd(bytesMissing: headerNeed - headerBuf.count, streamOffset: pduStart), ref: ref)
+        case .body:
+            if let shape {
+                delegate?.framer(self, event: .truncatedAtEnd(bytesMissing: shape.plen - bodyPos, streamOffset: pduStart), ref: ref)
+            }
+        case .resync where skipped + UInt64(window.count) > 0:
+            delegate?.framer(self, event: .resynchronized(skippedBytes: skipped + UInt64(window.count), streamOffset: streamOffset), ref: ref)
+        default: break
+        }
+        headerBuf.removeAll()
+        window.removeAll()
+        shape = nil
+    }
+
+    // MARK: header
+
+    private func consumeHeader(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) -> UnsafeRawBufferPointer {
+        if headerBuf.isEmpty {
+            pduStart = streamOffset
+            firstRef = ref
+        }
+        let take = min(headerNeed - headerBuf.count, bytes.count)
+        headerBuf.append(contentsOf: bytes.prefix(take))
+        streamOffset += UInt64(take)
+        let rest = bytes.dropFirst(take)
+        guard headerBuf.count == headerNeed else { return rest }
+        if headerNeed == 8 {
+            let result = headerBuf.withUnsafeBytes { PDUHeaderCheck.shape($0, maxPDULength: maxPDULength) }
+            switch result {
+            case .failure(let problem):
+                delegate?.framer(self, event: .invalidHeader(problem, streamOffset: pduStart), ref: ref)
+                // Rescan from the byte after the bad header's first byte.
+                let retained = Array(headerBuf.dropFirst())
+                headerBuf.removeAll(keepingCapacity: true)
+                streamOffset = pduStart + 1
+                enterResync(skippedSoFar: 1)
+                retained.withUnsafeBytes { appendWindow($0, ref: ref) }
+                streamOffset = pduStart + 8
+                scanWindow(ref: ref)
+                return rest
+            case .success(let s):
+                shape = s
+                headerNeed = s.headerBytes
+                if headerBuf.count < headerNeed { return rest }
+            }
+        }
+        headerComplete(ref: ref)
+        return rest
+    }
+
+    private func headerComplete(ref: FrameRef) {
+        guard let s = shape else { return }
+        headerDigest = .absent
+        if s.headerDigestLength == 4 {
+            let received = headerBuf.le32(at: s.hlen) ?? 0
+            let computed = headerBuf.withUnsafeBytes { CRC32C.checksum($0.prefix(s.hlen)) }
+            headerDigest = received == computed ? .ok : .mismatch(received: received, computed: computed)
+        }
+        bodyPos = s.headerBytes
+        incomplete = false
+        data.removeAll(keepingCapacity: true)
+        ddgst.removeAll(keepingCapacity: true)
+        crc = CRC32C()
+        keep = 0
+        if s.dataLength > 0 {
+            let wanted = headerBuf.withUnsafeBytes {
+                delegate?.framer(self, dataBytesToKeepFor: s, header: $0.prefix(s.hlen)) ?? 0
+            }
+            keep = max(0, min(wanted, s.dataLength))
+            if keep > 0 { data.reserveCapacity(keep) }
+        }
+        phase = .body
+        if bodyPos == s.plen { finishPDU(ref: ref) }
+    }
+
+    // MARK: body
+
+    private func consumeBody(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) -> UnsafeRawBufferPointer {
+        guard let s = shape else { phase = .header; return bytes }
+        let take = min(s.plen - bodyPos, bytes.count)
+        let chunk = bytes.prefix(take)
+        // Data region [dataStart, dataStart + dataLength), then the digest.
+        let dataEnd = s.dataStart + s.dataLength
+        let from = bodyPos, to = bodyPos + take
+        let dFrom = max(from, s.dataStart), dTo = min(to, dataEnd)
+        if dFrom < dTo {
+            let piece = chunk.slice(dFrom - from, dTo - dFrom)!
+            if data.count < keep {
+                data.append(contentsOf: piece.prefix(keep - data.count))
+            }
+            if verifyDataDigests && s.dataDigestLength == 4 { crc.update(piece) }
+        }
+        if s.dataDigestLength == 4 {
+            let gFrom = max(from, dataEnd), gTo = min(to, s.plen)
+            if gFrom < gTo { ddgst.append(contentsOf: chunk.slice(gFrom - from, gTo - gFrom)!) }
+        }
+        bodyPos += take
+        streamOffset += UInt64(take)
+        if bodyPos == s.plen { finishPDU(ref: ref) }
+        return bytes.dropFirst(take)
+    }
+
+    /// Bytes of the body lost in a gap: account for them without data.
+    private func advanceBody(by n: Int) {
+        guard let s = shape else { return }
+        let dataEnd = s.dataStart + s.dataLength
+        let from = bodyPos, to = bodyPos + n
+        // Keep the digest buffer aligned with its position: pad lost digest bytes.
+        if s.dataDigestLength == 4 {
+            let gFrom = max(from, dataEnd), gTo = min(to, s.plen)
+            if gFrom < gTo { ddgst.append(contentsOf: repeatElement(0, count: gTo - gFrom)) }
+        }
+        bodyPos = to
+    }
+
+    private func finishPDU(ref: FrameRef) {
+        guard let s = shape else { return }
+        var dataDigest = DigestStatus.absent
+        if s.dataDigestLength == 4 {
+            let received = ddgst.le32(at: 0) ?? 0
+            if incomplete { dataDigest = .unverifiable }
+            else if !verifyDataDigests { dataDigest = .notVerified }
+            else {
+                let computed = crc.value
+                dataDigest = received == computed ? .ok : .mismatch(received: received, computed: computed)
+            }
+        }
+        let pdu = PDU(shape: s, header: Array(headerBuf.prefix(s.hlen)), data: data,
+                      headerDigest: headerDigest, dataDigest: dataDigest, incomplete: incomplete,
+                      firstRef: firstRef, ref: ref, streamOffset: pduStart)
+        pduCount += 1
+        shape = nil
+        headerBuf.removeAll(keepingCapacity: true)
+        headerNeed = 8
+        phase = .header
+        delegate?.framer(self, didFrame: pdu)
+    }
+
+    // MARK: resync
+
+    private func enterResync(skippedSoFar: UInt64) {
+        phase = .resync
+        shape = nil
+        headerBuf.removeAll(keepingCapacity: true)
+        headerNeed = 8
+        window.removeAll(keepingCapacity: true)
+        windowRefs.removeAll(keepingCapacity: true)
+        windowStart = streamOffset
+        scanFrom = 0
+        skipped = skippedSoFar
+    }
+
+    private func appendWindow(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) {
+        if window.isEmpty { windowStart = streamOffset }
+        windowRefs.append((window.count, ref))
+        window.append(contentsOf: bytes)
+        streamOffset += UInt64(bytes.count)
+    }
+
+    private func refForWindowOffset(_ offset: Int) -> FrameRef {
+        var result = windowRefs.first?.1 ?? .none
+        for (start, ref) in windowRefs where start <= offset { result = ref }
+        return result
+    }
+
+    private func scanWindow(ref: FrameRef) {
+        var p = scanFrom
+        var found: Int?
+        window.withUnsafeBytes { w in
+            while p + 8 <= w.count {
+                if case .success(let s) = PDUHeaderCheck.shape(w.slice(p, 8)!, maxPDULength: maxPDULength) {
+                    if w.count - p < s.headerBytes { return }  // wait for the rest of this header
+                    let header = w.slice(p, s.hlen)!
+                    if PDUHeaderCheck.plausible(s, header: header) {
+                        if s.headerDigestLength == 4 {
+                            let received = w.le32(at: p + s.hlen) ?? 0
+                            if received == CRC32C.checksum(header) { found = p; return }
+                        } else {
+                            found = p
+                            return
+                        }
+                    }
+                }
+                p += 1
+            }
+        }
+        if let p = found {
+            let resumeOffset = windowStart + UInt64(p)
+            delegate?.framer(self, event: .resynchronized(skippedBytes: skipped + UInt64(p), streamOffset: resumeOffset), ref: ref)
+            let startRef = refForWindowOffset(p)
+            let tail = Array(window[p...])
+            window.removeAll(keepingCapacity: true)
+            windowRefs.removeAll(keepingCapacity: true)
+            skipped = 0
+            scanFrom = 0
+            phase = .header
+            streamOffset = resumeOffset
+            // Replay the retained bytes through the normal path; the PDU starts in `startRef`.
+            tail.withUnsafeBytes { raw in
+                var rest = raw
+                var first = true
+                while !rest.isEmpty {
+                    if first && phase == .header && headerBuf.isEmpty {
+                        pduStart = streamOffset
+                        firstRef = startRef
+                        headerBuf.append(contentsOf: rest.prefix(1))
+                        streamOffset += 1
+                        rest = rest.dropFirst(1)
+                        first = false
+                        continue
+                    }
+                    first = false
+                    switch phase {
+                    case .header: rest = consumeHeader(rest, ref: ref)
+                    case .body: rest = consumeBody(rest, ref: ref)
+                    case .resync:
+                        appendWindow(rest, ref: ref)
+                        rest = UnsafeRawBufferPointer(start: nil, count: 0)
+                        scanWindow(ref: ref)
+                    }
+                }
+            }
+            return
+        }
+        scanFrom = p
+        // Bound the window: drop bytes that can no longer start a PDU.
+        if window.count > PDUFramer.resyncWindow {
+            let drop = min(scanFrom, window.count - 7)
+            if drop > 0 {
+                skipped += UInt64(drop)
+                window.removeFirst(drop)
+                windowStart += UInt64(drop)
+                windowRefs = windowRefs.compactMap { (start, r) in
+                    start - drop >= 0 ? (start - drop, r) : nil
+                }
+                if windowRefs.isEmpty || windowRefs[0].0 > 0 { windowRefs.insert((0, ref), at: 0) }
+                scanFrom -= drop
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+/// Human-readable one-line summaries of decoded PDUs, commands and completions.
+public enum PDUDescription {
+    public static func summary(_ record: PDURecord) -> String {
+        let pdu = record.pdu
+        var parts: [String] = []
+        switch record.decoded.body {
+        case .icReq(let ic):
+            if let ic { parts.append("pfv=\(ic.pfv) hpda=\(ic.pda) hdgst=\(ic.headerDigest ? 1 : 0) ddgst=\(ic.dataDigest ? 1 : 0) maxr2t=\(ic.maxValue)") }
+        case .icResp(let ic):
+            if let ic { parts.append("pfv=\(ic.pfv) cpda=\(ic.pda) hdgst=\(ic.headerDigest ? 1 : 0) ddgst=\(ic.dataDigest ? 1 : 0) maxh2cdata=\(ic.maxValue)") }
+        case .termReq(let t):
+            if let t { parts.append("FES \(t.fes) \(TermReqFES.name(t.fes, fromHost: pdu.type == .h2cTermReq)) fei=\(hexValue(t.fei))") }
+        case .command(let cmd):
+            parts.append("cid=\(cmd.cid) \(cmd.name)")
+            parts.append(contentsOf: commandFields(cmd))
+        case .completion(let cqe, let done):
+            parts.append(completionText(cqe, done))
+        case .h2cData(let dh, let cd):
+            if let dh { parts.append("cccid=\(dh.cccid) ttag=\(dh.ttag) datao=\(dh.offset) datal=\(dh.length)") }
+            if let cd { parts.append(connectDataText(cd)) }
+        case .c2hData(let dh, let cqe, let done):
+            if let dh { parts.append("cccid=\(dh.cccid) datao=\(dh.offset) datal=\(dh.length)") }
+            if pdu.flags.contains(.last) { parts.append("LAST") }
+            if let cqe { parts.append("SUCCESS → " + completionText(cqe, done)) }
+        case .r2t(let dh):
+            if let dh { parts.append("cccid=\(dh.cccid) ttag=\(dh.ttag) r2to=\(dh.offset) r2tl=\(dh.length)") }
+        case .untrusted:
+            parts.append("(header digest mismatch: fields not trusted)")
+        }
+        if case .mismatch = pdu.headerDigest { parts.append("[HDGST MISMATCH]") }
+        if case .mismatch = pdu.dataDigest { parts.append("[DDGST MISMATCH]") }
+        if pdu.incomplete { parts.append("[bytes missing]") }
+        return parts.joined(separator: " ")
+    }
+
+    public static func commandFields(_ cmd: NVMeCommand) -> [String] {
+        switch cmd.detail {
+        case .connect(let c):
+            var f = ["qid=\(c.qid) sqsize=\(c.sqsize) kato=\(c.kato)ms"]
+            if c.cattr != 0 { f.append("cattr=\(hexValue(c.cattr))") }
+            if let d = c.data { f.append(connectDataText(d)) }
+            return f
+        case .propertyGet(let off, let size):
+            return ["\(NVMeOpcodes.propertyName(off)) (\(size) bytes)"]
+        case .propertySet(let off, _, let value):
+            return ["\(NVMeOpcodes.propertyName(off))=\(hexValue(value))"]
+        case .disconnect:
+            return []
+        case .authenticationSend(let secp, let spsp, let len), .authenticationReceive(let secp, let spsp, let len):
+            return ["secp=\(hexValue(secp)) spsp=\(hexValue(spsp, digits: 4)) length=\(len)"]
+        case .identify(let cns, let cntid):
+            return ["cns=\(hexValue(cns)) (\(NVMeOpcodes.identifyCNSName(cns)))" + (cntid != 0 ? " cntid=\(cntid)" : "")
+                    + (cmd.nsid != 0 ? " nsid=\(cmd.nsid)" : "")]
+        case .getLogPage(let lid, let lsp, let len, let off):
+            return ["lid=\(hexValue(lid)) (\(NVMeOpcodes.logPageName(lid))) length=\(len)" + (off != 0 ? " offset=\(off)" : "")
+                    + (lsp != 0 ? " lsp=\(lsp)" : "")]
+        case .setFeatures(let fid, let value, _):
+            return ["fid=\(hexValue(fid)) (\(NVMeOpcodes.featureName(fid))) value=\(hexValue(value))"]
+        case .getFeatures(let fid, _):
+            return ["fid=\(hexValue(fid)) (\(NVMeOpcodes.featureName(fid)))"]
+        case .readWrite(let slba, let nlb):
+            return ["nsid=\(cmd.nsid) slba=\(slba) nlb=\(nlb)"]
+        case .keepAlive, .asyncEventRequest, .other:
+            return cmd.nsid != 0 ? ["nsid=\(cmd.nsid)"] : []
+        }
+    }
+
+    public static func connectDataText(_ d: ConnectData) -> String {
+        "cntlid=\(hexValue(d.cntlid, digits: 4)) subnqn=\(d.subnqn) hostnqn=\(d.hostnqn)"
+    }
+
+    public static func completionText(_ cqe: NVMeCompletion, _ done: CompletedCommand?) -> String {
+        var s = "cid=\(cqe.cid)"
+        if let done {
+            s += " \(done.command.name)"
+        }
+        s += " " + statusName(cqe, done)
+        if let done {
+            s += String(format: " latency=%.6fs", Double(done.latencyNs) / 1e9)
+            switch done.detail {
+            case .connect(let cntlid, let authreq):
+                s += " cntlid=\(cntlid)" + (authreq != 0 ? " authreq=\(hexValue(authreq))" : "")
+            case .propertyGet(let v):
+                s += " value=\(hexValue(v))"
+            case .asyncEvent(let e):
+                s += " event=\(e.typeName)/\(e.infoName) log=\(hexValue(e.logPage))"
+            case .identifyController(let id):
+                s += " cntrltype=\(id.controllerTypeName) kas=\(id.kas) tbkas=\(id.tbkas ? 1 : 0) cntlid=\(id.cntlid)"
+            case .discoveryLog(let log):
+                s += " genctr=\(log.genctr) numrec=\(log.numrec)"
+                for e in log.entries {
+                    s += " [\(e.subtypeName) \(e.traddr):\(e.trsvcid) \(e.subnqn)\(e.epcsd ? " epcsd" : "")]"
+                }
+            case .features(let fid, let v):
+                s += " \(NVMeOpcodes.featureName(fid))=\(v)"
+            case .none:
+                break
+            }
+        } else if !cqe.implied {
+            s += " (command not in capture)"
+        }
+        return s
+    }
+
+    public static func statusName(_ cqe: NVMeCompletion, _ done: CompletedCommand?) -> String {
+        cqe.status.name(fabricsCommand: done?.command.fctype, opcode: done?.command.opcode)
+    }
+}

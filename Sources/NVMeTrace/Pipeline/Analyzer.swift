@@ -1,0 +1,153 @@
+/// Runs the decode pipeline: packets → TCP segments → flows and reassembly → PDU framing →
+/// NVMe decode, handing each decoded PDU and each diagnostic to the caller, in capture order.
+public final class Analyzer {
+    public let options: AnalyzerOptions
+    public private(set) var fileNames: [String] = []
+    public let flows: FlowTable
+    public var onPDU: ((PDURecord) -> Void)?
+    public var onDiagnostic: ((Diagnostic) -> Void)?
+    /// Called when a connection leaves the flow table (closed and lingered, evicted, or at the end
+    /// of the input), after its last PDU.
+    public var onFlowEnd: ((Flow) -> Void)?
+
+    public private(set) var packets = 0
+    public private(set) var tcpSegments = 0
+    public private(set) var pduCount = 0
+    public private(set) var malformedPackets = 0
+    private var lastRef = FrameRef.none
+    private var skipWarnings = 0
+
+    public init(options: AnalyzerOptions = AnalyzerOptions()) {
+        self.options = options
+        flows = FlowTable(maxFlows: options.maxFlows, serverPorts: options.ports)
+        flows.onCreate = { [unowned self] flow in self.attach(to: flow) }
+        flows.onEvict = { [unowned self] flow, ref in self.end(flow, ref: ref) }
+    }
+
+    /// Registers an input file name; returns its index for `FrameRef.file`.
+    public func addFile(_ name: String) -> Int {
+        fileNames.append(name)
+        return fileNames.count - 1
+    }
+
+    public func fileName(_ index: Int) -> String {
+        index >= 0 && index < fileNames.count ? fileNames[index] : "?"
+    }
+
+    /// Reads a whole capture file through the pipeline. Throws after delivering what was read
+    /// when the file cannot be opened or ends in the middle of a record.
+    public func read(path: String) throws(CaptureError) {
+        let index = addFile(path)
+        let source = try PcapFileSource(path: path, fileIndex: index)
+        try source.forEach { packet in process(packet) }
+    }
+
+    /// Timestamp of each file's first packet: times are printed relative to it, as Wireshark's
+    /// `frame.time_relative` is.
+    public private(set) var fileStartNs: [Int: Int64] = [:]
+
+    public func relativeSeconds(_ ref: FrameRef) -> Double {
+        let start = fileStartNs[ref.file] ?? ref.timeNs
+        return Double(ref.timeNs &- start) / 1e9
+    }
+
+    public func process(_ packet: Packet) {
+        packets += 1
+        if fileStartNs[packet.ref.file] == nil { fileStartNs[packet.ref.file] = packet.ref.timeNs }
+        lastRef = packet.ref
+        switch PacketDecoder.decode(linkType: packet.linkType, bytes: packet.bytes) {
+        case .tcp(let segment):
+            tcpSegments += 1
+            flows.process(segment, ref: packet.ref)
+        case .skipped(let why):
+            switch why {
+            case .malformed(let message):
+                malformedPackets += 1
+                skipWarning("malformed packet: \(message)", ref: packet.ref)
+            case .unsupportedLinkType(let t):
+                skipWarning("unsupported link-layer type \(t)", ref: packet.ref)
+            case .fragment, .notIP, .notTCP:
+                break
+            }
+        }
+    }
+
+    /// End of input: flush every connection still open (holes become gaps) and finish framing.
+    public func finish() {
+        for flow in flows.liveFlows {
+            end(flow, ref: lastRef)
+        }
+        flows.removeAll()
+    }
+
+    // MARK: - wiring
+
+    private func attach(to flow: Flow) {
+        if options.ports.contains(flow.server.port) || options.ports.contains(flow.client.port) {
+            startNVMe(on: flow, synchronized: flow.rolesFromHandshake)
+            return
+        }
+        // Another port: NVMe/TCP only if the client's first bytes are an ICReq.
+        flow.enableReassembly(maxBufferedBytes: 64 * 1024)
+        let probe = ICReqProbe { [unowned self, unowned flow] probe, ref in
+            guard !flow.ignored, flow.application is ICReqProbe else { return }
+            if probe.looksLikeICReq {
+                self.startNVMe(on: flow, synchronized: true)
+                if let conn = flow.application as? NVMeTCPConnection {
+                    probe.bytes.withUnsafeBytes { conn.framers[0].streamData($0, ref: ref) }
+                }
+            } else {
+                flow.ignored = true
+                flow.application = nil
+            }
+        }
+        flow.application = probe
+        flow.streams?[0].sink = probe
+        let reject = ICReqProbe { [unowned flow] _, _ in
+            // The responder spoke first: not NVMe/TCP, whose host sends the first PDU.
+            if flow.application is ICReqProbe { flow.ignored = true; flow.application = nil }
+        }
+        flow.streams?[1].sink = reject
+        rejectSinks[flow.index] = reject
+    }
+
+    private var rejectSinks: [Int: ICReqProbe] = [:]
+
+    private func startNVMe(on flow: Flow, synchronized: Bool) {
+        rejectSinks[flow.index] = nil
+        flow.enableReassembly(maxBufferedBytes: options.maxBufferedBytesPerDirection)
+        let conn = NVMeTCPConnection(flow: flow, analyzer: self, synchronized: synchronized)
+        flow.application = conn
+        flow.streams?[0].sink = conn.framers[0]
+        flow.streams?[1].sink = conn.framers[1]
+    }
+
+    private func end(_ flow: Flow, ref: FrameRef) {
+        rejectSinks[flow.index] = nil
+        if let conn = flow.application as? NVMeTCPConnection {
+            flow.flush(ref: ref)
+            conn.finish(ref: ref)
+        }
+        onFlowEnd?(flow)
+        flow.releaseState()
+    }
+
+    func emit(_ record: PDURecord) {
+        pduCount += 1
+        onPDU?(record)
+    }
+
+    func report(_ severity: Diagnostic.Severity, _ message: String, ref: FrameRef, connection: Int?) {
+        onDiagnostic?(Diagnostic(severity: severity, file: fileName(ref.file), frame: ref.frame,
+                                 connection: connection, message: message))
+    }
+
+    private func skipWarning(_ message: String, ref: FrameRef) {
+        skipWarnings += 1
+        if skipWarnings <= options.maxWarningsPerConnection {
+            report(.warning, message, ref: ref, connection: nil)
+        } else if skipWarnings == options.maxWarningsPerConnection + 1 {
+            report(.warning, "further packet-level warnings are suppressed", ref: ref, connection: nil)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+/// The NVMe/TCP decoding attached to one TCP connection: a framer per direction feeding one
+/// NVMe decoder.
+final class NVMeTCPConnection: PDUFramerDelegate {
+    let flowIndex: Int
+    let client: Endpoint
+    let server: Endpoint
+    let framers: [PDUFramer]
+    let decoder = NVMeConnectionDecoder()
+    unowned let analyzer: Analyzer
+    var warnings = 0
+
+    init(flow: Flow, analyzer: Analyzer, synchronized: Bool) {
+        flowIndex = flow.index
+        client = flow.client
+        server = flow.server
+        self.analyzer = analyzer
+        let opts = analyzer.options
+        framers = [
+            PDUFramer(synchronized: synchronized, verifyDataDigests: opts.verifyDataDigests, maxPDULength: opts.maxPDULength),
+            PDUFramer(synchronized: synchronized, verifyDataDigests: opts.verifyDataDigests, maxPDULength: opts.maxPDULength),
+        ]
+        framers[0].delegate = self
+        framers[1].delegate = self
+        decoder.onEvent = { [unowned self] event, ref in
+            switch event {
+            case .unmatchedCompletion(let cid):
+                // Expected right after a mid-stream start; worth a warning otherwise.
+                if flow.rolesFromHandshake { self.warn("completion for CID \(cid) whose command is not in the capture", ref) }
+            case .cidReused(let cid):
+                self.warn("command reuses CID \(cid) while the previous command with it is outstanding", ref)
+            case .shortConnectData(let bytes):
+                self.warn("Connect data is \(bytes) bytes, shorter than 1024", ref)
+            }
+        }
+    }
+
+    func direction(of framer: PDUFramer) -> Direction {
+        framer === framers[0] ? .clientToServer : .serverToClient
+    }
+
+    func finish(ref: FrameRef) {
+        framers[0].finish(ref: ref)
+        framers[1].finish(ref: ref)
+    }
+
+    func warn(_ message: String, _ ref: FrameRef) {
+        warnings += 1
+        let limit = analyzer.options.maxWarningsPerConnection
+        if warnings <= limit {
+            analyzer.report(.warning, message, ref: ref, connection: flowIndex)
+        } else if warnings == limit + 1 {
+            analyzer.report(.warning, "further warnings for this connection are suppressed", ref: ref, connection: flowIndex)
+        }
+    }
+
+    // MARK: PDUFramerDelegate
+
+    func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
+        decoder.dataBytesToKeep(shape, header: header)
+    }
+
+    func framer(_ framer: PDUFramer, didFrame pdu: PDU) {
+        let dir = direction(of: framer)
+        if case .mismatch(let received, let computed) = pdu.headerDigest {
+            warn("\(pdu.type.name) header digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8))): header not trusted", pdu.ref)
+        }
+        if case .mismatch(let received, let computed) = pdu.dataDigest {
+            warn("\(pdu.type.name) data digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8)))", pdu.ref)
+        }
+        if pdu.type.fromHost != (dir == .clientToServer) {
+            warn("\(pdu.type.name) sent by the \(dir == .clientToServer ? "initiator" : "responder"), which does not send this type", pdu.ref)
+        }
+        let decoded = decoder.decode(pdu)
+        let src = dir == .clientToServer ? client : server
+        let dst = dir == .clientToServer ? server : client
+        analyzer.emit(PDURecord(connection: flowIndex, src: src, dst: dst, qid: decoder.qid, decoded: decoded))
+    }
+
+    func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {
+        let side = direction(of: framer) == .clientToServer ? "host→controller" : "controller→host"
+        switch event {
+        case let .invalidHeader(problem, offset):
+            warn("\(side) stream offset \(offset): invalid PDU header: \(problem); searching for the next PDU", ref)
+        case let .gap(bytes, inside, offset):
+            warn("\(side) stream offset \(offset): \(bytes) bytes missing from the capture" + (inside ? " (inside a PDU; framing continues)" : ""), ref)
+        case let .resynchronized(skipped, offset):
+            if skipped > 0 {
+                warn("\(side) PDU framing resumed at stream offset \(offset) after skipping \(skipped) bytes", ref)
+            }
+        case let .truncatedAtEnd(missing, offset):
+            warn("\(side) stream ends inside a PDU at offset \(offset) (\(missing) bytes missing)", ref)
+        }
+    }
+}
+
+/// Watches the first bytes a client sends on a port not known to carry NVMe/TCP: an ICReq
+/// header there makes it an NVMe/TCP connection.
+final class ICReqProbe: StreamSink {
+    var bytes: [UInt8] = []
+    let decide: (ICReqProbe, FrameRef) -> Void
+    init(decide: @escaping (ICReqProbe, FrameRef) -> Void) { self.decide = decide }
+
+    /// ICReq common header: type 0, flags 0, HLEN 128, PDO 0, PLEN 128 (§3.6.2.2).
+    var looksLikeICReq: Bool {
+        bytes.count >= 8 && bytes[0] == 0 && bytes[1] == 0 && bytes[2] == 128 && bytes[3] == 0
+            && bytes.le32(at: 4) == 128
+    }
+
+    func streamData(_ data: UnsafeRawBufferPointer, ref: FrameRef) {
+        bytes.append(contentsOf: data)
+        if bytes.count >= 8 { decide(self, ref) }
+    }
+
+    func streamGap(_ length: UInt64, ref: FrameRef) {
+        bytes.removeAll()
+        decide(self, ref)
+    }
+}

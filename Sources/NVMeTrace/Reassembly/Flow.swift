@@ -1,0 +1,122 @@
+/// One TCP connection: its endpoints, handshake and teardown, and (once it is known to carry a
+/// protocol worth decoding) a reassembler per direction.
+public final class Flow {
+    /// Connection index in order of first appearance, counted like Wireshark's `tcp.stream`.
+    public let index: Int
+    public let key: FlowKey
+    /// The initiator (SYN sender), or a guess when the handshake was not captured.
+    public private(set) var client: Endpoint
+    public private(set) var server: Endpoint
+    /// True when the roles come from the handshake rather than a guess.
+    public private(set) var rolesFromHandshake: Bool
+    public let firstRef: FrameRef
+    public private(set) var lastRef: FrameRef
+    public private(set) var synRef: FrameRef?
+    public private(set) var packets = 0
+    /// FIN/RST sent by each direction (indexed by `Direction.rawValue`), first one only.
+    public private(set) var closes: [CloseEvent?] = [nil, nil]
+    /// Reassemblers, present once the flow is being decoded.
+    public private(set) var streams: [StreamReassembler]?
+    /// Whatever the analyzer attached to this flow (the NVMe/TCP connection decoder).
+    public var application: AnyObject?
+    /// Set when the analyzer decided this flow is not NVMe/TCP: only its end is tracked.
+    public var ignored = false
+
+    init(index: Int, key: FlowKey, first segment: TCPSegment, ref: FrameRef, serverPorts: Set<UInt16>) {
+        self.index = index
+        self.key = key
+        self.firstRef = ref
+        self.lastRef = ref
+        if segment.flags.contains(.syn) {
+            rolesFromHandshake = true
+            if segment.flags.contains(.ack) {
+                client = segment.dst; server = segment.src
+            } else {
+                client = segment.src; server = segment.dst
+            }
+        } else {
+            // Picked up mid-stream: the side on a well-known NVMe/TCP port is the server; failing
+            // that, the lower port (ephemeral ports are high).
+            rolesFromHandshake = false
+            let srcIsServer: Bool
+            switch (serverPorts.contains(segment.src.port), serverPorts.contains(segment.dst.port)) {
+            case (true, false): srcIsServer = true
+            case (false, true): srcIsServer = false
+            default: srcIsServer = segment.src.port < segment.dst.port
+            }
+            client = srcIsServer ? segment.dst : segment.src
+            server = srcIsServer ? segment.src : segment.dst
+        }
+    }
+
+    public func direction(of segment: TCPSegment) -> Direction {
+        segment.src == client ? .clientToServer : .serverToClient
+    }
+
+    public var isClosed: Bool {
+        if closes[0]?.kind == .rst || closes[1]?.kind == .rst { return true }
+        return closes[0] != nil && closes[1] != nil
+    }
+
+    /// The first FIN or RST of the connection: who ended it.
+    public var firstClose: (Direction, CloseEvent)? {
+        var best: (Direction, CloseEvent)?
+        for d in [Direction.clientToServer, .serverToClient] {
+            if let c = closes[d.rawValue], best == nil || c.ref.timeNs < best!.1.ref.timeNs
+                || (c.ref.timeNs == best!.1.ref.timeNs && c.ref.frame < best!.1.ref.frame) {
+                best = (d, c)
+            }
+        }
+        return best
+    }
+
+    /// Starts reassembly in both directions.
+    public func enableReassembly(maxBufferedBytes: Int) {
+        guard streams == nil else { return }
+        streams = [StreamReassembler(maxBufferedBytes: maxBufferedBytes),
+                   StreamReassembler(maxBufferedBytes: maxBufferedBytes)]
+    }
+
+    /// Bookkeeping for one segment (handshake, teardown, counters) and reassembly when enabled.
+    func process(_ segment: TCPSegment, ref: FrameRef) {
+        packets += 1
+        lastRef = ref
+        let dir = direction(of: segment)
+        if segment.flags.contains(.syn), synRef == nil, !segment.flags.contains(.ack) { synRef = ref }
+        if segment.flags.contains(.rst), closes[dir.rawValue] == nil {
+            closes[dir.rawValue] = CloseEvent(kind: .rst, ref: ref)
+        }
+        if segment.flags.contains(.fin), closes[dir.rawValue] == nil {
+            closes[dir.rawValue] = CloseEvent(kind: .fin, ref: ref)
+        }
+        guard let streams, !ignored else { return }
+        let stream = streams[dir.rawValue]
+        if segment.flags.contains(.syn) {
+            stream.syn(seq: segment.seq)
+        }
+        if segment.flags.contains(.ack) {
+            streams[dir.reversed.rawValue].peerAcknowledged(segment.ack, ref: ref)
+        }
+        if !segment.flags.contains(.rst) && (segment.payloadLength > 0 || segment.flags.contains(.fin)) {
+            let seq = segment.flags.contains(.syn) ? segment.seq &+ 1 : segment.seq
+            stream.segment(seq: seq, payload: segment.payload, announcedLength: segment.payloadLength,
+                           fin: segment.flags.contains(.fin), ref: ref)
+        }
+        if segment.flags.contains(.rst) {
+            streams[0].flush(ref: ref)
+            streams[1].flush(ref: ref)
+        }
+    }
+
+    /// Gives up on every hole and delivers what is buffered (end of capture, eviction).
+    public func flush(ref: FrameRef) {
+        streams?[0].flush(ref: ref)
+        streams?[1].flush(ref: ref)
+    }
+
+    /// Drops per-connection decoding state once the connection is over.
+    func releaseState() {
+        streams = nil
+        application = nil
+    }
+}

@@ -1,0 +1,82 @@
+/// All TCP connections of a capture, keyed by 4-tuple, with a cap on how many are kept.
+///
+/// Memory is bounded by the number of live connections: closed connections are dropped a while
+/// after their end, and when the table is full the least recently active ones are evicted.
+public final class FlowTable {
+    public private(set) var flows: [FlowKey: Flow] = [:]
+    public let maxFlows: Int
+    /// Closed flows linger this long (capture time) so late ACKs and retransmitted FINs still find
+    /// them rather than starting a new connection.
+    public let closedLingerNs: Int64
+    public var serverPorts: Set<UInt16>
+    public private(set) var nextIndex = 0
+    public private(set) var evictedLive = 0
+    private var nextSweepNs: Int64 = 0
+
+    /// Called for a new flow before its first segment is processed (to attach decoding).
+    public var onCreate: ((Flow) -> Void)?
+    /// Called for a flow about to leave the table (its state should be flushed and finished).
+    public var onEvict: ((Flow, FrameRef) -> Void)?
+
+    public init(maxFlows: Int = 200_000, closedLingerSeconds: Int64 = 60, serverPorts: Set<UInt16>) {
+        self.maxFlows = max(1, maxFlows)
+        self.closedLingerNs = closedLingerSeconds * 1_000_000_000
+        self.serverPorts = serverPorts
+    }
+
+    /// Finds or creates the flow a segment belongs to and updates it. Returns the flow and
+    /// whether it was created by this segment.
+    @discardableResult
+    public func process(_ segment: TCPSegment, ref: FrameRef) -> (Flow, created: Bool) {
+        let key = FlowKey(segment.src, segment.dst)
+        if let flow = flows[key] {
+            // A new SYN on a finished connection starts a new one, as Wireshark counts streams.
+            if flow.isClosed && segment.flags.contains(.syn) && !segment.flags.contains(.ack) {
+                onEvict?(flow, ref)
+                flows[key] = nil
+            } else {
+                flow.process(segment, ref: ref)
+                return (flow, false)
+            }
+        }
+        if ref.timeNs >= nextSweepNs { sweep(now: ref) }
+        if flows.count >= maxFlows { evictLeastRecent(ref: ref) }
+        let flow = Flow(index: nextIndex, key: key, first: segment, ref: ref, serverPorts: serverPorts)
+        nextIndex += 1
+        flows[key] = flow
+        onCreate?(flow)
+        flow.process(segment, ref: ref)
+        return (flow, true)
+    }
+
+    /// Removes closed flows whose linger time has passed.
+    private func sweep(now: FrameRef) {
+        nextSweepNs = now.timeNs &+ 1_000_000_000
+        var gone: [FlowKey] = []
+        for (key, flow) in flows where flow.isClosed && now.timeNs &- flow.lastRef.timeNs > closedLingerNs {
+            gone.append(key)
+        }
+        for key in gone {
+            if let flow = flows.removeValue(forKey: key) { onEvict?(flow, now) }
+        }
+    }
+
+    /// The table is full: drop closed flows first, then the longest idle tenth of the rest.
+    private func evictLeastRecent(ref: FrameRef) {
+        let closed = flows.filter { $0.value.isClosed }.map(\.key)
+        for key in closed { if let f = flows.removeValue(forKey: key) { onEvict?(f, ref) } }
+        guard flows.count >= maxFlows else { return }
+        let victims = flows.values.sorted { $0.lastRef.timeNs < $1.lastRef.timeNs }
+            .prefix(max(1, flows.count / 10))
+        for flow in victims {
+            flows[flow.key] = nil
+            evictedLive += 1
+            onEvict?(flow, ref)
+        }
+    }
+
+    /// Every flow still in the table, in index order (for end-of-capture processing).
+    public var liveFlows: [Flow] { flows.values.sorted { $0.index < $1.index } }
+
+    public func removeAll() { flows.removeAll() }
+}

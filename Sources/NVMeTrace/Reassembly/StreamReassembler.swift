@@ -1,0 +1,218 @@
+import DequeModule
+
+/// Reassembles one direction of a TCP connection into an ordered byte stream.
+///
+/// In-order bytes are passed through without copying. Segments ahead of the next expected sequence
+/// number are copied into a bounded out-of-order buffer; retransmitted and overlapping bytes are
+/// trimmed. A hole is given up as a gap when the peer acknowledges bytes the capture never saw
+/// (they were lost before the capture point and will not be sent again), when the buffer would
+/// exceed its cap, or when the stream ends. Sequence numbers are tracked as 64-bit stream offsets
+/// so wrap-around is harmless.
+public final class StreamReassembler {
+    struct Pending {
+        var offset: UInt64         // stream offset of bytes[0]
+        var bytes: [UInt8]
+        var missingTail: Int       // bytes announced by IP but not captured (snap length)
+        var end: UInt64 { offset + UInt64(bytes.count + missingTail) }
+    }
+
+    public weak var sink: StreamSink?
+    public let maxBufferedBytes: Int
+    public private(set) var stats = StreamStats()
+
+    /// True once the first sequence number is known (from a SYN or the first data segment).
+    public private(set) var started = false
+    /// True when the stream's start was seen (SYN); false for a connection picked up mid-stream.
+    public private(set) var sawSYN = false
+    private var baseSeq: UInt32 = 0        // sequence number of stream offset 0
+    private var nextOffset: UInt64 = 0     // next stream offset expected
+    private var pending = Deque<Pending>() // sorted by offset, non-overlapping
+    public private(set) var bufferedBytes = 0
+    public private(set) var finOffset: UInt64?
+    private var maxAckedOffset: UInt64 = 0
+
+    public init(maxBufferedBytes: Int = 1 << 20) {
+        self.maxBufferedBytes = maxBufferedBytes
+    }
+
+    /// The stream offset of a sequence number, relative to the next expected byte: sequence
+    /// numbers within ±2 GiB of it are unambiguous.
+    @inline(__always)
+    private func offset(of seq: UInt32) -> UInt64? {
+        let delta = Int64(Int32(bitPattern: seq &- baseSeq &- UInt32(truncatingIfNeeded: nextOffset)))
+        let o = Int64(bitPattern: nextOffset) + delta
+        return o >= 0 ? UInt64(o) : nil
+    }
+
+    public var nextExpectedOffset: UInt64 { nextOffset }
+
+    public func syn(seq: UInt32) {
+        if started {
+            return  // retransmitted SYN (or SYN-ACK); the stream start is already fixed
+        }
+        started = true
+        sawSYN = true
+        baseSeq = seq &+ 1
+        nextOffset = 0
+    }
+
+    /// A data-bearing (or FIN) segment of this direction.
+    public func segment(seq: UInt32, payload: UnsafeRawBufferPointer, announcedLength: Int, fin: Bool, ref: FrameRef) {
+        if !started {
+            // Picked up mid-stream: this segment's first byte is stream offset 0.
+            started = true
+            baseSeq = seq
+            nextOffset = 0
+        }
+        guard let start = offset(of: seq) else {
+            // Entirely before the stream start: an old retransmission.
+            if announcedLength > 0 { stats.retransmittedSegments += 1 }
+            return
+        }
+        let length = max(announcedLength, payload.count)
+        let end = start + UInt64(length)
+        if fin {
+            if finOffset == nil { finOffset = end }
+        }
+        if length == 0 { return }
+
+        if end <= nextOffset {
+            stats.retransmittedSegments += 1
+            return
+        }
+        if start <= nextOffset {
+            if start < nextOffset { stats.retransmittedSegments += 1 }
+            let skip = Int(nextOffset - start)
+            deliver(payload: payload, missingTail: length - payload.count, skip: skip, ref: ref)
+            drainPending(ref: ref)
+        } else {
+            stats.outOfOrderSegments += 1
+            buffer(offset: start, payload: payload, missingTail: length - payload.count)
+            if peerAckCoversHole() || bufferedBytes > maxBufferedBytes {
+                skipToFirstPending(ref: ref)
+            }
+        }
+    }
+
+    /// The other direction acknowledged up to `ack`. Bytes acknowledged but never captured were
+    /// lost before the capture point: the sender will not send them again, so they become a gap.
+    public func peerAcknowledged(_ ack: UInt32, ref: FrameRef) {
+        guard started, var o = offset(of: ack) else { return }
+        // A FIN takes one sequence number: its acknowledgement is not a byte of data.
+        if let fin = finOffset, o > fin { o = fin }
+        // Ignore acknowledgements implausibly far ahead (garbage or a different connection).
+        guard o <= nextOffset + (1 << 30) else { return }
+        if o > maxAckedOffset { maxAckedOffset = o }
+        if maxAckedOffset > nextOffset {
+            if let first = pending.first, first.offset <= maxAckedOffset {
+                skipToFirstPending(ref: ref)
+            } else if pending.isEmpty {
+                gap(maxAckedOffset - nextOffset, ref: ref)
+            }
+        }
+    }
+
+    /// The connection ended (RST, or the capture ended): give up on every hole and deliver all
+    /// buffered bytes.
+    public func flush(ref: FrameRef) {
+        while !pending.isEmpty { skipToFirstPending(ref: ref) }
+        if let fin = finOffset, fin > nextOffset, maxAckedOffset >= fin {
+            gap(fin - nextOffset, ref: ref)
+        }
+    }
+
+    /// Drops buffered bytes without delivering them (flow eviction).
+    public func discard() {
+        pending.removeAll()
+        bufferedBytes = 0
+    }
+
+    // MARK: - internals
+
+    private func peerAckCoversHole() -> Bool {
+        guard let first = pending.first else { return false }
+        return maxAckedOffset > nextOffset && maxAckedOffset >= first.offset
+    }
+
+    private func skipToFirstPending(ref: FrameRef) {
+        guard let first = pending.first else { return }
+        if first.offset > nextOffset { gap(first.offset - nextOffset, ref: ref) }
+        drainPending(ref: ref)
+    }
+
+    private func gap(_ length: UInt64, ref: FrameRef) {
+        guard length > 0 else { return }
+        stats.gaps += 1
+        stats.gapBytes += length
+        nextOffset += length
+        sink?.streamGap(length, ref: ref)
+    }
+
+    private func deliver(payload: UnsafeRawBufferPointer, missingTail: Int, skip: Int, ref: FrameRef) {
+        if skip < payload.count {
+            let bytes = payload.dropFirst(skip)
+            nextOffset += UInt64(bytes.count)
+            stats.deliveredBytes += UInt64(bytes.count)
+            sink?.streamData(bytes, ref: ref)
+            if missingTail > 0 { gap(UInt64(missingTail), ref: ref) }
+        } else {
+            let missing = payload.count + missingTail - skip
+            if missing > 0 { gap(UInt64(missing), ref: ref) }
+        }
+    }
+
+    private func drainPending(ref: FrameRef) {
+        while let first = pending.first, first.offset <= nextOffset {
+            pending.removeFirst()
+            bufferedBytes -= first.bytes.count
+            if first.end <= nextOffset { continue }
+            let skip = Int(nextOffset - first.offset)
+            first.bytes.withUnsafeBytes { raw in
+                deliver(payload: raw, missingTail: first.missingTail, skip: skip, ref: ref)
+            }
+        }
+    }
+
+    /// Inserts a copy of the bytes not already buffered, keeping `pending` sorted and disjoint.
+    private func buffer(offset start: UInt64, payload: UnsafeRawBufferPointer, missingTail: Int) {
+        var cursor = start
+        let end = start + UInt64(payload.count + missingTail)
+        var index = 0
+        var pieces: [(Int, Pending)] = []
+        while cursor < end {
+            // Skip past buffered segments that end before cursor.
+            while index < pending.count && pending[index].end <= cursor { index += 1 }
+            let limit = index < pending.count ? min(end, pending[index].offset) : end
+            if cursor < limit {
+                let from = Int(cursor - start)
+                let to = Int(limit - start)
+                let capturedTo = min(to, payload.count)
+                let bytes = from < capturedTo ? Array(payload[from..<capturedTo]) : []
+                let missing = (to - from) - bytes.count
+                pieces.append((index, Pending(offset: cursor, bytes: bytes, missingTail: missing)))
+                cursor = limit
+            }
+            if index < pending.count && cursor < end {
+                // Overlap with an already-buffered segment: compare, keep the first copy.
+                let p = pending[index]
+                let ovStart = max(cursor, p.offset), ovEnd = min(end, p.offset + UInt64(p.bytes.count))
+                if ovStart < ovEnd {
+                    for o in ovStart..<ovEnd {
+                        let i = Int(o - start)
+                        if i < payload.count && payload[i] != p.bytes[Int(o - p.offset)] {
+                            stats.conflictingOverlaps += 1
+                            break
+                        }
+                    }
+                }
+                cursor = max(cursor, p.end)
+                index += 1
+            }
+        }
+        // Insert from the back so earlier indices stay valid.
+        for (i, piece) in pieces.reversed() {
+            pending.insert(piece, at: i)
+            bufferedBytes += piece.bytes.count
+        }
+    }
+}

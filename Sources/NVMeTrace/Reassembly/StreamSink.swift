@@ -1,0 +1,22 @@
+/// What a reassembled TCP byte stream (one direction of a connection) delivers, in stream order.
+public protocol StreamSink: AnyObject {
+    /// In-order bytes, valid only during the call. `ref` is the frame whose arrival made them
+    /// deliverable (for a segment that filled a hole, the filling frame, as Wireshark shows it).
+    func streamData(_ bytes: UnsafeRawBufferPointer, ref: FrameRef)
+    /// `length` bytes of the stream will never be seen (lost before the capture point, cut by the
+    /// snap length, or given up on when the out-of-order buffer overflowed).
+    func streamGap(_ length: UInt64, ref: FrameRef)
+}
+
+/// Counters one direction of a stream keeps, for reports and tests.
+public struct StreamStats: Sendable, Equatable {
+    public var deliveredBytes: UInt64 = 0
+    public var gapBytes: UInt64 = 0
+    public var gaps = 0
+    public var retransmittedSegments = 0
+    public var outOfOrderSegments = 0
+    /// Overlapping bytes that differ from what was buffered before (a retransmission that does
+    /// not repeat the original: a sign of corruption or an attack).
+    public var conflictingOverlaps = 0
+    public init() {}
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import NVMeTrace
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+/// Options shared by the commands that decode captures.
+struct DecodeOptions: ParsableArguments {
+    @Argument(help: ArgumentHelp("Capture files (pcap or pcapng); '-' reads standard input.", valueName: "file"))
+    var files: [String]
+
+    @Option(name: .customLong("port"), help: ArgumentHelp("Also decode TCP port N as NVMe/TCP (repeatable). 4420 and 8009 always are.", valueName: "N"))
+    var ports: [UInt16] = []
+
+    @Flag(help: "Verify data digests (CRC32C over every data PDU's payload).")
+    var verifyDataDigests = false
+
+    @Flag(name: .shortAndLong, help: "Do not print warnings about the capture.")
+    var quiet = false
+
+    func analyzerOptions() -> AnalyzerOptions {
+        var o = AnalyzerOptions()
+        o.ports.formUnion(ports)
+        o.verifyDataDigests = verifyDataDigests
+        return o
+    }
+}
+
+struct PDUsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pdus",
+        abstract: "List every NVMe/TCP PDU with its decoded command or completion.",
+        discussion: """
+            Text output: frame (where Wireshark shows the PDU), seconds since the file's first \
+            packet, connection (Wireshark's tcp.stream), direction, PDU type, decoded fields.
+            JSON output: one object per line; see README for the fields.
+            Warnings about the capture (gaps, resynchronisation, digest errors) go to stderr.
+            """
+    )
+
+    @OptionGroup var decode: DecodeOptions
+
+    @Option(name: .long, help: "Output format: text or json.")
+    var format: OutputFormat = .text
+
+    func run() throws {
+        let analyzer = Analyzer(options: decode.analyzerOptions())
+        let out = OutputStream.standardOutput()
+        let err = OutputStream.standardError()
+        let multipleFiles = decode.files.count > 1
+        switch format {
+        case .text:
+            analyzer.onPDU = { r in
+                let p = r.pdu
+                var line = ""
+                if multipleFiles { line += analyzer.fileName(p.ref.file) + " " }
+                line += pad(String(p.ref.frame), 7) + " " + pad(String(format: "%.6f", analyzer.relativeSeconds(p.ref)), 12)
+                line += "  #\(r.connection) \(r.src) → \(r.dst)  \(p.type.name)"
+                if let q = r.qid { line += " q\(q)" }
+                line += "  " + PDUDescription.summary(r)
+                out.write(line)
+            }
+        case .json:
+            let encoder = PDUJSONEncoder()
+            analyzer.onPDU = { r in
+                let j = PDUJSON(r, fileName: analyzer.fileName(r.pdu.ref.file), time: analyzer.relativeSeconds(r.pdu.ref))
+                out.write(encoder.line(j))
+            }
+        }
+        if !decode.quiet {
+            analyzer.onDiagnostic = { d in err.write("nvmetrace: warning: \(d)") }
+        }
+        var failed = false
+        for file in decode.files {
+            do {
+                try analyzer.read(path: file)
+            } catch {
+                failed = true
+                err.write("nvmetrace: error: \(error)")
+            }
+        }
+        analyzer.finish()
+        out.flush()
+        if failed { throw ExitCode(2) }
+    }
+}
+
+func pad(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
+}
