@@ -1,0 +1,160 @@
+import Testing
+@testable import NVMeTrace
+
+/// Records the byte stream and gaps a reassembler delivers.
+final class StreamRecorder: StreamSink {
+    var bytes: [UInt8] = []
+    var gaps: [(offset: Int, length: UInt64)] = []
+    var frames: [Int] = []
+    func streamData(_ b: UnsafeRawBufferPointer, ref: FrameRef) {
+        bytes.append(contentsOf: b)
+        frames.append(ref.frame)
+    }
+    func streamGap(_ length: UInt64, ref: FrameRef) {
+        gaps.append((bytes.count, length))
+        bytes.append(contentsOf: [UInt8](repeating: 0xEE, count: Int(length)))
+    }
+}
+
+@Suite struct StreamReassemblerTests {
+    static let isn: UInt32 = 1000
+    static let data: [UInt8] = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+
+    func ref(_ n: Int) -> FrameRef { FrameRef(file: 0, frame: n, timeNs: Int64(n) * 1000) }
+
+    /// Sends `data[range]` as a segment.
+    func send(_ r: StreamReassembler, _ range: Range<Int>, frame: Int, isn: UInt32 = isn, data: [UInt8] = data, fin: Bool = false) {
+        let seq = isn &+ 1 &+ UInt32(range.lowerBound)
+        data[range].withUnsafeBytes { r.segment(seq: seq, payload: $0, announcedLength: range.count, fin: fin, ref: ref(frame)) }
+    }
+
+    func make(cap: Int = 1 << 20, isn: UInt32 = isn) -> (StreamReassembler, StreamRecorder) {
+        let r = StreamReassembler(maxBufferedBytes: cap)
+        let rec = StreamRecorder()
+        r.sink = rec
+        r.syn(seq: isn)
+        return (r, rec)
+    }
+
+    @Test func inOrder() {
+        let (r, rec) = make()
+        for (i, start) in stride(from: 0, to: 5000, by: 1000).enumerated() { send(r, start..<start + 1000, frame: i + 2) }
+        #expect(rec.bytes == Self.data)
+        #expect(rec.gaps.isEmpty)
+        #expect(r.stats.outOfOrderSegments == 0)
+    }
+
+    @Test func outOfOrderSegmentsAreBufferedAndDeliveredInOrder() {
+        let (r, rec) = make()
+        let order = [3, 0, 4, 2, 1]
+        for (i, k) in order.enumerated() { send(r, k * 1000..<(k + 1) * 1000, frame: i + 2) }
+        #expect(rec.bytes == Self.data)
+        #expect(r.stats.outOfOrderSegments == 3)  // segments 3, 4 and 2 arrived before the bytes ahead of them
+        #expect(r.bufferedBytes == 0)
+        // Bytes buffered early are delivered when the hole is filled, attributed to that frame.
+        #expect(rec.frames.last == 6)
+    }
+
+    @Test func duplicatesAndOverlapsAreTrimmed() {
+        let (r, rec) = make()
+        send(r, 0..<1000, frame: 2)
+        send(r, 0..<1000, frame: 3)          // full retransmission
+        send(r, 500..<1500, frame: 4)        // overlaps delivered bytes
+        send(r, 3000..<4000, frame: 5)       // ahead: buffered
+        send(r, 2500..<3500, frame: 6)       // overlaps the buffered segment
+        send(r, 3200..<3300, frame: 7)       // inside the buffered range
+        send(r, 1500..<2500, frame: 8)       // fills the hole
+        send(r, 3900..<5000, frame: 9)
+        #expect(rec.bytes == Self.data)
+        #expect(rec.gaps.isEmpty)
+        #expect(r.stats.retransmittedSegments >= 2)
+        #expect(r.stats.conflictingOverlaps == 0)
+    }
+
+    @Test func conflictingOverlapIsCounted() {
+        let (r, rec) = make()
+        send(r, 0..<100, frame: 2)
+        send(r, 200..<300, frame: 3)
+        var other = Self.data
+        other[250] ^= 0xFF
+        send(r, 200..<300, frame: 4, data: other)  // same range, different bytes
+        send(r, 100..<200, frame: 5)
+        #expect(r.stats.conflictingOverlaps == 1)
+        #expect(Array(rec.bytes) == Array(Self.data[0..<300]))  // the first copy wins
+    }
+
+    @Test func lostSegmentBecomesAGapWhenThePeerAcknowledgesPastIt() {
+        let (r, rec) = make()
+        send(r, 0..<1000, frame: 2)
+        send(r, 2000..<3000, frame: 3)  // 1000..<2000 never captured
+        #expect(rec.gaps.isEmpty)       // could still be a reordering
+        r.peerAcknowledged(Self.isn &+ 1 &+ 3000, ref: ref(4))
+        #expect(rec.gaps.count == 1)
+        #expect(rec.gaps.first?.offset == 1000)
+        #expect(rec.gaps.first?.length == 1000)
+        #expect(Array(rec.bytes[2000..<3000]) == Array(Self.data[2000..<3000]))
+        send(r, 3000..<4000, frame: 5)
+        #expect(rec.bytes.count == 4000)
+    }
+
+    @Test func finAcknowledgementIsNotAGap() {
+        let (r, rec) = make()
+        send(r, 0..<100, frame: 2, fin: true)
+        r.peerAcknowledged(Self.isn &+ 1 &+ 101, ref: ref(3))  // ACK of data + FIN
+        r.flush(ref: ref(4))
+        #expect(rec.gaps.isEmpty)
+        #expect(rec.bytes.count == 100)
+    }
+
+    @Test func overflowingTheOutOfOrderCapGivesUpTheHole() {
+        let (r, rec) = make(cap: 2500)
+        send(r, 0..<500, frame: 2)
+        send(r, 1000..<2000, frame: 3)
+        send(r, 2000..<3000, frame: 4)
+        #expect(rec.gaps.isEmpty)
+        send(r, 3000..<4000, frame: 5)  // 3000 bytes buffered > cap
+        #expect(rec.gaps.count == 1)
+        #expect(rec.gaps.first?.length == 500)
+        #expect(rec.bytes.count == 4000)
+        #expect(r.bufferedBytes == 0)
+    }
+
+    @Test func sequenceNumbersWrapAround() {
+        let isn: UInt32 = 0xFFFF_FF00
+        let (r, rec) = make(isn: isn)
+        send(r, 1000..<2000, frame: 3, isn: isn)
+        send(r, 0..<1000, frame: 2, isn: isn)
+        send(r, 2000..<5000, frame: 4, isn: isn)
+        #expect(rec.bytes == Self.data)
+    }
+
+    @Test func midStreamStartBeginsAtTheFirstSegment() {
+        let r = StreamReassembler()
+        let rec = StreamRecorder()
+        r.sink = rec
+        send(r, 2000..<3000, frame: 1)
+        send(r, 1500..<2500, frame: 2)  // partly before the start: its new tail only
+        send(r, 3000..<4000, frame: 3)
+        #expect(!r.sawSYN)
+        #expect(rec.bytes == Array(Self.data[2000..<4000]))
+    }
+
+    @Test func snapLengthCutBytesAreAGap() {
+        let (r, rec) = make()
+        let seq = Self.isn &+ 1
+        Self.data[0..<100].withUnsafeBytes { r.segment(seq: seq, payload: $0, announcedLength: 1000, fin: false, ref: ref(2)) }
+        send(r, 1000..<1100, frame: 3)
+        #expect(rec.gaps.count == 1)
+        #expect(rec.gaps[0].offset == 100 && rec.gaps[0].length == 900)
+        #expect(Array(rec.bytes[1000..<1100]) == Array(Self.data[1000..<1100]))
+    }
+
+    @Test func flushDeliversBufferedDataAfterAGap() {
+        let (r, rec) = make()
+        send(r, 0..<100, frame: 2)
+        send(r, 200..<300, frame: 3)
+        r.flush(ref: ref(4))
+        #expect(rec.gaps.count == 1)
+        #expect(rec.bytes.count == 300)
+    }
+}
