@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+@testable import NVMeTrace
+
+/// NVMe-level decode checked against the independent parser's facts in each ground truth.
+@Suite struct NVMeDecodeTests {
+    /// Our command names mapped to the independent parser's.
+    static func parserName(_ name: String) -> String {
+        switch name {
+        case "Connect", "Property Get", "Property Set": "Fabrics " + name
+        case "Asynchronous Event Request": "Async Event Request"
+        default: name
+        }
+    }
+
+    @Test(arguments: sampleNames)
+    func commandsConnectResponsesAndDataMatchTheIndependentParser(sample: String) throws {
+        let url = samplesDirectory.appendingPathComponent(sample + ".json")
+        let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let parser = (root["independent_parser"] as! [String: Any])["connections"] as! [[String: Any]]
+        let result = analyze(samplePath(sample))
+        let flowByHost = Dictionary(result.flows.map { ($0.client.description, $0.index) }, uniquingKeysWith: { a, _ in a })
+        for c in parser {
+            let host = c["host"] as! String
+            let index = try #require(flowByHost[host])
+            let recs = result.records.filter { $0.connection == index }
+            var names: [String: Int] = [:]
+            var c2hBytes = 0, h2cBytes = 0, inCapsuleWrites = 0, r2tWrites = 0
+            var responses: [(Int, Int)] = []
+            var connectHostid: [String] = []
+            for r in recs {
+                switch r.decoded.body {
+                case .command(let cmd):
+                    names[Self.parserName(cmd.name), default: 0] += 1
+                    if cmd.queue == .io && cmd.opcode == 0x01 {
+                        if r.pdu.shape.dataLength > 0 { inCapsuleWrites += 1 } else { r2tWrites += 1 }
+                    }
+                    if case .connect(let cc) = cmd.detail, let d = cc.data { connectHostid.append(hexString(d.hostid)) }
+                case .completion(let cqe, let done):
+                    if case .connect(let cntlid, _)? = done?.detail { responses.append((Int(cqe.status.code), Int(cntlid))) }
+                    else if done?.command.fctype == 0x01 { responses.append((Int(cqe.status.code), -1)) }
+                case .c2hData(let dh, _, _):
+                    c2hBytes += Int(dh?.length ?? 0)
+                case .h2cData(let dh, _):
+                    h2cBytes += Int(dh?.length ?? 0)
+                default: break
+                }
+            }
+            #expect(names == c["commands"] as! [String: Int], "\(sample) \(host) command names")
+            #expect(c2hBytes == c["c2h_data_bytes"] as! Int)
+            #expect(h2cBytes == c["h2c_data_bytes"] as! Int)
+            #expect(inCapsuleWrites == c["writes_in_capsule"] as! Int)
+            #expect(r2tWrites == c["writes_with_r2t"] as! Int)
+            let connects = c["connects"] as! [[String: Any]]
+            #expect(responses.map(\.0) == connects.map { $0["response_status"] as! Int })
+            #expect(responses.map(\.1) == connects.map { $0["response_cntlid"] as! Int })
+            #expect(connectHostid == connects.map { $0["hostid"] as! String })
+            // ICReq / ICResp parameters.
+            let icreq = c["icreq"] as! [String: Any], icresp = c["icresp"] as! [String: Any]
+            for r in recs {
+                if case .icReq(let ic?) = r.decoded.body {
+                    #expect(ic.headerDigest == icreq["hdgst"] as! Bool)
+                    #expect(ic.dataDigest == icreq["ddgst"] as! Bool)
+                    #expect(Int(ic.pda) == icreq["hpda"] as! Int)
+                    #expect(Int(ic.maxValue) == icreq["maxr2t"] as! Int)
+                }
+                if case .icResp(let ic?) = r.decoded.body {
+                    #expect(ic.headerDigest == icresp["hdgst"] as! Bool)
+                    #expect(Int(ic.pda) == icresp["cpda"] as! Int)
+                    #expect(Int(ic.maxValue) == icresp["maxh2cdata"] as! Int)
+                }
+            }
+        }
+    }
+
+    /// Identify Controller as tshark decodes it from these captures: the nvmet discovery
+    /// controller reports CNTRLTYPE 2, KAS 0, no TBKAS; the I/O controller CNTRLTYPE 1, KAS 10
+    /// (1 s granularity) and TBKAS.
+    @Test func identifyControllerFields() throws {
+        func identify(_ sample: String) -> [IdentifyController] {
+            analyze(samplePath(sample)).records.compactMap {
+                if case .completion(_, let done?) = $0.decoded.body, case .identifyController(let id) = done.detail { return id }
+                return nil
+            }
+        }
+        let disc = try #require(identify("A-persistent-discovery-kato0").first)
+        #expect(disc.cntrltype == 2 && disc.kas == 0 && !disc.tbkas)
+        let io = try #require(identify("D-io-traffic").first)
+        #expect(io.cntrltype == 1 && io.kas == 10 && io.tbkas)
+        #expect(io.subnqn == "nqn.2024-01.org.example.nvme-tcp-lab:subsys1")
+    }
+
+    /// The discovery log the nvmet target serves in sample A: the current discovery subsystem
+    /// and the NVM subsystem, both on 10.0.0.1.
+    @Test func discoveryLogEntries() throws {
+        let logs: [DiscoveryLog] = analyze(samplePath("A-persistent-discovery-kato0")).records.compactMap {
+            if case .completion(_, let done?) = $0.decoded.body, case .discoveryLog(let l) = done.detail { return l }
+            return nil
+        }
+        let full = try #require(logs.first { !$0.entries.isEmpty })
+        #expect(full.numrec == 2)
+        #expect(full.entries.map(\.subtype) == [3, 2])
+        #expect(full.entries.map(\.subnqn) == ["nqn.2014-08.org.nvmexpress.discovery", "nqn.2024-01.org.example.nvme-tcp-lab:subsys1"])
+        #expect(full.entries.allSatisfy { $0.traddr == "10.0.0.1" && $0.trsvcid == "8009" && $0.trtype == 3 })
+    }
+
+    @Test func asyncEventCompletionIsDecodedOnlyOnSuccess() {
+        let decoder = NVMeConnectionDecoder()
+        func feed(_ bytes: [UInt8]) -> DecodedPDU {
+            let rec = frame([bytes])
+            return decoder.decode(rec.pdus[0])
+        }
+        _ = feed(PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 0)))
+        _ = feed(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x0C, cid: 5)))
+        // Notice (2) / Discovery Log Page Change (0xF0) / log 0x70.
+        let ok = feed(PDUBuilder.capsuleResp(cid: 5, dw0: 0x0070_F002))
+        guard case .completion(_, let done?) = ok.body, case .asyncEvent(let e) = done.detail else {
+            Issue.record("AER not decoded"); return
+        }
+        #expect(e.type == 2 && e.info == 0xF0 && e.logPage == 0x70)
+        #expect(e.infoName == "Discovery Log Page Change")
+        _ = feed(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x0C, cid: 6)))
+        // Aborted at teardown: Internal Error with DNR; dw0 is not an event.
+        let aborted = feed(PDUBuilder.capsuleResp(cid: 6, status: 0x06 | 0x4000, dw0: 0x0001_0100))
+        guard case .completion(let cqe, let d2?) = aborted.body else { Issue.record("no completion"); return }
+        #expect(d2.detail == .none)
+        #expect(cqe.status.name() == "Internal Error (DNR)")
+    }
+
+    @Test func statusNames() {
+        // Status field bits: SC 8:1, SCT 11:9, DNR 15 (with phase in bit 0).
+        func st(sct: UInt16, sc: UInt16, dnr: Bool = false) -> NVMeStatus {
+            NVMeStatus(raw: (sc << 1) | (sct << 9) | (dnr ? 0x8000 : 0))
+        }
+        #expect(st(sct: 0, sc: 0).name() == "Success")
+        #expect(st(sct: 1, sc: 0x82).name(fabricsCommand: 0x01) == "Connect Invalid Parameters")
+        #expect(st(sct: 1, sc: 0x84, dnr: true).name(fabricsCommand: 0x01) == "Connect Invalid Host (DNR)")
+        #expect(st(sct: 0, sc: 0x19).name() == "Keep Alive Timer Expired")
+        #expect(st(sct: 2, sc: 0x81).name() == "Unrecovered Read Error")
+        #expect(st(sct: 1, sc: 0x82).code == 0x182)
+    }
+
+    @Test func connectDataInH2CDataIsDecoded() {
+        // A Connect whose data comes by R2T + H2CData instead of in-capsule.
+        let decoder = NVMeConnectionDecoder()
+        let data = PDUBuilder.connectData(cntlid: 3, subnqn: "nqn.h2c:sub", hostnqn: "nqn.h2c:host")
+        let stream = PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 9, qid: 2, kato: 0))
+            + PDUBuilder.h2cData(cid: 9, ttag: 1, offset: 0, data: Array(data[0..<512]), last: false)
+            + PDUBuilder.h2cData(cid: 9, ttag: 1, offset: 512, data: Array(data[512...]))
+            + PDUBuilder.capsuleResp(cid: 9, dw0: 3)
+        let rec = FramerRecorder()
+        let f = PDUFramer(synchronized: true)
+        f.delegate = rec
+        rec.keep = { _ in 0 }
+        var decoded: [DecodedPDU] = []
+        final class Bridge: PDUFramerDelegate {
+            let decoder: NVMeConnectionDecoder
+            var out: [DecodedPDU] = []
+            init(_ d: NVMeConnectionDecoder) { decoder = d }
+            func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
+                decoder.dataBytesToKeep(shape, header: header)
+            }
+            func framer(_ framer: PDUFramer, didFrame pdu: PDU) { out.append(decoder.decode(pdu)) }
+            func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {}
+        }
+        let bridge = Bridge(decoder)
+        f.delegate = bridge
+        stream.withUnsafeBytes { f.streamData($0, ref: FrameRef(file: 0, frame: 1, timeNs: 0)) }
+        decoded = bridge.out
+        #expect(decoded.count == 4)
+        guard case .h2cData(_, let cd?) = decoded[2].body else { Issue.record("no Connect data on the last H2CData"); return }
+        #expect(cd.subnqn == "nqn.h2c:sub" && cd.hostnqn == "nqn.h2c:host" && cd.cntlid == 3)
+        guard case .completion(_, let done?) = decoded[3].body else { Issue.record("no completion"); return }
+        #expect(done.connectData?.hostnqn == "nqn.h2c:host")
+        #expect(done.detail == .connect(cntlid: 3, authreq: 0))
+        #expect(decoder.qid == 2)
+    }
+}
