@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+@testable import NVMeTrace
+
+/// Runs the built `nvmetrace` executable as a user would.
+struct CLIRun {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// The executable sits next to the test bundle in SwiftPM's build directory.
+func nvmetraceBinary() -> URL? {
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("nvmetrace")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return nil
+}
+
+func runCLI(_ args: [String], stdin: Data? = nil) throws -> CLIRun {
+    let binary = try #require(nvmetraceBinary(), "nvmetrace executable not found next to the tests")
+    let p = Process()
+    p.executableURL = binary
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    let input = Pipe()
+    p.standardInput = stdin == nil ? FileHandle.nullDevice : input
+    try p.run()
+    if let stdin {
+        input.fileHandleForWriting.write(stdin)
+        try input.fileHandleForWriting.close()
+    }
+    // Read both pipes fully before waiting, so a large output cannot block the child.
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return CLIRun(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+@Suite struct CLITests {
+    @Test func jsonLinesCarryTheDocumentedFields() throws {
+        let run = try runCLI(["pdus", "--format", "json", samplePath("A-persistent-discovery-kato0")])
+        #expect(run.status == 0)
+        let lines = run.stdout.split(separator: "\n")
+        let truth = try GroundTruth(sample: "A-persistent-discovery-kato0")
+        #expect(lines.count == truth.connections.reduce(0) { $0 + $1.pduTypes.values.reduce(0, +) })
+        let objects = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        for o in objects {
+            for key in ["file", "frame", "firstFrame", "time", "connection", "src", "dst", "type", "plen"] {
+                #expect(o[key] != nil, "missing \(key) in \(o)")
+            }
+        }
+        // The first Connect: frame 11 at t=0.091819 (tshark), KATO 0, discovery NQN.
+        let connect = try #require(objects.first { $0["fctype"] as? Int == 1 })
+        #expect(connect["frame"] as? Int == 11)
+        #expect(abs((connect["time"] as? Double ?? 0) - 0.091819) < 1e-6)
+        #expect(connect["kato"] as? Int == 0)
+        #expect(connect["qid"] as? Int == 0)
+        #expect(connect["cid"] != nil && connect["opcode"] as? Int == 0x7F && connect["name"] as? String == "Connect")
+        #expect(connect["subnqn"] as? String == "nqn.2014-08.org.nvmexpress.discovery")
+        #expect(connect["hostnqn"] as? String == "nqn.2014-08.org.nvmexpress:uuid:6a7c3b1e-2f4d-4c8a-9e5b-0d1f2a3b4c5d")
+        let resp = try #require(objects.first { $0["type"] as? String == "CapsuleResp" })
+        #expect(resp["status"] as? Int == 0)
+        #expect(resp["latency"] is Double)
+        #expect(resp["cid"] as? Int == connect["cid"] as? Int)
+    }
+
+    @Test func textOutputHasOneLinePerPDU() throws {
+        let run = try runCLI(["pdus", samplePath("B-persistent-discovery-healthy")])
+        #expect(run.status == 0)
+        #expect(run.stderr.isEmpty)
+        let lines = run.stdout.split(separator: "\n")
+        #expect(lines.count == 50)  // tshark: 1+1+22+22+4 PDUs
+        #expect(lines.contains { $0.contains("Connect qid=0 sqsize=31 kato=30000ms") })
+        #expect(lines.filter { $0.contains("Keep Alive") && $0.contains("CapsuleCmd") }.count == 6)
+    }
+
+    @Test func standardInputAndSeveralFiles() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: samplePath("C-oneshot-discovery")))
+        let run = try runCLI(["pdus", "--format", "json", "-"], stdin: data)
+        #expect(run.status == 0)
+        #expect(run.stdout.split(separator: "\n").count == 76)
+        // Two files: frame numbers restart per file, as Wireshark numbers them.
+        let two = try runCLI(["pdus", "--format", "json", samplePath("C-oneshot-discovery"), samplePath("B-persistent-discovery-healthy")])
+        let objects = try two.stdout.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect(objects.count == 76 + 50)
+        let firstOfB = try #require(objects.first { ($0["file"] as? String ?? "").hasSuffix("B-persistent-discovery-healthy.pcap") })
+        #expect(firstOfB["type"] as? String == "ICReq")
+        #expect((firstOfB["frame"] as? Int ?? 0) < 20)
+    }
+
+    @Test func truncatedCaptureReportsFileAndFrameAndExits2AfterDecoding() throws {
+        let full = try Data(contentsOf: URL(fileURLWithPath: samplePath("A-persistent-discovery-kato0")))
+        let url = temporaryFile("truncated.pcap")
+        try full.prefix(full.count - 30).write(to: url)  // cut inside the last record
+        let run = try runCLI(["pdus", "--format", "json", url.path])
+        #expect(run.status == 2)
+        #expect(run.stderr.contains(url.path))
+        #expect(run.stderr.contains("frame 231"))
+        // Everything decoded before the cut is still reported.
+        #expect(run.stdout.split(separator: "\n").count >= 140)
+    }
+
+    @Test func unreadableFilesExit2WithAClearMessage() throws {
+        let missing = try runCLI(["pdus", "/nonexistent/capture.pcap"])
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("/nonexistent/capture.pcap: cannot open capture"))
+        let url = temporaryFile("garbage.pcap")
+        try Data("this is not a capture file at all".utf8).write(to: url)
+        let garbage = try runCLI(["pdus", url.path])
+        #expect(garbage.status == 2)
+        #expect(garbage.stderr.contains(url.path))
+        #expect(!garbage.stderr.contains("Fatal error"))
+    }
+
+    @Test func helpAndVersion() throws {
+        let help = try runCLI(["--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("pdus"))
+        #expect(help.stdout.contains("Examples"))
+        let version = try runCLI(["--version"])
+        #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == NVMeTraceVersion.string)
+    }
+}
