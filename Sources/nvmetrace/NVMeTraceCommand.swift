@@ -7,16 +7,23 @@ struct NVMeTraceCommand: ParsableCommand {
         commandName: "nvmetrace",
         abstract: "Analyze NVMe/TCP packet captures.",
         discussion: """
-            Reads pcap or pcapng captures with libpcap, reassembles TCP, frames NVMe/TCP PDUs and \
-            decodes the NVMe commands inside them.
+            Reads pcap or pcapng captures with libpcap, reassembles TCP, frames NVMe/TCP PDUs, \
+            decodes the NVMe commands inside them, models connections, controllers and reconnect \
+            chains, and reports what broke: persistent discovery connections with KATO 0, \
+            keep-alive timeouts, rejected Connects, termination requests, digest errors.
 
             Examples:
+              nvmetrace capture.pcap                      findings and connection table
+              nvmetrace --format markdown -o ticket.md capture.pcap
+              nvmetrace --format json capture.pcap | jq '.findings[] | .rule'
+              nvmetrace --rules                           list the rules
               nvmetrace pdus capture.pcap                 every PDU, one line each
               nvmetrace pdus --format json capture.pcap   one JSON object per PDU
               tcpdump -w - port 4420 | nvmetrace pdus -   read standard input
               nvmetrace pdus --port 4421 a.pcap b.pcapng  several files, an extra target port
             """,
         version: NVMeTraceVersion.string,
-        subcommands: [PDUsCommand.self]
+        subcommands: [AnalyzeCommand.self, PDUsCommand.self],
+        defaultSubcommand: AnalyzeCommand.self
     )
 }

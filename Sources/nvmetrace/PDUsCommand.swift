@@ -9,7 +9,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 /// Options shared by the commands that decode captures.
 struct DecodeOptions: ParsableArguments {
     @Argument(help: ArgumentHelp("Capture files (pcap or pcapng); '-' reads standard input.", valueName: "file"))
-    var files: [String]
+    var files: [String] = []
 
     @Option(name: .customLong("port"), help: ArgumentHelp("Also decode TCP port N as NVMe/TCP (repeatable). 4420 and 8009 always are.", valueName: "N"))
     var ports: [UInt16] = []
@@ -44,6 +44,10 @@ struct PDUsCommand: ParsableCommand {
 
     @Option(name: .long, help: "Output format: text or json.")
     var format: OutputFormat = .text
+
+    func validate() throws {
+        if decode.files.isEmpty { throw ValidationError("Give at least one capture file ('-' for standard input).") }
+    }
 
     func run() throws {
         let analyzer = Analyzer(options: decode.analyzerOptions())

@@ -9,12 +9,15 @@ public final class Analyzer {
     /// Called when a connection leaves the flow table (closed and lingered, evicted, or at the end
     /// of the input), after its last PDU.
     public var onFlowEnd: ((Flow) -> Void)?
+    /// Called every 65536 frames with the file and frame reached (for a progress line).
+    public var onProgress: ((String, Int) -> Void)?
 
     public private(set) var packets = 0
     public private(set) var tcpSegments = 0
     public private(set) var pduCount = 0
     public private(set) var malformedPackets = 0
-    private var lastRef = FrameRef.none
+    /// The last packet read (the end of the capture, once everything is read).
+    public private(set) var lastRef = FrameRef.none
     private var skipWarnings = 0
 
     public init(options: AnalyzerOptions = AnalyzerOptions()) {
@@ -39,12 +42,18 @@ public final class Analyzer {
     public func read(path: String) throws(CaptureError) {
         let index = addFile(path)
         let source = try PcapFileSource(path: path, fileIndex: index)
-        try source.forEach { packet in process(packet) }
+        try source.forEach { packet in
+            process(packet)
+            if let onProgress, packet.ref.frame & 0xFFFF == 0 { onProgress(path, packet.ref.frame) }
+        }
     }
 
     /// Timestamp of each file's first packet: times are printed relative to it, as Wireshark's
     /// `frame.time_relative` is.
     public private(set) var fileStartNs: [Int: Int64] = [:]
+    public private(set) var framesPerFile: [Int: Int] = [:]
+    /// The first packet of the whole input.
+    public private(set) var firstRef: FrameRef?
 
     public func relativeSeconds(_ ref: FrameRef) -> Double {
         let start = fileStartNs[ref.file] ?? ref.timeNs
@@ -53,7 +62,9 @@ public final class Analyzer {
 
     public func process(_ packet: Packet) {
         packets += 1
+        if firstRef == nil { firstRef = packet.ref }
         if fileStartNs[packet.ref.file] == nil { fileStartNs[packet.ref.file] = packet.ref.timeNs }
+        framesPerFile[packet.ref.file, default: 0] += 1
         lastRef = packet.ref
         switch PacketDecoder.decode(linkType: packet.linkType, bytes: packet.bytes) {
         case .tcp(let segment):

@@ -1,0 +1,76 @@
+import Crypto
+import Foundation
+
+/// The whole offline analysis: decode pipeline, session model, rules, report.
+public final class CaptureAnalysis {
+    public let analyzer: Analyzer
+    public let tracker = SessionTracker()
+    public private(set) var warningCount = 0
+    public private(set) var warningSamples: [String] = []
+    public private(set) var readErrors: [String] = []
+    /// Called for each decode warning as it happens (the CLI prints them unless quiet).
+    public var onWarning: ((Diagnostic) -> Void)?
+    public static let warningSampleLimit = 20
+
+    public init(options: AnalyzerOptions = AnalyzerOptions()) {
+        analyzer = Analyzer(options: options)
+        analyzer.onPDU = { [unowned self] in tracker.record($0) }
+        analyzer.onFlowEnd = { [unowned self] in tracker.flowEnded($0) }
+        analyzer.onDiagnostic = { [unowned self] d in
+            warningCount += 1
+            if warningSamples.count < Self.warningSampleLimit { warningSamples.append(d.description) }
+            onWarning?(d)
+        }
+    }
+
+    /// Reads the files in order (one continuing capture). Errors are recorded and reading goes
+    /// on with the next file; returns false when any file could not be read completely.
+    @discardableResult
+    public func read(paths: [String]) -> Bool {
+        var ok = true
+        for p in paths {
+            do { try analyzer.read(path: p) } catch {
+                readErrors.append(error.description)
+                ok = false
+            }
+        }
+        analyzer.finish()
+        return ok
+    }
+
+    public func model() -> SessionModel {
+        tracker.model(files: analyzer.fileNames, packets: analyzer.packets, captureStart: analyzer.firstRef,
+                      captureEnd: analyzer.lastRef)
+    }
+
+    /// Runs the rules and assembles the report. `hashFiles` adds each file's SHA-256 (read again
+    /// from disk; not possible for standard input).
+    public func report(engine: RuleEngine = RuleEngine(), hashFiles: Bool = false) -> Report {
+        let model = model()
+        let files = analyzer.fileNames.enumerated().map { i, name in
+            CaptureFileInfo(name: name, bytes: Self.size(of: name), sha256: hashFiles ? Self.sha256(of: name) : nil,
+                            frames: analyzer.framesPerFile[i] ?? 0)
+        }
+        var r = Report(files: files, model: model, result: engine.run(model), decodeWarnings: warningCount,
+                       decodeWarningSamples: warningSamples, readErrors: readErrors)
+        r.fileStart = analyzer.fileStartNs
+        return r
+    }
+
+    static func size(of path: String) -> Int64? {
+        guard path != "-", let attrs = try? FileManager.default.attributesOfItem(atPath: path),
+              let n = attrs[.size] as? NSNumber else { return nil }
+        return n.int64Value
+    }
+
+    static func sha256(of path: String) -> String? {
+        guard path != "-", let h = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? h.close() }
+        var hasher = SHA256()
+        while true {
+            guard let chunk = try? h.read(upToCount: 1 << 20), !chunk.isEmpty else { break }
+            hasher.update(data: chunk)
+        }
+        return hasher.finalize().map { hex2($0) }.joined()
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+
+/// `--format json`: one document, schema `nvmetrace.report/1`. Field names are stable; README
+/// documents them.
+public enum JSONReport {
+    public static let schema = "nvmetrace.report/1"
+
+    struct Doc: Encodable {
+        var schema: String
+        var version: String
+        var capture: Capture
+        var connections: [Connection]
+        var controllers: [Controller]
+        var chains: [Chain]
+        var findings: [FindingJSON]
+        var unjudged: [UnjudgedJSON]
+        var warnings: Warnings
+    }
+    struct Capture: Encodable {
+        var files: [File]
+        var frames: Int
+        var span: Span?
+    }
+    struct File: Encodable {
+        var name: String
+        var bytes: Int64?
+        var sha256: String?
+        var frames: Int
+    }
+    struct Span: Encodable {
+        var start: String
+        var end: String
+        var seconds: Double
+    }
+    struct Connection: Encodable {
+        var id: Int
+        var src: String
+        var dst: String
+        var qid: Int?
+        var kind: String
+        var discovery: Bool
+        var persistent: Bool
+        var persistenceReasons: [String]
+        var kato: UInt32?
+        var controller: Int?
+        var cntlid: Int?
+        var subnqn: String?
+        var hostnqn: String?
+        var keepAlives: Int
+        var maxKeepAliveGap: Double?
+        var closedBy: String?
+        var closedHow: String
+        var closeFrame: Int?
+        var firstFrame: Int
+        var lastFrame: Int
+        var file: String
+        var start: Double
+        var end: Double
+        var headerDigest: Bool?
+        var dataDigest: Bool?
+    }
+    struct Controller: Encodable {
+        var id: Int
+        var adminConnection: Int
+        var ioConnections: [Int]
+        var cntlid: Int?
+        var discovery: Bool
+        var kato: UInt32?
+        var tbkas: Bool
+        var chain: Int?
+        var maxTimerGap: Double?
+    }
+    struct Chain: Encodable {
+        var id: Int
+        var hostnqn: String
+        var subnqn: String
+        var target: String
+        var controllers: [Int]
+    }
+    struct FindingJSON: Encodable {
+        var rule: String
+        var severity: String
+        var title: String
+        var connection: Int?
+        var connections: [Int]
+        var file: String
+        var frames: [Int]
+        var time: Double
+        var detail: String
+        var evidence: [EvidenceJSON]
+        var explanation: String
+        var fix: String
+    }
+    struct EvidenceJSON: Encodable {
+        var frame: Int
+        var file: String
+        var time: Double
+        var connection: Int?
+        var what: String
+    }
+    struct UnjudgedJSON: Encodable {
+        var rule: String
+        var connection: Int
+        var reason: String
+    }
+    struct Warnings: Encodable {
+        var count: Int
+        var first: [String]
+        var readErrors: [String]
+    }
+
+    public static func render(_ r: Report) -> String {
+        let m = r.model
+        let doc = Doc(
+            schema: schema, version: r.version,
+            capture: Capture(
+                files: r.files.map { File(name: $0.name, bytes: $0.bytes, sha256: $0.sha256, frames: $0.frames) },
+                frames: m.packets,
+                span: m.captureStart.map { Span(start: Report.utc($0), end: Report.utc(m.captureEnd), seconds: r.spanSeconds) }),
+            connections: m.connections.map { c in
+                Connection(
+                    id: c.id, src: c.host.description, dst: c.target.description, qid: c.qid.map(Int.init), kind: r.kind(c),
+                    discovery: c.isDiscovery, persistent: c.isPersistent,
+                    persistenceReasons: PersistenceReason.allCases.filter { c.persistence.contains($0) }.map(\.rawValue),
+                    kato: r.kato(c), controller: c.controller, cntlid: c.cntlid.map(Int.init), subnqn: c.subnqn, hostnqn: c.hostnqn,
+                    keepAlives: c.keepAlives.count, maxKeepAliveGap: c.keepAliveSeries.maxGap?.seconds,
+                    closedBy: c.end?.by?.rawValue, closedHow: c.end?.how.rawValue ?? "capture-end",
+                    closeFrame: c.end?.by != nil ? c.end?.ref.frame : nil,
+                    firstFrame: c.firstRef.frame, lastFrame: c.lastRef.frame, file: r.fileName(c.firstRef),
+                    start: r.relative(c.firstRef), end: r.relative(c.lastRef),
+                    headerDigest: c.icResp?.headerDigest, dataDigest: c.icResp?.dataDigest)
+            },
+            controllers: m.controllers.map {
+                Controller(id: $0.id, adminConnection: $0.adminConnection, ioConnections: $0.ioConnections,
+                           cntlid: $0.cntlid.map(Int.init), discovery: $0.discovery, kato: $0.kato, tbkas: $0.tbkas,
+                           chain: $0.chain, maxTimerGap: $0.timerSeries.maxGap?.seconds)
+            },
+            chains: m.chains.map {
+                Chain(id: $0.id, hostnqn: $0.hostnqn, subnqn: $0.subnqn, target: $0.target.description, controllers: $0.controllers)
+            },
+            findings: r.findings.map { f in
+                FindingJSON(rule: f.rule, severity: f.severity.rawValue, title: f.title, connection: f.connection,
+                            connections: f.connections, file: r.fileName(f.ref), frames: f.frames.map(\.frame),
+                            time: r.relative(f.ref), detail: f.detail,
+                            evidence: f.evidence.map {
+                                EvidenceJSON(frame: $0.ref.frame, file: r.fileName($0.ref), time: r.relative($0.ref),
+                                             connection: $0.connection, what: $0.what)
+                            },
+                            explanation: f.explanation, fix: f.fix)
+            },
+            unjudged: r.unjudged.map { UnjudgedJSON(rule: $0.rule, connection: $0.connection, reason: $0.reason) },
+            warnings: Warnings(count: r.decodeWarnings, first: r.decodeWarningSamples, readErrors: r.readErrors))
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+        guard let data = try? enc.encode(doc) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+
+/// `--format markdown`: ready to paste into a bug ticket.
+public enum MarkdownReport {
+    public static func render(_ r: Report) -> String {
+        let m = r.model
+        var out: [String] = []
+        out.append("## nvmetrace report")
+        out.append("")
+        out.append("| capture | size | SHA-256 | frames |")
+        out.append("|---|---|---|---|")
+        for f in r.files {
+            out.append("| `\(f.name)` | \(f.bytes.map { "\($0) bytes" } ?? "-") | \(f.sha256.map { "`\($0)`" } ?? "-") | \(f.frames) |")
+        }
+        out.append("")
+        if let start = m.captureStart {
+            out.append("Span: \(Report.utc(start)) → \(Report.utc(m.captureEnd)) (\(formatSeconds(r.spanSeconds))). ")
+        }
+        out.append("Analysed with nvmetrace \(r.version): \(m.connections.count) NVMe/TCP connection\(m.connections.count == 1 ? "" : "s"), \(r.count(.error)) error\(r.count(.error) == 1 ? "" : "s"), \(r.count(.warning)) warning\(r.count(.warning) == 1 ? "" : "s").")
+        if r.decodeWarnings > 0 { out.append("\(r.decodeWarnings) decode warnings (gaps, resynchronisation, malformed packets).") }
+        out.append("")
+        out.append("### Findings")
+        out.append("")
+        if r.findings.isEmpty { out.append("None.") }
+        for f in r.findings {
+            out.append("#### \(f.severity == .error ? "Error" : f.severity == .warning ? "Warning" : "Info"): `\(f.rule)` — \(escape(f.title))")
+            out.append("")
+            out.append("\(escape(f.detail))")
+            out.append("")
+            out.append("| frame | time (s) | connection | evidence |")
+            out.append("|---|---|---|---|")
+            for e in f.evidence {
+                out.append("| \(e.ref.frame) | \(String(format: "%.6f", r.relative(e.ref))) | \(e.connection.map(String.init) ?? "-") | \(escape(e.what)) |")
+            }
+            out.append("")
+            out.append("Wireshark display filter for the evidence: `\(displayFilter(f))`" + (f.connections.isEmpty ? "" : "; the whole connection\(f.connections.count == 1 ? "" : "s"): `\(streamFilter(f))`"))
+            out.append("")
+            out.append("*Why:* \(escape(f.explanation))")
+            out.append("")
+            out.append("*Fix:* \(escape(f.fix))")
+            out.append("")
+        }
+        if !r.unjudged.isEmpty {
+            out.append("### Not judged")
+            out.append("")
+            for u in r.unjudged { out.append("- `\(u.rule)` on connection \(u.connection): \(escape(u.reason))") }
+            out.append("")
+        }
+        out.append("### Connections")
+        out.append("")
+        out.append("| # | host → target | qid | kind | KATO | Keep Alives | max gap | closed by | frames |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for c in m.connections {
+            let persistent = c.isPersistent ? " (persistent)" : ""
+            out.append("| \(c.id) | \(c.host) → \(c.target) | \(c.qid.map(String.init) ?? "?") | \(r.kind(c))\(persistent) | \(r.katoText(c)) | \(c.keepAlives.count) | \(c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-") | \(r.closedText(c)) | \(c.firstRef.frame)–\(c.lastRef.frame) |")
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// Shows exactly the evidence frames (and, for one connection, its TCP stream).
+    public static func displayFilter(_ f: Finding) -> String {
+        "frame.number in {\(f.frames.map { String($0.frame) }.joined(separator: " "))}"
+    }
+
+    /// The TCP streams involved (connection ids are counted like Wireshark's tcp.stream).
+    public static func streamFilter(_ f: Finding) -> String {
+        "tcp.stream in {\(f.connections.map(String.init).joined(separator: " "))}"
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "|", with: "\\|")
+    }
+}

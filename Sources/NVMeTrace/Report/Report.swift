@@ -1,0 +1,90 @@
+import Foundation
+
+/// Facts about one input file, for the report header.
+public struct CaptureFileInfo: Sendable {
+    public var name: String
+    public var bytes: Int64?
+    public var sha256: String?
+    public var frames: Int
+}
+
+/// Everything a renderer needs: the capture, the session model and the rule results.
+public struct Report: Sendable {
+    public var version = NVMeTraceVersion.string
+    public var files: [CaptureFileInfo]
+    public var model: SessionModel
+    public var findings: [Finding]
+    public var unjudged: [Unjudged]
+    /// Warnings from decoding (gaps, resynchronisation, malformed packets), counted.
+    public var decodeWarnings: Int
+    /// Warnings printed in full (the first ones).
+    public var decodeWarningSamples: [String]
+    public var readErrors: [String]
+
+    public init(files: [CaptureFileInfo], model: SessionModel, result: RuleResult,
+                decodeWarnings: Int = 0, decodeWarningSamples: [String] = [], readErrors: [String] = []) {
+        self.files = files
+        self.model = model
+        self.findings = result.findings
+        self.unjudged = result.unjudged
+        self.decodeWarnings = decodeWarnings
+        self.decodeWarningSamples = decodeWarningSamples
+        self.readErrors = readErrors
+    }
+
+    public var spanSeconds: Double {
+        guard let start = model.captureStart else { return 0 }
+        return Double(model.captureEnd.timeNs &- start.timeNs) / 1e9
+    }
+
+    public func count(_ severity: Severity) -> Int { findings.filter { $0.severity == severity }.count }
+
+    /// Seconds since the first packet of the frame's file.
+    public func relative(_ ref: FrameRef) -> Double {
+        Double(ref.timeNs &- (fileStart[ref.file] ?? ref.timeNs)) / 1e9
+    }
+
+    /// First packet time per file index.
+    public var fileStart: [Int: Int64] = [:]
+
+    public func fileName(_ ref: FrameRef) -> String {
+        ref.file >= 0 && ref.file < files.count ? files[ref.file].name : "?"
+    }
+
+    /// "discovery", "admin", "io" or "?" for a connection.
+    public func kind(_ c: ConnectionModel) -> String {
+        guard let qid = c.qid else { return "?" }
+        if qid != 0 { return "io" }
+        return c.isDiscovery ? "discovery" : "admin"
+    }
+
+    /// KATO (ms) the connection's Connect carried (0 on I/O queues, where the field is reserved).
+    public func kato(_ c: ConnectionModel) -> UInt32? { c.connect?.kato }
+
+    /// KATO as the text reports show it: an I/O queue shows its controller's in parentheses.
+    public func katoText(_ c: ConnectionModel) -> String {
+        guard let k = c.connect?.kato else { return "?" }
+        if c.qid != 0, let ctl = c.controller, let ck = model.controllers[ctl].kato { return "(\(ck) ms)" }
+        return "\(k) ms"
+    }
+
+    public func closedText(_ c: ConnectionModel) -> String {
+        guard let end = c.end else { return "-" }
+        guard let by = end.by else { return "open at end" }
+        return "\(by.rawValue) \(end.how.rawValue)"
+    }
+
+    /// UTC time of a frame, ISO 8601 with milliseconds.
+    public static func utc(_ ref: FrameRef) -> String {
+        let date = Date(timeIntervalSince1970: Double(ref.timeNs) / 1e9)
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: date)
+    }
+
+    /// Exit status for `--fail-on`: 1 when a finding is at or above the threshold.
+    public func hasFindings(atOrAbove threshold: Severity?) -> Bool {
+        guard let threshold else { return false }
+        return findings.contains { $0.severity >= threshold }
+    }
+}

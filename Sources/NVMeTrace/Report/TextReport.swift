@@ -1,0 +1,102 @@
+import Foundation
+
+/// The default terminal report: summary, findings by severity, connection table. Fits 100
+/// columns; colour only when asked (on a TTY).
+public enum TextReport {
+    public static func render(_ r: Report, color: Bool) -> String {
+        let m = r.model
+        func paint(_ s: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
+        var out: [String] = []
+        let names = r.files.map(\.name).joined(separator: ", ")
+        out.append(paint("nvmetrace \(r.version)", "1") + " — " + names)
+        var span = "\(m.packets) frames"
+        if let start = m.captureStart {
+            span += ", \(formatSeconds(r.spanSeconds)) (\(Report.utc(start)) → \(Report.utc(m.captureEnd)))"
+        }
+        out.append(span)
+        let kinds = Dictionary(grouping: m.connections, by: r.kind)
+        var parts: [String] = []
+        for k in ["discovery", "admin", "io", "?"] {
+            guard let cs = kinds[k] else { continue }
+            var s = "\(cs.count) \(k == "?" ? "unknown (no Connect seen)" : k)"
+            if k == "discovery" {
+                let p = cs.filter(\.isPersistent).count
+                if p > 0 { s += " (\(p) persistent)" }
+            }
+            parts.append(s)
+        }
+        out.append("\(m.connections.count) NVMe/TCP connection\(m.connections.count == 1 ? "" : "s")" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", ")))
+        if r.decodeWarnings > 0 { out.append("\(r.decodeWarnings) decode warning\(r.decodeWarnings == 1 ? "" : "s") (gaps, resynchronisation, malformed packets)") }
+        for e in r.readErrors { out.append(paint("read error: ", "31") + e) }
+        out.append("")
+
+        if r.findings.isEmpty {
+            out.append(paint("No findings.", "32"))
+        }
+        for sev in [Severity.error, .warning, .info] {
+            let fs = r.findings.filter { $0.severity == sev }
+            guard !fs.isEmpty else { continue }
+            let code = sev == .error ? "1;31" : sev == .warning ? "1;33" : "1"
+            out.append(paint("\(sev.rawValue.uppercased())S (\(fs.count))", code))
+            for f in fs {
+                out.append("  " + paint(f.rule, code) + "  " + f.title)
+                out.append(contentsOf: wrap("at \(String(format: "%.3f", r.relative(f.ref))) s: \(f.detail)", indent: 4))
+                let ev = f.evidence.map { "\($0.ref.frame) \($0.what)" }.joined(separator: ", ")
+                out.append(contentsOf: wrap("frames: " + ev, indent: 4))
+                out.append(contentsOf: wrap("fix: " + f.fix, indent: 4))
+            }
+            out.append("")
+        }
+        if !r.unjudged.isEmpty {
+            out.append("NOT JUDGED (\(r.unjudged.count))")
+            for u in r.unjudged { out.append(contentsOf: wrap("\(u.rule) on connection \(u.connection): \(u.reason)", indent: 2)) }
+            out.append("")
+        }
+        if !m.connections.isEmpty {
+            out.append(paint("CONNECTIONS", "1"))
+            out.append(row(["#", "host → target", "qid", "kind", "KATO", "KAs", "max gap", "closed by", "frames"]))
+            for c in m.connections {
+                var kind = r.kind(c)
+                if c.isPersistent { kind += "*" }
+                out.append(row([
+                    String(c.id), describe(c), c.qid.map(String.init) ?? "?", kind,
+                    r.katoText(c), String(c.keepAlives.count),
+                    c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-",
+                    r.closedText(c), "\(c.firstRef.frame)-\(c.lastRef.frame)",
+                ]))
+            }
+            if m.connections.contains(where: \.isPersistent) { out.append("  * persistent discovery connection") }
+        }
+        return out.joined(separator: "\n")
+    }
+
+    static let widths = [4, 40, 4, 11, 9, 4, 8, 13, 0]
+
+    static func row(_ cols: [String]) -> String {
+        var s = ""
+        for (i, c) in cols.enumerated() {
+            let w = widths[i]
+            if i == 0 { s += String(repeating: " ", count: max(0, w - c.count)) + c + "  " }
+            else if w > 0 { s += c + String(repeating: " ", count: max(1, w - c.count)) + " " }
+            else { s += c }
+        }
+        return s
+    }
+
+    /// Word-wraps to 100 columns.
+    static func wrap(_ text: String, indent: Int, width: Int = 100) -> [String] {
+        let pad = String(repeating: " ", count: indent)
+        var lines: [String] = []
+        var line = pad
+        for word in text.split(separator: " ", omittingEmptySubsequences: true) {
+            if line.count + word.count + 1 > width && line.count > indent {
+                lines.append(line)
+                line = pad + "  "
+            }
+            if line.count > indent && !line.hasSuffix("  ") || line.count > indent + 2 { line += " " }
+            line += word
+        }
+        if line.count > indent { lines.append(line) }
+        return lines
+    }
+}

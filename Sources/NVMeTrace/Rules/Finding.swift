@@ -1,0 +1,97 @@
+/// How bad a finding is.
+public enum Severity: String, Sendable, Comparable, CaseIterable, Codable {
+    case info, warning, error
+
+    var rank: Int { self == .info ? 0 : self == .warning ? 1 : 2 }
+    public static func < (a: Severity, b: Severity) -> Bool { a.rank < b.rank }
+}
+
+/// One frame cited as evidence, with what it shows.
+public struct Evidence: Sendable, Equatable {
+    public var ref: FrameRef
+    public var what: String
+    public var connection: Int?
+
+    public init(_ ref: FrameRef, _ what: String, connection: Int? = nil) {
+        self.ref = ref
+        self.what = what
+        self.connection = connection
+    }
+}
+
+/// A problem a rule found, with the frames that prove it.
+public struct Finding: Sendable {
+    public var rule: String
+    public var severity: Severity
+    /// One line naming what broke and where.
+    public var title: String
+    /// The connection the finding is about (the admin queue for controller-level findings).
+    public var connection: Int?
+    /// Other connections involved (I/O queues torn down with the admin queue, reconnects).
+    public var relatedConnections: [Int] = []
+    /// The moment the finding refers to.
+    public var ref: FrameRef
+    /// Specific facts: frames, times, KATO, silence.
+    public var detail: String
+    public var evidence: [Evidence]
+    /// Why it matters (spec or kernel behaviour) and what to do, from the rule.
+    public var explanation: String
+    public var fix: String
+
+    /// Evidence frames in capture order, without repeats.
+    public var frames: [FrameRef] {
+        var seen = Set<FrameRef>()
+        return evidence.map(\.ref).filter { seen.insert($0).inserted }
+            .sorted { ($0.file, $0.frame) < ($1.file, $1.frame) }
+    }
+
+    public var connections: [Int] {
+        var all = [Int]()
+        if let connection { all.append(connection) }
+        for c in relatedConnections where !all.contains(c) { all.append(c) }
+        return all
+    }
+}
+
+/// A rule that could not decide for a connection (KATO unknown: the capture started after the
+/// Connect), so the report says so instead of guessing.
+public struct Unjudged: Sendable {
+    public var rule: String
+    public var connection: Int
+    public var reason: String
+}
+
+public struct RuleResult: Sendable {
+    public var findings: [Finding] = []
+    public var unjudged: [Unjudged] = []
+}
+
+/// Settings the rules share.
+public struct RuleConfig: Sendable {
+    /// KATO the target applies to a discovery controller whose Connect carried 0 (Linux nvmet and
+    /// SPDK: 120 s).
+    public var discoveryKATOms: UInt32 = 120_000
+    /// `keep-alive-margin` warns when the largest gap exceeds this fraction of KATO.
+    public var marginFraction = 0.75
+
+    public init() {}
+}
+
+/// A detection rule: reads the session model, never bytes.
+public protocol Rule: Sendable {
+    var id: String { get }
+    var severity: Severity { get }
+    /// What the rule detects, in one line (for `--rules`).
+    var summary: String { get }
+    var explanation: String { get }
+    var fix: String { get }
+    func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult
+}
+
+extension Rule {
+    func finding(title: String, connection: Int?, ref: FrameRef, detail: String, evidence: [Evidence],
+                 related: [Int] = []) -> Finding {
+        Finding(rule: id, severity: severity, title: title, connection: connection, relatedConnections: related,
+                ref: ref, detail: detail, evidence: evidence, explanation: explanation, fix: fix)
+    }
+}

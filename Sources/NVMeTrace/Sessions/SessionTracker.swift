@@ -1,0 +1,204 @@
+import OrderedCollections
+
+/// Builds the session model from decoded PDUs and connection ends, in capture order: the
+/// connections, the controllers their Connects create or join, the reconnect chains and the
+/// keep-alive timelines. Keeps running figures, not PDUs.
+public final class SessionTracker {
+    /// A discovery connection open this long past its discovery transaction is persistent (a
+    /// one-shot `nvme discover` closes within about 0.3 s).
+    public var persistentAfterSeconds: Double = 10
+
+    private var connections: OrderedDictionary<Int, ConnectionModel> = [:]
+    private var controllers: [ControllerModel] = []
+    private var chains: [ReconnectChain] = []
+    private var chainByKey: [ChainKey: Int] = [:]
+    private var liveController: [ControllerKey: Int] = [:]
+
+    struct ControllerKey: Hashable {
+        var target: Endpoint
+        var subnqn: String
+        var hostnqn: String
+        var cntlid: UInt16
+    }
+
+    struct ChainKey: Hashable {
+        var target: Endpoint
+        var subnqn: String
+        var hostnqn: String
+    }
+
+    public init() {}
+
+    // MARK: - input
+
+    public func record(_ r: PDURecord) {
+        let fromHost = r.decoded.fromHost
+        let ref = r.pdu.ref
+        var c = connections[r.connection] ?? ConnectionModel(
+            id: r.connection, host: fromHost ? r.src : r.dst, target: fromHost ? r.dst : r.src,
+            firstRef: r.pdu.firstRef, lastRef: ref, synSeen: false)
+        c.lastRef = ref
+        if fromHost { c.lastHostPDU = ref }
+        if case .mismatch = r.pdu.headerDigest { c.digestErrors.append((ref, r.pdu.type, true)) }
+        if case .mismatch = r.pdu.dataDigest { c.digestErrors.append((ref, r.pdu.type, false)) }
+        switch r.decoded.body {
+        case .icReq(let ic): c.icReq = ic
+        case .icResp(let ic): c.icResp = ic
+        case .termReq(let t):
+            c.termReqs.append((ref, fromHost ? .host : .target, t?.fes ?? 0))
+        case .command(let cmd):
+            command(cmd, ref: ref, in: &c)
+        case .completion(let cqe, let done):
+            if let done { completion(cqe, done, ref: ref, in: &c) }
+        case .c2hData(_, let cqe, let done):
+            if let cqe, let done { completion(cqe, done, ref: ref, in: &c) }
+        case .h2cData, .r2t, .untrusted:
+            break
+        }
+        connections[r.connection] = c
+    }
+
+    /// The TCP connection is over (or the capture ended): who closed it, and how.
+    public func flowEnded(_ flow: Flow) {
+        guard var c = connections[flow.index] else { return }
+        c.synSeen = flow.synRef != nil
+        if let t = c.termReqs.first {
+            c.end = ConnectionEnd(by: t.from, how: .termReq, ref: t.ref)
+        } else if let (dir, close) = flow.firstClose {
+            let sender = dir == .clientToServer ? flow.client : flow.server
+            c.end = ConnectionEnd(by: sender == c.host ? .host : .target, how: close.kind == .fin ? .fin : .rst, ref: close.ref)
+        }
+        if flow.lastRef.timeNs > c.lastRef.timeNs { c.lastRef = flow.lastRef }
+        connections[flow.index] = c
+    }
+
+    // MARK: - commands and completions
+
+    private func command(_ cmd: NVMeCommand, ref: FrameRef, in c: inout ConnectionModel) {
+        c.commands += 1
+        c.lastHostCommand = ref
+        let event = TimerEvent(ref: ref, connection: c.id, what: cmd.name)
+        switch cmd.detail {
+        case .connect(let cc):
+            c.connect = cc
+            c.connectRef = ref
+            if cc.qid != 0 { c.cntlid = cc.data?.cntlid }
+        case .keepAlive where cmd.queue == .admin:
+            c.keepAlives.append(ref)
+            c.keepAliveSeries.add(event)
+            if let ctl = c.controller { controllers[ctl].keepAlives.add(event) }
+        case .asyncEventRequest:
+            c.outstandingAERs[cmd.cid] = ref
+        case .getLogPage(let lid, _, _, _) where lid == 0x70:
+            c.readDiscoveryLog = true
+        default:
+            break
+        }
+        if let ctl = c.controller { controllers[ctl].anyCommand.add(event) }
+    }
+
+    private func completion(_ cqe: NVMeCompletion, _ done: CompletedCommand, ref: FrameRef, in c: inout ConnectionModel) {
+        switch done.command.detail {
+        case .connect(let cc):
+            c.connectStatus = cqe.status
+            c.connectResponseRef = ref
+            guard cqe.status.isSuccess, let data = cc.data else { return }
+            if cc.qid == 0 {
+                if case .connect(let cntlid, _) = done.detail { c.cntlid = cntlid }
+                createController(for: &c, connect: cc, data: data, connectRef: done.issued)
+            } else if let cntlid = c.cntlid,
+                      let ctl = liveController[ControllerKey(target: c.target, subnqn: data.subnqn, hostnqn: data.hostnqn, cntlid: cntlid)] {
+                controllers[ctl].ioConnections.append(c.id)
+                c.controller = ctl
+            }
+        case .keepAlive:
+            if !cqe.status.isSuccess { c.failedKeepAlives.append((ref, cqe.status)) }
+        case .asyncEventRequest:
+            if let submitted = c.outstandingAERs.removeValue(forKey: done.command.cid) {
+                c.longestAERSeconds = max(c.longestAERSeconds, Double(ref.timeNs &- submitted.timeNs) / 1e9)
+            }
+        case .identify:
+            if case .identifyController(let id) = done.detail {
+                c.identify = id
+                if let ctl = c.controller {
+                    controllers[ctl].tbkas = id.tbkas
+                    if id.cntrltype == 2 { controllers[ctl].discovery = true }
+                }
+            }
+        case .getLogPage(let lid, _, _, _) where lid == 0x70:
+            c.readDiscoveryLog = true
+            c.lastDiscoveryLogRef = ref
+            if let ctl = c.controller { controllers[ctl].discovery = true }
+        default:
+            break
+        }
+    }
+
+    private func createController(for c: inout ConnectionModel, connect cc: ConnectCommand, data: ConnectData, connectRef: FrameRef) {
+        let id = controllers.count
+        var ctl = ControllerModel(id: id, adminConnection: c.id, cntlid: c.cntlid, hostnqn: data.hostnqn,
+                                  subnqn: data.subnqn, target: c.target, kato: cc.kato,
+                                  discovery: data.subnqn == SessionModel.discoveryNQN, tbkas: false)
+        // The target's keep-alive timer starts when the controller is created by the Connect.
+        let start = TimerEvent(ref: connectRef, connection: c.id, what: "Connect")
+        ctl.keepAlives.add(start)
+        ctl.anyCommand.add(start)
+        let chainKey = ChainKey(target: c.target, subnqn: data.subnqn, hostnqn: data.hostnqn)
+        let chain: Int
+        if let existing = chainByKey[chainKey] {
+            chain = existing
+        } else {
+            chain = chains.count
+            chains.append(ReconnectChain(id: chain, hostnqn: data.hostnqn, subnqn: data.subnqn, target: c.target))
+            chainByKey[chainKey] = chain
+        }
+        chains[chain].controllers.append(id)
+        ctl.chain = chain
+        controllers.append(ctl)
+        c.controller = id
+        if let cntlid = c.cntlid {
+            liveController[ControllerKey(target: c.target, subnqn: data.subnqn, hostnqn: data.hostnqn, cntlid: cntlid)] = id
+        }
+    }
+
+    // MARK: - output
+
+    /// The model as of `captureEnd`: connections still open end there; persistence of discovery
+    /// connections is judged.
+    public func model(files: [String], packets: Int, captureStart: FrameRef?, captureEnd: FrameRef) -> SessionModel {
+        var conns = Array(connections.values).sorted { $0.id < $1.id }
+        var index: [Int: Int] = [:]
+        for (i, c) in conns.enumerated() { index[c.id] = i }
+        for i in conns.indices {
+            if conns[i].end == nil { conns[i].end = ConnectionEnd(by: nil, how: .captureEnd, ref: captureEnd) }
+            let endRef = conns[i].end!.ref
+            for (_, submitted) in conns[i].outstandingAERs {
+                conns[i].longestAERSeconds = max(conns[i].longestAERSeconds, Double(endRef.timeNs &- submitted.timeNs) / 1e9)
+            }
+        }
+        var ctls = controllers
+        for i in ctls.indices {
+            if let a = index[ctls[i].adminConnection], conns[a].isDiscovery { ctls[i].discovery = true }
+        }
+        // Persistence of discovery connections.
+        for i in conns.indices where conns[i].isDiscovery && conns[i].isAdmin {
+            var reasons = Set<PersistenceReason>()
+            let c = conns[i]
+            let endRef = c.end!.ref
+            if !c.keepAlives.isEmpty { reasons.insert(.sendsKeepAlives) }
+            if c.longestAERSeconds >= persistentAfterSeconds { reasons.insert(.outstandingAER) }
+            let transactionEnd = c.lastDiscoveryLogRef ?? c.connectResponseRef ?? c.firstRef
+            if c.seconds(from: transactionEnd, to: endRef) >= persistentAfterSeconds { reasons.insert(.outlivedDiscovery) }
+            if let ctl = c.controller, let chain = ctls[ctl].chain {
+                let members = chains[chain].controllers
+                if let pos = members.firstIndex(of: ctl), pos > 0,
+                   let prev = index[ctls[members[pos - 1]].adminConnection], conns[prev].end?.by == .target {
+                    reasons.insert(.reconnect)
+                }
+            }
+            conns[i].persistence = reasons
+        }
+        return SessionModel(files: files, packets: packets, captureStart: captureStart, captureEnd: captureEnd,
+                            connections: conns, controllers: ctls, chains: chains)
+    }
+}

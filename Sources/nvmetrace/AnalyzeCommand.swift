@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import NVMeTrace
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json, markdown
+}
+
+enum FailOn: String, ExpressibleByArgument, CaseIterable {
+    case error, warning, info, none
+
+    var severity: Severity? {
+        switch self {
+        case .error: .error
+        case .warning: .warning
+        case .info: .info
+        case .none: nil
+        }
+    }
+}
+
+struct AnalyzeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analyze",
+        abstract: "Report which NVMe/TCP connections broke, why, and the frames that prove it (the default).",
+        discussion: """
+            Exit status: 0 when no finding is at or above --fail-on, 1 when one is, 2 for bad usage \
+            or a capture that cannot be read.
+            """
+    )
+
+    @OptionGroup var decode: DecodeOptions
+
+    @Option(name: .long, help: "Report format: text, json or markdown.")
+    var format: ReportFormat = .text
+
+    @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Write the report to FILE instead of standard output.", valueName: "file"))
+    var output: String?
+
+    @Option(name: .long, help: "Exit 1 when a finding is at or above this severity: error, warning, info or none.")
+    var failOn: FailOn = .error
+
+    @Option(name: .long, help: ArgumentHelp("Turn a rule off (repeatable); see --rules.", valueName: "rule"))
+    var disable: [String] = []
+
+    @Flag(name: .long, help: "List the rules and exit.")
+    var rules = false
+
+    @Option(name: .long, help: ArgumentHelp("Keep-alive timeout (seconds) the target applies to a discovery controller whose Connect carried KATO 0.", valueName: "seconds"))
+    var discoveryKato: Double = 120
+
+    @Flag(name: .long, help: "Colour the text report even when not on a terminal.")
+    var color = false
+
+    func validate() throws {
+        if rules { return }
+        if decode.files.isEmpty { throw ValidationError("Give at least one capture file ('-' for standard input).") }
+        for id in disable where RuleEngine.rule(id) == nil {
+            throw ValidationError("Unknown rule '\(id)'; --rules lists them.")
+        }
+        guard discoveryKato > 0, discoveryKato < 4_000_000 else { throw ValidationError("--discovery-kato must be a positive number of seconds.") }
+    }
+
+    func run() throws {
+        if rules {
+            for r in RuleEngine.allRules {
+                print("\(r.id.padding(toLength: 22, withPad: " ", startingAt: 0)) \(r.severity.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(r.summary)")
+            }
+            return
+        }
+        let err = OutputStream.standardError()
+        let analysis = CaptureAnalysis(options: decode.analyzerOptions())
+        if !decode.quiet {
+            analysis.onWarning = { d in err.write("nvmetrace: warning: \(d)") }
+        }
+        let progress = Progress(enabled: !decode.quiet && isatty(2) == 1 && !decode.files.contains("-"), files: decode.files)
+        if progress.enabled {
+            analysis.analyzer.onProgress = { file, frames in progress.update(file: file, frames: frames) }
+        }
+        let readOK = analysis.read(paths: decode.files)
+        progress.finish()
+        for e in analysis.readErrors { err.write("nvmetrace: error: \(e)") }
+        var config = RuleConfig()
+        config.discoveryKATOms = UInt32(discoveryKato * 1000)
+        let report = analysis.report(engine: RuleEngine(config: config, disabled: Set(disable)),
+                                     hashFiles: format == .markdown)
+        let text: String
+        switch format {
+        case .text:
+            let tty = output == nil && isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+            text = TextReport.render(report, color: color || tty)
+        case .json:
+            text = JSONReport.render(report)
+        case .markdown:
+            text = MarkdownReport.render(report)
+        }
+        if let output {
+            do {
+                try (text.hasSuffix("\n") ? text : text + "\n").write(toFile: output, atomically: true, encoding: .utf8)
+            } catch {
+                err.write("nvmetrace: error: cannot write \(output): \(error.localizedDescription)")
+                throw ExitCode(2)
+            }
+        } else {
+            let out = OutputStream.standardOutput()
+            out.write(text.hasSuffix("\n") ? String(text.dropLast()) : text)
+            out.flush()
+        }
+        if !readOK { throw ExitCode(2) }
+        if report.hasFindings(atOrAbove: failOn.severity) { throw ExitCode(1) }
+    }
+}
+
+/// A progress line on stderr while large files are read on a terminal (never in pipes).
+final class Progress {
+    let enabled: Bool
+    let sizes: [String: Int64]
+    var lastDraw = Date.distantPast
+    var drawn = false
+
+    init(enabled: Bool, files: [String]) {
+        self.enabled = enabled
+        var s: [String: Int64] = [:]
+        for f in files {
+            if let a = try? FileManager.default.attributesOfItem(atPath: f), let n = a[.size] as? NSNumber { s[f] = n.int64Value }
+        }
+        sizes = s
+    }
+
+    func update(file: String, frames: Int) {
+        let now = Date()
+        guard now.timeIntervalSince(lastDraw) >= 0.25 else { return }
+        lastDraw = now
+        drawn = true
+        let line = "\r\u{1B}[K\(file): \(frames) frames…"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish() {
+        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
