@@ -31,6 +31,13 @@ let package = Package(
             ],
             path: "Sources/NVMeTrace"
         ),
+        // Builds synthetic NVMe/TCP traffic (PDUs, TCP conversations, pcap files) for the capture
+        // generator and the tests.
+        .target(
+            name: "NVMeTraceSynth",
+            dependencies: ["NVMeTrace"],
+            path: "Sources/NVMeTraceSynth"
+        ),
         .executableTarget(
             name: "nvmetrace",
             dependencies: [
@@ -41,7 +48,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NVMeTraceTests",
-            dependencies: ["NVMeTrace"],
+            dependencies: ["NVMeTrace", "NVMeTraceSynth"],
             path: "Tests/NVMeTraceTests",
             resources: []
         ),

@@ -1,25 +1,20 @@
-@testable import NVMeTrace
+import NVMeTrace
 
-/// Builds NVMe/TCP PDUs byte by byte from the spec's layouts (NVMe/TCP Transport §3.6), for
-/// tests that must not depend on the decoder to produce their input.
-enum PDUBuilder {
-    static func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
-    static func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
-    static func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+/// Builds NVMe/TCP PDUs byte by byte from the spec's layouts (NVMe/TCP Transport §3.6), for the
+/// capture generator and for tests that must not depend on the decoder to produce their input.
+public enum PDUBuilder {
+    public static func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
+    public static func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+    public static func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
 
-    static func crc32c(_ b: [UInt8]) -> [UInt8] {
-        // Independent bitwise CRC32C (Castagnoli, reflected 0x82F63B78), not the table version.
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in b {
-            crc ^= UInt32(byte)
-            for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
-        }
-        return le32(~crc)
+    /// The digest as stored on the wire (little-endian CRC32C).
+    public static func crc32c(_ b: [UInt8]) -> [UInt8] {
+        le32(CRC32C.checksum(b))
     }
 
     /// A PDU: common header + type-specific header (padded to hlen), optional header digest,
     /// padding up to `pdo`, data, optional data digest.
-    static func pdu(type: UInt8, flags: UInt8 = 0, hlen: Int, specific: [UInt8], data: [UInt8] = [],
+    public static func pdu(type: UInt8, flags: UInt8 = 0, hlen: Int, specific: [UInt8], data: [UInt8] = [],
                     hdgst: Bool = false, ddgst: Bool = false, pad: Int = 0) -> [UInt8] {
         var header = specific + [UInt8](repeating: 0, count: max(0, hlen - 8 - specific.count))
         var f = flags
@@ -40,16 +35,16 @@ enum PDUBuilder {
         return out
     }
 
-    static func icReq(hdgst: Bool = false, ddgst: Bool = false) -> [UInt8] {
+    public static func icReq(hdgst: Bool = false, ddgst: Bool = false) -> [UInt8] {
         pdu(type: 0x00, hlen: 128, specific: le16(0) + [0, (hdgst ? 1 : 0) | (ddgst ? 2 : 0)] + le32(0))
     }
 
-    static func icResp(hdgst: Bool = false, ddgst: Bool = false, maxh2cdata: UInt32 = 131072) -> [UInt8] {
+    public static func icResp(hdgst: Bool = false, ddgst: Bool = false, maxh2cdata: UInt32 = 131072) -> [UInt8] {
         pdu(type: 0x01, hlen: 128, specific: le16(0) + [0, (hdgst ? 1 : 0) | (ddgst ? 2 : 0)] + le32(maxh2cdata))
     }
 
     /// A 64-byte SQE. SGL flags (PSDT 01b) set as NVMe-oF requires.
-    static func sqe(opcode: UInt8, cid: UInt16, nsid: UInt32 = 0, fctype: UInt8 = 0,
+    public static func sqe(opcode: UInt8, cid: UInt16, nsid: UInt32 = 0, fctype: UInt8 = 0,
                     cdw10: UInt32 = 0, cdw11: UInt32 = 0, cdw12: UInt32 = 0, cdw13: UInt32 = 0) -> [UInt8] {
         var s = [opcode, 0x40] + le16(cid) + le32(nsid)
         if opcode == 0x7F { s[4] = fctype }
@@ -58,15 +53,15 @@ enum PDUBuilder {
         return s
     }
 
-    static func capsuleCmd(_ sqe: [UInt8], data: [UInt8] = [], hdgst: Bool = false, ddgst: Bool = false, pad: Int = 0) -> [UInt8] {
+    public static func capsuleCmd(_ sqe: [UInt8], data: [UInt8] = [], hdgst: Bool = false, ddgst: Bool = false, pad: Int = 0) -> [UInt8] {
         pdu(type: 0x04, hlen: 72, specific: sqe, data: data, hdgst: hdgst, ddgst: ddgst, pad: pad)
     }
 
-    static func connectSQE(cid: UInt16, qid: UInt16, sqsize: UInt16 = 31, kato: UInt32) -> [UInt8] {
+    public static func connectSQE(cid: UInt16, qid: UInt16, sqsize: UInt16 = 31, kato: UInt32) -> [UInt8] {
         sqe(opcode: 0x7F, cid: cid, fctype: 0x01, cdw10: UInt32(qid) << 16, cdw11: UInt32(sqsize), cdw12: kato)
     }
 
-    static func connectData(cntlid: UInt16 = 0xFFFF, subnqn: String, hostnqn: String) -> [UInt8] {
+    public static func connectData(cntlid: UInt16 = 0xFFFF, subnqn: String, hostnqn: String) -> [UInt8] {
         var d = [UInt8](repeating: 0, count: 1024)
         for i in 0..<16 { d[i] = UInt8(i + 1) }
         d[16] = UInt8(cntlid & 0xFF); d[17] = UInt8(cntlid >> 8)
@@ -75,12 +70,12 @@ enum PDUBuilder {
         return d
     }
 
-    static func capsuleResp(cid: UInt16, status: UInt16 = 0, dw0: UInt32 = 0, dw1: UInt32 = 0, hdgst: Bool = false) -> [UInt8] {
+    public static func capsuleResp(cid: UInt16, status: UInt16 = 0, dw0: UInt32 = 0, dw1: UInt32 = 0, hdgst: Bool = false) -> [UInt8] {
         let cqe = le32(dw0) + le32(dw1) + le16(0) + le16(0) + le16(cid) + le16(status << 1)
         return pdu(type: 0x05, hlen: 24, specific: cqe, hdgst: hdgst)
     }
 
-    static func c2hData(cid: UInt16, offset: UInt32 = 0, data: [UInt8], last: Bool = true, success: Bool = false,
+    public static func c2hData(cid: UInt16, offset: UInt32 = 0, data: [UInt8], last: Bool = true, success: Bool = false,
                         hdgst: Bool = false, ddgst: Bool = false, pad: Int = 0) -> [UInt8] {
         let flags: UInt8 = (last ? 0x04 : 0) | (success ? 0x08 : 0)
         return pdu(type: 0x07, flags: flags, hlen: 24,
@@ -88,18 +83,18 @@ enum PDUBuilder {
                    data: data, hdgst: hdgst, ddgst: ddgst, pad: pad)
     }
 
-    static func h2cData(cid: UInt16, ttag: UInt16, offset: UInt32 = 0, data: [UInt8], last: Bool = true,
+    public static func h2cData(cid: UInt16, ttag: UInt16, offset: UInt32 = 0, data: [UInt8], last: Bool = true,
                         hdgst: Bool = false, ddgst: Bool = false) -> [UInt8] {
         pdu(type: 0x06, flags: last ? 0x04 : 0, hlen: 24,
             specific: le16(cid) + le16(ttag) + le32(offset) + le32(UInt32(data.count)),
             data: data, hdgst: hdgst, ddgst: ddgst)
     }
 
-    static func r2t(cid: UInt16, ttag: UInt16, offset: UInt32 = 0, length: UInt32, hdgst: Bool = false) -> [UInt8] {
+    public static func r2t(cid: UInt16, ttag: UInt16, offset: UInt32 = 0, length: UInt32, hdgst: Bool = false) -> [UInt8] {
         pdu(type: 0x09, hlen: 24, specific: le16(cid) + le16(ttag) + le32(offset) + le32(length), hdgst: hdgst)
     }
 
-    static func termReq(c2h: Bool, fes: UInt16, fei: UInt32 = 0, offending: [UInt8] = []) -> [UInt8] {
+    public static func termReq(c2h: Bool, fes: UInt16, fei: UInt32 = 0, offending: [UInt8] = []) -> [UInt8] {
         var b = pdu(type: c2h ? 0x03 : 0x02, hlen: 24, specific: le16(fes) + le32(fei))
         // TermReq carries the offending header as data right after its header (no PDO).
         b += offending
@@ -109,41 +104,3 @@ enum PDUBuilder {
     }
 }
 
-/// Collects what a framer reports.
-final class FramerRecorder: PDUFramerDelegate {
-    var pdus: [PDU] = []
-    var events: [FramingEvent] = []
-    var keep: (PDUShape) -> Int = { _ in 0 }
-
-    func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int { keep(shape) }
-    func framer(_ framer: PDUFramer, didFrame pdu: PDU) { pdus.append(pdu) }
-    func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) { events.append(event) }
-}
-
-/// Feeds byte chunks to a framer, each chunk as its own frame.
-func frame(_ chunks: [[UInt8]], synchronized: Bool = true, verify: Bool = false, keep: @escaping (PDUShape) -> Int = { _ in 0 })
-    -> FramerRecorder
-{
-    let rec = FramerRecorder()
-    rec.keep = keep
-    let framer = PDUFramer(synchronized: synchronized, verifyDataDigests: verify)
-    framer.delegate = rec
-    for (i, c) in chunks.enumerated() {
-        c.withUnsafeBytes { framer.streamData($0, ref: FrameRef(file: 0, frame: i + 1, timeNs: Int64(i))) }
-    }
-    framer.finish(ref: FrameRef(file: 0, frame: chunks.count, timeNs: 0))
-    return rec
-}
-
-/// Deterministic pseudo-random numbers (SplitMix64) so test inputs are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

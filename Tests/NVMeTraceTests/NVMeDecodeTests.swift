@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import NVMeTrace
+import NVMeTraceSynth
 
 /// NVMe-level decode checked against the independent parser's facts in each ground truth.
 @Suite struct NVMeDecodeTests {

@@ -1,5 +1,6 @@
 import Testing
 @testable import NVMeTrace
+import NVMeTraceSynth
 
 @Suite struct PDUFramerTests {
     /// A stream with one PDU of every type, small and large, as one host/controller would never

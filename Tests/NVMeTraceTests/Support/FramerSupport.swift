@@ -1,0 +1,42 @@
+
+@testable import NVMeTrace
+import NVMeTraceSynth
+
+/// Collects what a framer reports.
+final class FramerRecorder: PDUFramerDelegate {
+    var pdus: [PDU] = []
+    var events: [FramingEvent] = []
+    var keep: (PDUShape) -> Int = { _ in 0 }
+
+    func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int { keep(shape) }
+    func framer(_ framer: PDUFramer, didFrame pdu: PDU) { pdus.append(pdu) }
+    func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) { events.append(event) }
+}
+
+/// Feeds byte chunks to a framer, each chunk as its own frame.
+func frame(_ chunks: [[UInt8]], synchronized: Bool = true, verify: Bool = false, keep: @escaping (PDUShape) -> Int = { _ in 0 })
+    -> FramerRecorder
+{
+    let rec = FramerRecorder()
+    rec.keep = keep
+    let framer = PDUFramer(synchronized: synchronized, verifyDataDigests: verify)
+    framer.delegate = rec
+    for (i, c) in chunks.enumerated() {
+        c.withUnsafeBytes { framer.streamData($0, ref: FrameRef(file: 0, frame: i + 1, timeNs: Int64(i))) }
+    }
+    framer.finish(ref: FrameRef(file: 0, frame: chunks.count, timeNs: 0))
+    return rec
+}
+
+/// Deterministic pseudo-random numbers (SplitMix64) so test inputs are reproducible.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
