@@ -32,6 +32,7 @@ public enum JSONReport {
         var end: String
         var seconds: Double
     }
+    /// Keys whose value may be unknown are always present, as `null` when unknown.
     struct Connection: Encodable {
         var id: Int
         var src: String
@@ -58,6 +59,41 @@ public enum JSONReport {
         var end: Double
         var headerDigest: Bool?
         var dataDigest: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case id, src, dst, qid, kind, discovery, persistent, persistenceReasons, kato, controller, cntlid, subnqn,
+                 hostnqn, keepAlives, maxKeepAliveGap, closedBy, closedHow, closeFrame, firstFrame, lastFrame, file,
+                 start, end, headerDigest, dataDigest
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id)
+            try c.encode(src, forKey: .src)
+            try c.encode(dst, forKey: .dst)
+            try c.encode(qid, forKey: .qid)
+            try c.encode(kind, forKey: .kind)
+            try c.encode(discovery, forKey: .discovery)
+            try c.encode(persistent, forKey: .persistent)
+            try c.encode(persistenceReasons, forKey: .persistenceReasons)
+            try c.encode(kato, forKey: .kato)
+            try c.encode(controller, forKey: .controller)
+            try c.encode(cntlid, forKey: .cntlid)
+            try c.encode(subnqn, forKey: .subnqn)
+            try c.encode(hostnqn, forKey: .hostnqn)
+            try c.encode(keepAlives, forKey: .keepAlives)
+            try c.encode(maxKeepAliveGap, forKey: .maxKeepAliveGap)
+            try c.encode(closedBy, forKey: .closedBy)
+            try c.encode(closedHow, forKey: .closedHow)
+            try c.encode(closeFrame, forKey: .closeFrame)
+            try c.encode(firstFrame, forKey: .firstFrame)
+            try c.encode(lastFrame, forKey: .lastFrame)
+            try c.encode(file, forKey: .file)
+            try c.encode(start, forKey: .start)
+            try c.encode(end, forKey: .end)
+            try c.encode(headerDigest, forKey: .headerDigest)
+            try c.encode(dataDigest, forKey: .dataDigest)
+        }
     }
     struct Controller: Encodable {
         var id: Int

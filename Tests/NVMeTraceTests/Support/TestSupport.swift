@@ -113,6 +113,7 @@ struct GroundTruth {
         var closeTime: Double?
         var hdgstOK: Int
         var ddgstOK: Int
+        var keepAliveLast: Double?
     }
     var packets: Int
     var connections: [Connection]
@@ -134,7 +135,8 @@ struct GroundTruth {
                 pduTypes: c["pdu_types"] as! [String: Int],
                 keepAlives: (c["keep_alive"] as! [String: Any])["count"] as! Int,
                 connects: connects, closedBy: c["closed_by"] as? String, closeHow: c["close_how"] as? String,
-                closeTime: c["close_t"] as? Double, hdgstOK: hd["1"] ?? 0, ddgstOK: dd["1"] ?? 0)
+                closeTime: c["close_t"] as? Double, hdgstOK: hd["1"] ?? 0, ddgstOK: dd["1"] ?? 0,
+                keepAliveLast: (c["keep_alive"] as! [String: Any])["last_t"] as? Double)
         }
     }
 }

@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+@testable import NVMeTrace
+
+/// The findings on each real capture are what its ground truth says an analyzer must find
+/// (`ground_truth_labels` in the sample's JSON, from the kernel logs), with the right frames.
+@Suite struct FindingsGroundTruthTests {
+    struct Label {
+        var host: String
+        var role: String
+        var kato: Int
+        var persistentDiscovery: Bool?
+        var flagKATO0: Bool
+        var keepAlives: Int
+        var tornDownByExpiry: Bool
+        var flagStoppedThenTeardown: Bool
+        var onTimeTeardown: Bool
+        var closedBy: String
+    }
+
+    static func labels(_ sample: String) throws -> [Label] {
+        let url = samplesDirectory.appendingPathComponent(sample + ".json")
+        let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        return (root["ground_truth_labels"] as! [[String: Any]]).map {
+            Label(host: $0["host"] as! String, role: $0["role"] as! String, kato: $0["connect_kato_ms"] as! Int,
+                  persistentDiscovery: $0["persistent_discovery"] as? Bool,
+                  flagKATO0: $0["flag_kato0_persistent_discovery"] as! Bool, keepAlives: $0["keep_alives_sent"] as! Int,
+                  tornDownByExpiry: $0["torn_down_by_target_keepalive_expiry"] as! Bool,
+                  flagStoppedThenTeardown: $0["flag_keepalives_stopped_then_target_teardown"] as! Bool,
+                  onTimeTeardown: $0["target_teardown_with_keepalives_on_time"] as! Bool,
+                  closedBy: $0["closed_by"] as! String)
+        }
+    }
+
+    static func report(_ sample: String) -> Report {
+        let analysis = CaptureAnalysis()
+        analysis.read(paths: [samplePath(sample)])
+        return analysis.report()
+    }
+
+    @Test(arguments: sampleNames)
+    func findingsMatchTheLabels(sample: String) throws {
+        let labels = try Self.labels(sample)
+        let truth = try GroundTruth(sample: sample)
+        let r = Self.report(sample)
+        #expect(r.warningsFree, "decode warnings: \(r.decodeWarningSamples)")
+        for l in labels {
+            let c = try #require(r.model.connections.first { $0.host.description == l.host }, "\(sample): \(l.host)")
+            let t = try #require(truth.connections.first { $0.host == l.host })
+            #expect(c.end?.by?.rawValue == l.closedBy, "\(sample) \(l.host) closed by")
+            #expect(c.keepAlives.count == l.keepAlives)
+            #expect(Int(c.connect?.kato ?? 999) == l.kato)
+            switch l.role {
+            case "discovery": #expect(r.kind(c) == "discovery")
+            case "io-controller-admin-queue": #expect(r.kind(c) == "admin")
+            case "io-queue": #expect(r.kind(c) == "io")
+            default: break
+            }
+            if let p = l.persistentDiscovery { #expect(c.isPersistent == p, "\(sample) \(l.host) persistent") }
+
+            // discovery-kato-zero: exactly on the flagged connections, citing the Connect frame.
+            let kz = r.findings("discovery-kato-zero").filter { $0.connection == c.id }
+            #expect(kz.count == (l.flagKATO0 ? 1 : 0), "\(sample) \(l.host) discovery-kato-zero")
+            if let f = kz.first {
+                #expect(f.frames.map(\.frame).contains(t.connects[0].frame))
+                #expect(f.ref.frame == t.connects[0].frame)
+            }
+
+            // keep-alive-expired: on every connection the target tore down when its keep-alive
+            // timer expired (the admin queue's finding names the I/O queues closed with it).
+            let ke = r.findings("keep-alive-expired").filter { $0.connections.contains(c.id) }
+            #expect(ke.count == (l.tornDownByExpiry ? 1 : 0), "\(sample) \(l.host) keep-alive-expired")
+            if let f = ke.first, let closeT = t.closeTime {
+                // The teardown evidence is the target's FIN tshark saw first.
+                #expect(f.evidence.contains { abs(r.relative($0.ref) - closeT) < 1e-5 && $0.connection == c.id })
+            }
+            if l.flagStoppedThenTeardown, let f = ke.first {
+                // ... and the host's last Keep Alive, as tshark timed it.
+                let lastKA = try #require(t.lastKeepAliveTime)
+                #expect(f.evidence.contains { abs(r.relative($0.ref) - lastKA) < 1e-5 })
+                #expect(f.connection == c.id)
+            }
+            if l.onTimeTeardown { #expect(ke.isEmpty) }
+        }
+        // Captures with nothing to flag produce no error or warning at all.
+        if labels.allSatisfy({ !$0.flagKATO0 && !$0.tornDownByExpiry }) {
+            #expect(r.findings.filter { $0.severity >= .warning }.isEmpty, "\(r.findings.map(\.title))")
+        }
+    }
+
+    @Test func unfixedHostLoopsAndFixedHostDoesNot() throws {
+        let a0 = Self.report("A0-persistent-discovery-kato0-unfixed-host")
+        let loop = try #require(a0.findings("reconnect-loop").first)
+        #expect(loop.connections == [0, 1, 2])
+        #expect(Self.report("A-persistent-discovery-kato0").findings("reconnect-loop").isEmpty)
+        // A: the reconnect after the expiry still carried KATO 0 but sends Keep Alives (the fix).
+        let a = Self.report("A-persistent-discovery-kato0")
+        let first = try #require(a.findings("discovery-kato-zero").first { $0.connection == 0 })
+        #expect(first.detail.contains("sends Keep Alive"))
+        #expect(first.detail.contains("2e482655019a"))
+    }
+
+    @Test func exitCodesFollowFailOn() throws {
+        let bad = try runCLI([samplePath("E-keepalive-stall")])
+        #expect(bad.status == 1)
+        #expect(bad.stdout.contains("keep-alive-expired"))
+        let healthy = try runCLI([samplePath("B-persistent-discovery-healthy")])
+        #expect(healthy.status == 0)
+        #expect(healthy.stdout.contains("No findings."))
+        let none = try runCLI(["--fail-on", "none", samplePath("E-keepalive-stall")])
+        #expect(none.status == 0)
+        let usage = try runCLI(["--disable", "no-such-rule", samplePath("E-keepalive-stall")])
+        #expect(usage.status == 64 || usage.status == 2)
+        let rules = try runCLI(["--rules"])
+        #expect(rules.status == 0)
+        for r in RuleEngine.allRules { #expect(rules.stdout.contains(r.id)) }
+    }
+
+    @Test func jsonReportSchema() throws {
+        let run = try runCLI(["--format", "json", "--fail-on", "none", samplePath("E-keepalive-stall")])
+        #expect(run.status == 0)
+        let doc = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+        #expect(doc["schema"] as? String == "nvmetrace.report/1")
+        let capture = try #require(doc["capture"] as? [String: Any])
+        #expect(capture["frames"] as? Int == 374)
+        #expect(((capture["span"] as? [String: Any])?["seconds"] as? Double).map { abs($0 - 100.784889) < 1e-5 } == true)
+        let conns = try #require(doc["connections"] as? [[String: Any]])
+        #expect(conns.count == 4)
+        for c in conns {
+            for key in ["id", "src", "dst", "qid", "discovery", "persistent", "persistenceReasons", "kato", "keepAlives",
+                        "maxKeepAliveGap", "closedBy", "firstFrame", "lastFrame"] {
+                #expect(c.keys.contains(key), "connection lacks \(key)")
+            }
+        }
+        #expect(conns[0]["kato"] as? Int == 10000 && conns[0]["keepAlives"] as? Int == 11 && conns[0]["closedBy"] as? String == "target")
+        #expect(abs((conns[0]["maxKeepAliveGap"] as? Double ?? 0) - 2.561) < 0.001)
+        let findings = try #require(doc["findings"] as? [[String: Any]])
+        #expect(findings.count == 1)
+        let f = findings[0]
+        #expect(f["rule"] as? String == "keep-alive-expired" && f["severity"] as? String == "error" && f["connection"] as? Int == 0)
+        #expect((f["frames"] as? [Int]) == [191, 194, 195])
+        for key in ["title", "time", "detail"] { #expect(f[key] != nil) }
+    }
+
+    @Test func markdownReportIsReadyForATicket() throws {
+        let out = temporaryFile("report.md")
+        let run = try runCLI(["--format", "markdown", "-o", out.path, samplePath("E-keepalive-stall")])
+        #expect(run.status == 1)
+        #expect(run.stdout.isEmpty)
+        let md = try String(contentsOf: out, encoding: .utf8)
+        #expect(md.contains("1a42f24b3c599934e3092288ae341aa33296b7531b3fdfeb7cb2343a974583f8"))  // SHA-256 from the ground truth
+        #expect(md.contains("217188 bytes"))
+        #expect(md.contains("`frame.number in {191 194 195}`"))
+        #expect(md.contains("`tcp.stream in {0 1}`"))
+        #expect(md.contains("nvmetrace \(NVMeTraceVersion.string)"))
+        // Every table row has the header's number of cells.
+        for table in md.components(separatedBy: "\n\n") where table.hasPrefix("|") {
+            let rows = table.split(separator: "\n")
+            let cells = rows.map { $0.replacingOccurrences(of: "\\|", with: "").filter { $0 == "|" }.count }
+            #expect(Set(cells).count == 1, "ragged table: \(table)")
+        }
+    }
+}
+
+extension Report {
+    var warningsFree: Bool { decodeWarnings == 0 && readErrors.isEmpty }
+}
+
+extension GroundTruth.Connection {
+    /// tshark's last Keep Alive time (seconds since the first packet).
+    var lastKeepAliveTime: Double? { keepAliveLast }
+}
