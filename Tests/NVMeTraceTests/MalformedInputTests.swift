@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+@testable import NVMeTrace
+import NVMeTraceSynth
+
+/// Hostile and broken input never traps: it gives a clear error or a report with warnings.
+@Suite struct MalformedInputTests {
+    static func capture(_ packets: [[UInt8]], linkType: UInt32 = LinkTypeValue.ethernet) -> StoredCapture {
+        StoredCapture(linkType: linkType, packets: packets.enumerated().map {
+            StoredPacket(timeNs: 1_700_000_000_000_000_000 + Int64($0.offset) * 1_000_000, wireLength: $0.element.count,
+                         bytes: $0.element, origin: nil)
+        })
+    }
+
+    static let host = PacketBuilder.Host.ip(10, 0, 0, 2)
+    static let target = PacketBuilder.Host.ip(10, 0, 0, 1)
+
+    /// A TCP segment to port 4420 carrying `payload`, after a handshake.
+    static func nvmeStream(_ payloads: [[UInt8]]) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        let tcp = TCPConversation(client: host, clientPort: 40000, server: target, serverPort: 4420) { _, b in out.append(b) }
+        tcp.handshake(at: 0)
+        for p in payloads { tcp.send(fromClient: true, p, at: 0) }
+        return out
+    }
+
+    @Test func brokenLinkIPAndTCPHeadersAreWarningsNotTraps() {
+        var ipv4BadIHL = PacketBuilder.tcp(from: Self.host, 1, to: Self.target, 4420, seq: 1, ack: 0, flags: 0x18, payload: [1, 2, 3])
+        ipv4BadIHL[14] = 0x43  // IHL 3 (< 5)
+        var totalTooShort = PacketBuilder.tcp(from: Self.host, 1, to: Self.target, 4420, seq: 1, ack: 0, flags: 0x18)
+        totalTooShort[16] = 0; totalTooShort[17] = 10  // total length 10 < IHL 20
+        var tcpOffsetPastPacket = PacketBuilder.tcp(from: Self.host, 1, to: Self.target, 4420, seq: 1, ack: 0, flags: 0x18)
+        tcpOffsetPastPacket[14 + 20 + 12] = 0xF0  // data offset 60 > segment
+        let packets: [[UInt8]] = [[], [0x01], Array(repeating: 0xFF, count: 13), ipv4BadIHL, totalTooShort, tcpOffsetPastPacket,
+                                  Array(repeating: 0, count: 60)]
+        let r = analyzeVariant(Self.capture(packets))
+        #expect(r.error == nil)
+        #expect(r.records.isEmpty)
+        let messages = r.diagnostics.map(\.message)
+        #expect(messages.contains { $0.contains("IPv4 header length 12 < 20") })
+        #expect(messages.contains { $0.contains("IPv4 total length 10 < header length 20") })
+        #expect(messages.contains { $0.contains("TCP data offset 60 beyond the segment") })
+        #expect(messages.contains { $0.contains("Ethernet header truncated") })
+        // Each names its file and frame.
+        #expect(r.diagnostics.allSatisfy { $0.frame >= 1 && $0.frame <= packets.count && !$0.file.isEmpty })
+    }
+
+    @Test func unsupportedLinkTypeIsReported() {
+        let r = analyzeVariant(Self.capture([[1, 2, 3, 4]], linkType: 147))
+        #expect(r.diagnostics.contains { $0.message.contains("unsupported link-layer type 147") })
+    }
+
+    @Test func hostilePDUHeadersAreSkippedWithWarnings() {
+        let le32: (UInt32) -> [UInt8] = PDUBuilder.le32
+        let good = PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x18, cid: 1))
+        let payloads: [[UInt8]] = [
+            PDUBuilder.icReq(),
+            [0x04, 0, 72, 0] + le32(8) + Array(repeating: 0, count: 64),            // plen < hlen
+            good,
+            [0x07, 0, 24, 0] + le32(0xFFFF_FFFF) + Array(repeating: 0, count: 16),   // plen = 0xFFFFFFFF
+            good,
+            [0x0B, 0, 24, 0] + le32(24) + Array(repeating: 0, count: 16),           // unknown type
+            good,
+            [0x05, 0, 72, 0] + le32(72) + Array(repeating: 0, count: 64),           // hlen wrong for type
+            good,
+            [0x04, 0, 72, 250] + le32(100) + Array(repeating: 0, count: 92),        // pdo beyond plen
+            good,
+        ]
+        let r = analyzeVariant(Self.capture(Self.nvmeStream(payloads)))
+        #expect(r.error == nil)
+        let warnings = r.diagnostics.map(\.message).joined(separator: "\n")
+        #expect(warnings.contains("CapsuleCmd with PLEN 8 < 72"))
+        #expect(warnings.contains("C2HData with PLEN 4294967295"))
+        #expect(warnings.contains("unknown PDU type 0x0b"))
+        #expect(warnings.contains("CapsuleResp with HLEN 72"))
+        #expect(warnings.contains("PDO 250"))
+        // Every valid Keep Alive after a bad header is still found.
+        let kas = r.records.filter { if case .command(let c) = $0.decoded.body { c.opcode == 0x18 } else { false } }
+        #expect(kas.count == 5)
+    }
+
+    @Test func shortConnectDataAndNQNWithoutNUL() throws {
+        var data = PDUBuilder.connectData(subnqn: "", hostnqn: "")
+        for i in 256..<512 { data[i] = 0x41 }  // subnqn fills its field: no NUL
+        let full = PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 1000), data: data)
+        let short = PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 2, qid: 0, kato: 1000), data: Array(data[0..<100]))
+        let r = analyzeVariant(Self.capture(Self.nvmeStream([PDUBuilder.icReq(), full, short])))
+        let connects = r.connectsByConnection[0] ?? []
+        #expect(connects.count == 2)
+        #expect(connects.first?.subnqn == String(repeating: "A", count: 256))
+        #expect(connects.last?.subnqn == nil)
+        #expect(r.diagnostics.contains { $0.message.contains("Connect data is 100 bytes") })
+    }
+
+    @Test func truncatedAndCorruptFilesGiveClearErrors() throws {
+        let sample = try Data(contentsOf: URL(fileURLWithPath: samplePath("D-io-traffic")))
+        // Truncated file header, bad magic, truncated record inside a large packet.
+        for (bytes, expectOpenError) in [(Array(sample.prefix(10)), true),
+                                          ([0xDE, 0xAD, 0xBE, 0xEF] + Array(sample.dropFirst(4).prefix(1000)), true),
+                                          (Array(sample.prefix(3_000_000)), false)] {
+            let r = analyze(bytes: bytes)
+            let error = try #require(r.error)
+            switch error {
+            case .cannotOpen: #expect(expectOpenError)
+            case .readFailed(_, let frame, _):
+                #expect(!expectOpenError)
+                #expect(frame > 1000)
+                #expect(r.records.count > 50)  // decoded up to there
+            case .liveFailed: Issue.record("unexpected")
+            }
+        }
+    }
+
+    @Test func caplenLargerThanLenAndZeroLengthRecords() {
+        var c = SampleCaptures.a
+        c.packets[10].wireLength = 10          // caplen > len
+        c.packets[11].bytes = []               // zero-length record
+        c.packets[11].wireLength = 0
+        let r = analyzeVariant(c)
+        #expect(r.error == nil)
+        #expect(r.records.count > 100)
+    }
+
+    /// Random byte flips in real traffic (deterministic seeds): whatever the damage, the pipeline
+    /// finishes and reports, never traps.
+    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
+    func mutatedCapturesNeverTrap(seed: UInt64) {
+        var rng = SplitMix64(seed: seed)
+        var c = seed % 2 == 0 ? SampleCaptures.a : SampleCaptures.e
+        for _ in 0..<200 {
+            let i = Int.random(in: 0..<c.packets.count, using: &rng)
+            guard !c.packets[i].bytes.isEmpty else { continue }
+            let j = Int.random(in: 0..<c.packets[i].bytes.count, using: &rng)
+            c.packets[i].bytes[j] = UInt8.random(in: 0...255, using: &rng)
+        }
+        // Also cut some packets short and duplicate others.
+        for _ in 0..<10 {
+            let i = Int.random(in: 0..<c.packets.count, using: &rng)
+            c.packets[i].bytes = Array(c.packets[i].bytes.prefix(Int.random(in: 0...80, using: &rng)))
+            let k = Int.random(in: 0..<c.packets.count, using: &rng)
+            c.packets.insert(c.packets[k], at: k)
+        }
+        let r = analyzeVariant(c)
+        #expect(r.error == nil)
+        let report: Report = {
+            let path = writeTemporaryCapture(c)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let a = CaptureAnalysis()
+            a.read(paths: [path])
+            return a.report()
+        }()
+        _ = TextReport.render(report, color: false)
+        _ = JSONReport.render(report)
+        _ = MarkdownReport.render(report)
+    }
+
+    @Test func synFloodStaysWithinTheFlowCap() {
+        var packets: [[UInt8]] = []
+        for i in 0..<5000 {
+            packets.append(PacketBuilder.tcp(from: Self.host, UInt16(1024 + i), to: Self.target, 4420, seq: UInt32(i), ack: 0, flags: PacketBuilder.syn))
+        }
+        var o = AnalyzerOptions()
+        o.maxFlows = 1000
+        let path = writeTemporaryCapture(Self.capture(packets))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let a = Analyzer(options: o)
+        var peak = 0
+        a.onPDU = { _ in }
+        let source = try! PcapFileSource(path: path, fileIndex: a.addFile(path))
+        try! source.forEach { p in
+            a.process(p)
+            peak = max(peak, a.flows.flows.count)
+        }
+        a.finish()
+        #expect(peak <= 1000)
+        #expect(a.flows.nextIndex == 5000)
+    }
+}
