@@ -39,7 +39,12 @@ public enum TextReport {
             let code = sev == .error ? "1;31" : sev == .warning ? "1;33" : "1"
             out.append(paint("\(sev.rawValue.uppercased())S (\(fs.count))", code))
             for f in fs {
-                out.append("  " + paint(f.rule, code) + "  " + f.title)
+                let title = wrap(f.rule + "  " + f.title, indent: 2)
+                if let first = title.first {
+                    out.append(first.replacingOccurrences(of: f.rule, with: paint(f.rule, code), options: .anchored,
+                                                          range: first.range(of: f.rule)))
+                    out.append(contentsOf: title.dropFirst())
+                }
                 out.append(contentsOf: wrap("at \(String(format: "%.3f", r.relative(f.ref))) s: \(f.detail)", indent: 4))
                 let ev = f.evidence.map { "\($0.ref.frame) \($0.what)" }.joined(separator: ", ")
                 out.append(contentsOf: wrap("frames: " + ev, indent: 4))
@@ -54,33 +59,36 @@ public enum TextReport {
         }
         if !m.connections.isEmpty {
             out.append(paint("CONNECTIONS", "1"))
-            out.append(row(["#", "host → target", "qid", "kind", "KATO", "KAs", "max gap", "closed by", "frames"]))
+            var rows = [["#", "host → target", "qid", "kind", "KATO", "KAs", "max gap", "closed by", "frames"]]
             for c in m.connections {
                 var kind = r.kind(c)
                 if c.isPersistent { kind += "*" }
-                out.append(row([
+                rows.append([
                     String(c.id), describe(c), c.qid.map(String.init) ?? "?", kind,
                     r.katoText(c), String(c.keepAlives.count),
                     c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-",
                     r.closedText(c), "\(c.firstRef.frame)-\(c.lastRef.frame)",
-                ]))
+                ])
             }
+            out.append(contentsOf: table(rows))
             if m.connections.contains(where: \.isPersistent) { out.append("  * persistent discovery connection") }
         }
         return out.joined(separator: "\n")
     }
 
-    static let widths = [4, 40, 4, 11, 9, 4, 8, 13, 0]
-
-    static func row(_ cols: [String]) -> String {
-        var s = ""
-        for (i, c) in cols.enumerated() {
-            let w = widths[i]
-            if i == 0 { s += String(repeating: " ", count: max(0, w - c.count)) + c + "  " }
-            else if w > 0 { s += c + String(repeating: " ", count: max(1, w - c.count)) + " " }
-            else { s += c }
+    /// Left-aligned columns as wide as their widest cell (the first column right-aligned).
+    static func table(_ rows: [[String]]) -> [String] {
+        guard let n = rows.first?.count else { return [] }
+        let widths = (0..<n).map { i in rows.map { $0[i].count }.max() ?? 0 }
+        return rows.map { cols in
+            var s = "  "
+            for (i, c) in cols.enumerated() {
+                let pad = String(repeating: " ", count: max(0, widths[i] - c.count))
+                if i == 0 { s += pad + c } else if i == n - 1 { s += c } else { s += c + pad }
+                if i < n - 1 { s += "  " }
+            }
+            return s
         }
-        return s
     }
 
     /// Word-wraps to 100 columns.

@@ -27,7 +27,11 @@ public struct RuleEngine: Sendable {
         var out = RuleResult()
         for rule in Self.allRules where !disabled.contains(rule.id) {
             let r = rule.evaluate(model, config: config)
-            out.findings += r.findings
+            out.findings += r.findings.map { f in
+                var f = f
+                f.evidence.sort { ($0.ref.file, $0.ref.frame) < ($1.ref.file, $1.ref.frame) }
+                return f
+            }
             out.unjudged += r.unjudged
         }
         // Most severe first, then in capture order.
