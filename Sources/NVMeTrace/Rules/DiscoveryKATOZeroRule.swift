@@ -27,7 +27,7 @@ struct DiscoveryKATOZeroRule: Rule {
                 evidence.append(Evidence(log, "last discovery log read", connection: c.id))
             }
             if let first = c.keepAlives.first {
-                evidence.append(Evidence(first, "first Keep Alive", connection: c.id))
+                evidence.append(Evidence(first.command, "first Keep Alive", connection: c.id))
             }
             if let end = c.end, end.by == .target {
                 let last = c.lastHostCommand ?? connectRef
@@ -46,7 +46,7 @@ struct DiscoveryKATOZeroRule: Rule {
                         facts.append("the reconnect on connection \(n.id) (frame \(nref.frame)) carries KATO \(kato) ms")
                     } else if let ka = n.keepAlives.first {
                         let gap = n.keepAliveSeries.maxGap.map { ", largest gap \(formatSeconds($0.seconds))" } ?? ""
-                        facts.append("the reconnect on connection \(n.id) (Connect frame \(nref.frame), still KATO 0) sends Keep Alive from frame \(ka.frame) on (\(n.keepAlives.count) in all\(gap)): the host switched to a non-zero KATO after connecting, as upstream fix 2e482655019a does")
+                        facts.append("the reconnect on connection \(n.id) (Connect frame \(nref.frame), still KATO 0) sends Keep Alive from frame \(ka.command.frame) on (\(n.keepAlives.count) in all\(gap)): the host switched to a non-zero KATO after connecting, as upstream fix 2e482655019a does")
                     } else {
                         facts.append("the reconnect on connection \(n.id) (frame \(nref.frame)) again carries KATO 0 and sends no Keep Alive")
                     }

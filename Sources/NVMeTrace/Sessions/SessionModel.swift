@@ -58,6 +58,14 @@ public struct TimerSeries: Sendable, Equatable {
     }
 }
 
+/// A Keep Alive command and, once seen, its completion.
+public struct KeepAliveExchange: Sendable, Equatable {
+    public var cid: UInt16
+    public var command: FrameRef
+    public var completion: FrameRef?
+    public var status: NVMeStatus?
+}
+
 /// One TCP connection carrying NVMe/TCP: one queue of one controller.
 public struct ConnectionModel: Sendable {
     public var id: Int
@@ -83,7 +91,8 @@ public struct ConnectionModel: Sendable {
     public var readDiscoveryLog = false
     public var lastDiscoveryLogRef: FrameRef?
     public var commands = 0
-    public var keepAlives: [FrameRef] = []
+    /// Keep Alive commands in order, with their completions: the connection's keep-alive timeline.
+    public var keepAlives: [KeepAliveExchange] = []
     public var failedKeepAlives: [(ref: FrameRef, status: NVMeStatus)] = []
     public var keepAliveSeries = TimerSeries()
     public var lastHostPDU: FrameRef?

@@ -84,7 +84,7 @@ public final class SessionTracker {
             c.connectRef = ref
             if cc.qid != 0 { c.cntlid = cc.data?.cntlid }
         case .keepAlive where cmd.queue == .admin:
-            c.keepAlives.append(ref)
+            c.keepAlives.append(KeepAliveExchange(cid: cmd.cid, command: ref))
             c.keepAliveSeries.add(event)
             if let ctl = c.controller { controllers[ctl].keepAlives.add(event) }
         case .asyncEventRequest:
@@ -113,6 +113,10 @@ public final class SessionTracker {
             }
         case .keepAlive:
             if !cqe.status.isSuccess { c.failedKeepAlives.append((ref, cqe.status)) }
+            if let i = c.keepAlives.lastIndex(where: { $0.cid == done.command.cid && $0.completion == nil }) {
+                c.keepAlives[i].completion = ref
+                c.keepAlives[i].status = cqe.status
+            }
         case .asyncEventRequest:
             if let submitted = c.outstandingAERs.removeValue(forKey: done.command.cid) {
                 c.longestAERSeconds = max(c.longestAERSeconds, Double(ref.timeNs &- submitted.timeNs) / 1e9)
