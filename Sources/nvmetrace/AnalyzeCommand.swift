@@ -56,9 +56,20 @@ struct AnalyzeCommand: ParsableCommand {
     @Flag(name: .long, help: "Colour the text report even when not on a terminal.")
     var color = false
 
+    @OptionGroup(title: "Live capture") var live: LiveOptions
+
     func validate() throws {
-        if rules { return }
-        if decode.files.isEmpty { throw ValidationError("Give at least one capture file ('-' for standard input).") }
+        if rules || live.listInterfaces { return }
+        if live.interface != nil {
+            if let c = live.count, c <= 0 { throw ValidationError("-c takes a positive number of packets.") }
+            if let d = live.duration, d <= 0 { throw ValidationError("--duration takes a positive number of seconds.") }
+            if let s = live.snaplen, s <= 0 || s > 262_144 { throw ValidationError("-s takes a snap length from 1 to 262144.") }
+            return
+        }
+        if live.write != nil || live.count != nil || live.duration != nil || live.user != nil {
+            throw ValidationError("-w, -c, --duration and -Z go with -i (live capture).")
+        }
+        if decode.files.isEmpty { throw ValidationError("Give at least one capture file ('-' for standard input), or -i INTERFACE.") }
         for id in disable where RuleEngine.rule(id) == nil {
             throw ValidationError("Unknown rule '\(id)'; --rules lists them.")
         }
@@ -66,6 +77,27 @@ struct AnalyzeCommand: ParsableCommand {
     }
 
     func run() throws {
+        if live.listInterfaces {
+            do {
+                for (i, dev) in try LivePcapSource.interfaces().enumerated() {
+                    var line = "\(i + 1).\(dev.name)"
+                    if let d = dev.description { line += " (\(d))" }
+                    var flags: [String] = []
+                    if dev.isUp { flags.append("Up") }
+                    if dev.isLoopback { flags.append("Loopback") }
+                    if !flags.isEmpty { line += " [\(flags.joined(separator: ", "))]" }
+                    print(line)
+                }
+            } catch {
+                OutputStream.standardError().write("nvmetrace: error: \(error)")
+                throw ExitCode(2)
+            }
+            return
+        }
+        if let device = live.interface {
+            try runLive(device: device)
+            return
+        }
         if rules {
             for r in RuleEngine.allRules {
                 print("\(r.id.padding(toLength: 22, withPad: " ", startingAt: 0)) \(r.severity.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(r.summary)")
@@ -84,10 +116,21 @@ struct AnalyzeCommand: ParsableCommand {
         let readOK = analysis.read(paths: decode.files)
         progress.finish()
         for e in analysis.readErrors { err.write("nvmetrace: error: \(e)") }
+        let report = analysis.report(engine: engine(), hashFiles: format == .markdown)
+        try emit(report)
+        if !readOK { throw ExitCode(2) }
+        if report.hasFindings(atOrAbove: failOn.severity) { throw ExitCode(1) }
+    }
+
+    func engine() -> RuleEngine {
         var config = RuleConfig()
         config.discoveryKATOms = UInt32(discoveryKato * 1000)
-        let report = analysis.report(engine: RuleEngine(config: config, disabled: Set(disable)),
-                                     hashFiles: format == .markdown)
+        return RuleEngine(config: config, disabled: Set(disable))
+    }
+
+    /// Writes the report in the chosen format to --output or standard output.
+    func emit(_ report: Report) throws {
+        let err = OutputStream.standardError()
         let text: String
         switch format {
         case .text:
@@ -110,8 +153,6 @@ struct AnalyzeCommand: ParsableCommand {
             out.write(text.hasSuffix("\n") ? String(text.dropLast()) : text)
             out.flush()
         }
-        if !readOK { throw ExitCode(2) }
-        if report.hasFindings(atOrAbove: failOn.severity) { throw ExitCode(1) }
     }
 }
 

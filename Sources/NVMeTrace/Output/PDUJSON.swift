@@ -231,7 +231,7 @@ public struct PDUJSONEncoder {
     let encoder: JSONEncoder
     public init() {
         encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
     }
     public func line(_ value: PDUJSON) -> String {
         guard let data = try? encoder.encode(value) else { return "{}" }

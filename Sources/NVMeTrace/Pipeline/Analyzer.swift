@@ -9,6 +9,9 @@ public final class Analyzer {
     /// Called when a connection leaves the flow table (closed and lingered, evicted, or at the end
     /// of the input), after its last PDU.
     public var onFlowEnd: ((Flow) -> Void)?
+    /// Called when an NVMe/TCP connection's FIN or RST is seen (its end is known from then on;
+    /// `onFlowEnd` follows when it leaves the flow table).
+    public var onFlowClose: ((Flow) -> Void)?
     /// Called every 65536 frames with the file and frame reached (for a progress line).
     public var onProgress: ((String, Int) -> Void)?
 
@@ -69,7 +72,10 @@ public final class Analyzer {
         switch PacketDecoder.decode(linkType: packet.linkType, bytes: packet.bytes) {
         case .tcp(let segment):
             tcpSegments += 1
-            flows.process(segment, ref: packet.ref)
+            let (flow, _) = flows.process(segment, ref: packet.ref)
+            if !segment.flags.isDisjoint(with: [.fin, .rst]), flow.application is NVMeTCPConnection {
+                onFlowClose?(flow)
+            }
         case .skipped(let why):
             switch why {
             case .malformed(let message):

@@ -11,11 +11,14 @@ public final class CaptureAnalysis {
     /// Called for each decode warning as it happens (the CLI prints them unless quiet).
     public var onWarning: ((Diagnostic) -> Void)?
     public static let warningSampleLimit = 20
+    /// Inputs are interface names, not files (no sizes or hashes).
+    public var live = false
 
     public init(options: AnalyzerOptions = AnalyzerOptions()) {
         analyzer = Analyzer(options: options)
         analyzer.onPDU = { [unowned self] in tracker.record($0) }
         analyzer.onFlowEnd = { [unowned self] in tracker.flowEnded($0) }
+        analyzer.onFlowClose = { [unowned self] in tracker.flowEnded($0) }
         analyzer.onDiagnostic = { [unowned self] d in
             warningCount += 1
             if warningSamples.count < Self.warningSampleLimit { warningSamples.append(d.description) }
@@ -38,17 +41,21 @@ public final class CaptureAnalysis {
         return ok
     }
 
-    public func model() -> SessionModel {
-        tracker.model(files: analyzer.fileNames, packets: analyzer.packets, captureStart: analyzer.firstRef,
-                      captureEnd: analyzer.lastRef)
+    /// The session model as of the last packet, or of `end` (a live capture's clock).
+    public func model(end: FrameRef? = nil) -> SessionModel {
+        var captureEnd = analyzer.lastRef
+        if let end, end.timeNs > captureEnd.timeNs { captureEnd = end }
+        return tracker.model(files: analyzer.fileNames, packets: analyzer.packets, captureStart: analyzer.firstRef,
+                             captureEnd: captureEnd)
     }
 
     /// Runs the rules and assembles the report. `hashFiles` adds each file's SHA-256 (read again
     /// from disk; not possible for standard input).
-    public func report(engine: RuleEngine = RuleEngine(), hashFiles: Bool = false) -> Report {
-        let model = model()
+    public func report(engine: RuleEngine = RuleEngine(), hashFiles: Bool = false, end: FrameRef? = nil) -> Report {
+        let model = model(end: end)
         let files = analyzer.fileNames.enumerated().map { i, name in
-            CaptureFileInfo(name: name, bytes: Self.size(of: name), sha256: hashFiles ? Self.sha256(of: name) : nil,
+            CaptureFileInfo(name: live ? name + " (live)" : name, bytes: live ? nil : Self.size(of: name),
+                            sha256: hashFiles && !live ? Self.sha256(of: name) : nil,
                             frames: analyzer.framesPerFile[i] ?? 0)
         }
         var r = Report(files: files, model: model, result: engine.run(model), decodeWarnings: warningCount,

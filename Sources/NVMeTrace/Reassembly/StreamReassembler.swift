@@ -106,7 +106,9 @@ public final class StreamReassembler {
         if maxAckedOffset > nextOffset {
             if let first = pending.first, first.offset <= maxAckedOffset {
                 skipToFirstPending(ref: ref)
-            } else if pending.isEmpty {
+            } else if pending.isEmpty && maxAckedOffset - nextOffset > 1 {
+                // One unseen sequence number at the end may be a FIN the capture missed, not data:
+                // it becomes a gap only if data after it shows up (then it is pending above).
                 gap(maxAckedOffset - nextOffset, ref: ref)
             }
         }

@@ -145,6 +145,30 @@ public enum JSONReport {
         var readErrors: [String]
     }
 
+    static func findingJSON(_ f: Finding, _ r: Report) -> FindingJSON {
+        FindingJSON(rule: f.rule, severity: f.severity.rawValue, title: f.title, connection: f.connection,
+                    connections: f.connections, file: r.fileName(f.ref), frames: f.frames.map(\.frame),
+                    time: r.relative(f.ref), detail: f.detail,
+                    evidence: f.evidence.map {
+                        EvidenceJSON(frame: $0.ref.frame, file: r.fileName($0.ref), time: r.relative($0.ref),
+                                     connection: $0.connection, what: $0.what)
+                    },
+                    explanation: f.explanation, fix: f.fix)
+    }
+
+    struct FindingEvent: Encodable {
+        var event = "finding"
+        var finding: FindingJSON
+    }
+
+    /// One finding as a single JSON line (`{"event":"finding","finding":{...}}`), for live output.
+    public static func findingLine(_ f: Finding, _ r: Report) -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        guard let data = try? enc.encode(FindingEvent(finding: findingJSON(f, r))) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     public static func render(_ r: Report) -> String {
         let m = r.model
         let doc = Doc(
@@ -174,20 +198,11 @@ public enum JSONReport {
             chains: m.chains.map {
                 Chain(id: $0.id, hostnqn: $0.hostnqn, subnqn: $0.subnqn, target: $0.target.description, controllers: $0.controllers)
             },
-            findings: r.findings.map { f in
-                FindingJSON(rule: f.rule, severity: f.severity.rawValue, title: f.title, connection: f.connection,
-                            connections: f.connections, file: r.fileName(f.ref), frames: f.frames.map(\.frame),
-                            time: r.relative(f.ref), detail: f.detail,
-                            evidence: f.evidence.map {
-                                EvidenceJSON(frame: $0.ref.frame, file: r.fileName($0.ref), time: r.relative($0.ref),
-                                             connection: $0.connection, what: $0.what)
-                            },
-                            explanation: f.explanation, fix: f.fix)
-            },
+            findings: r.findings.map { findingJSON($0, r) },
             unjudged: r.unjudged.map { UnjudgedJSON(rule: $0.rule, connection: $0.connection, reason: $0.reason) },
             warnings: Warnings(count: r.decodeWarnings, first: r.decodeWarningSamples, readErrors: r.readErrors))
         let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+        enc.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes, .sortedKeys]
         guard let data = try? enc.encode(doc) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
     }

@@ -1,0 +1,136 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import NVMeTrace
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// tcpdump-style options for `nvmetrace -i IFACE [BPF expression]`.
+struct LiveOptions: ParsableArguments {
+    @Option(name: [.customShort("i"), .long], help: ArgumentHelp("Capture live on this interface; the arguments after the options are a BPF filter expression (default: tcp).", valueName: "interface"))
+    var interface: String?
+
+    @Flag(name: [.customShort("D"), .customLong("list-interfaces")], help: "List the interfaces libpcap can capture on and exit.")
+    var listInterfaces = false
+
+    @Option(name: .customShort("c"), help: ArgumentHelp("Stop after this many packets.", valueName: "count"))
+    var count: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
+    var duration: Double?
+
+    @Option(name: [.customShort("s"), .customLong("snaplen")], help: ArgumentHelp("Bytes to capture per packet (default 262144).", valueName: "snaplen"))
+    var snaplen: Int32?
+
+    @Option(name: .customShort("w"), help: ArgumentHelp("Also save the raw packets to this pcap file.", valueName: "file"))
+    var write: String?
+
+    @Option(name: .customShort("Z"), help: ArgumentHelp("After opening the device (and -w file), drop privileges to this user.", valueName: "user"))
+    var user: String?
+
+    @Flag(name: [.customShort("p"), .customLong("no-promiscuous-mode")], help: "Do not put the interface into promiscuous mode.")
+    var noPromiscuous = false
+
+    @Flag(name: .customLong("immediate-mode"), help: "Deliver packets as they arrive rather than in 100 ms batches (libpcap 1.10 on Linux may drop packets of bursts in this mode).")
+    var immediate = false
+}
+
+/// Set from the signal source's queue, read by the capture loop.
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}
+
+extension AnalyzeCommand {
+    func runLive(device: String) throws {
+        let err = OutputStream.standardError()
+        var options = LiveCaptureOptions(device: device)
+        if !decode.files.isEmpty { options.filter = decode.files.joined(separator: " ") }
+        if let s = live.snaplen { options.snaplen = s }
+        options.promiscuous = !live.noPromiscuous
+        options.immediate = live.immediate
+        let source: LivePcapSource
+        do {
+            source = try LivePcapSource(options: options)
+            if let w = live.write { try source.openDump(path: w) }
+            if let user = live.user { try dropPrivileges(to: user) }
+        } catch {
+            err.write("nvmetrace: error: \(error)")
+            throw ExitCode(2)
+        }
+        if !decode.quiet {
+            err.write("nvmetrace: listening on \(device), link-type \(source.linkTypeName), snapshot length \(options.snaplen) bytes, filter '\(options.filter)'")
+        }
+        let liveAnalysis = LiveAnalysis(device: device, options: decode.analyzerOptions(), engine: engine())
+        if !decode.quiet {
+            liveAnalysis.analysis.onWarning = { d in err.write("nvmetrace: warning: \(d)") }
+        }
+        let out = OutputStream.standardOutput()
+        let streamJSON = format == .json
+        liveAnalysis.onFinding = { f, report in
+            if streamJSON {
+                out.write(JSONReport.findingLine(f, report))
+            } else {
+                out.write(TextReport.liveLine(f, report))
+            }
+            out.flush()
+        }
+
+        // Ctrl-C / SIGTERM end the capture cleanly: the loop stops, -w is flushed, the report printed.
+        let stop = StopFlag()
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let queue = DispatchQueue(label: "nvmetrace.signals")
+        let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            s.setEventHandler { [source] in
+                stop.set()
+                source.breakLoop()
+            }
+            s.resume()
+            return s
+        }
+        defer { sources.forEach { $0.cancel() } }
+
+        let started = LivePcapSource.now()
+        let deadline = live.duration.map { started + Int64($0 * 1e9) }
+        let limit = live.count
+        var seen = 0
+        var failure: CaptureError?
+        do {
+            try source.run(
+                onPacket: { p in
+                    seen += 1
+                    liveAnalysis.packet(p)
+                },
+                onTick: { now in
+                    liveAnalysis.tick(nowNs: now)
+                    if let deadline, now >= deadline { stop.set() }
+                    if let limit, seen >= limit { stop.set() }
+                },
+                shouldStop: { stop.isSet })
+        } catch {
+            failure = error
+        }
+        let stoppedAt = LivePcapSource.now()
+        source.closeDump()
+        let report = liveAnalysis.finish(nowNs: stoppedAt)
+        if streamJSON && output == nil { out.flush() }
+        try emit(report)
+        if let stats = source.stats(), !decode.quiet {
+            err.write("\(source.framesRead) packets captured")
+            err.write("\(stats.received) packets received by filter")
+            err.write("\(stats.dropped) packets dropped by kernel")
+            if stats.ifDropped > 0 { err.write("\(stats.ifDropped) packets dropped by interface") }
+        }
+        if let failure {
+            err.write("nvmetrace: error: \(failure)")
+            throw ExitCode(2)
+        }
+        if report.hasFindings(atOrAbove: failOn.severity) { throw ExitCode(1) }
+    }
+}
