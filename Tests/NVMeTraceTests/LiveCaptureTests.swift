@@ -202,4 +202,38 @@ final class LineCollector: Sendable {
         let filter = try runCLI(["-i", "lo", "tcp port (("])
         #expect(filter.status == 2 && filter.stderr.contains("bad filter expression"))
     }
+
+    @Test(.enabled(if: canCaptureOnLoopback() && geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+                   "needs root and setpriv"))
+    func privilegesAreDroppedAndTheirLackIsExplained() throws {
+        let binary = try #require(nvmetraceBinary())
+        // -Z: once the device and the -w file are open, the process runs as the given user.
+        let saved = temporaryFile("dropped.pcap")
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["-i", "lo", "-Z", "nobody", "-q", "--duration", "3", "-w", saved.path]
+        p.standardOutput = Pipe()
+        p.standardError = Pipe()
+        try p.run()
+        usleep(1_000_000)
+        let status = try String(contentsOfFile: "/proc/\(p.processIdentifier)/status", encoding: .utf8)
+        let uid = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(uid?.split(separator: "\t").dropFirst().allSatisfy { $0 == "65534" } == true, "\(uid ?? "no Uid line")")
+        #expect(FileManager.default.fileExists(atPath: saved.path))
+        // Without the capabilities, the error says what is needed.
+        let q = Process()
+        q.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        q.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+                       binary.path, "-i", "lo", "--duration", "1"]
+        let err = Pipe()
+        q.standardOutput = Pipe()
+        q.standardError = err
+        try q.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        q.waitUntilExit()
+        #expect(q.terminationStatus == 2)
+        #expect(message.contains("CAP_NET_RAW") && message.contains("root"), "\(message)")
+    }
 }
