@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "nvmetrace", targets: ["nvmetrace"]),
+        .executable(name: "nvmetrace-gen", targets: ["nvmetrace-gen"]),
+        .executable(name: "nvmetrace-bench", targets: ["nvmetrace-bench"]),
         .library(name: "NVMeTrace", targets: ["NVMeTrace"]),
     ],
     dependencies: [
@@ -29,7 +31,10 @@ let package = Package(
                 .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            path: "Sources/NVMeTrace"
+            path: "Sources/NVMeTrace",
+            // The per-packet path touches class state millions of times a second; dynamic
+            // exclusivity checks cost ~10% there (perf). Debug builds and tests keep them.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         // Builds synthetic NVMe/TCP traffic (PDUs, TCP conversations, pcap files) for the capture
         // generator and the tests.
@@ -45,6 +50,24 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/nvmetrace"
+        ),
+        .executableTarget(
+            name: "nvmetrace-gen",
+            dependencies: [
+                "NVMeTraceSynth",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/nvmetrace-gen"
+        ),
+        // `swift run -c release nvmetrace-bench`: the libpcap floor, nvmetrace and tshark on the same
+        // generated captures, with throughput, ratios and peak RSS.
+        .executableTarget(
+            name: "nvmetrace-bench",
+            dependencies: [
+                "CPcap", "NVMeTraceSynth",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/nvmetrace-bench"
         ),
         .testTarget(
             name: "NVMeTraceTests",

@@ -7,6 +7,8 @@ public final class PcapWriter {
     private var buffer: [UInt8] = []
     public private(set) var packets = 0
     public private(set) var bytesWritten: Int64 = 0
+    /// Bytes buffered but not yet written.
+    public var pendingBytes: Int { buffer.count }
 
     public init(path: String, linkType: UInt32 = 1, snaplen: UInt32 = 262_144) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil),

@@ -14,7 +14,8 @@ public protocol PDUFramerDelegate: AnyObject {
 /// the rest by length. After a gap it lost its place, so it scans for the next plausible header
 /// (`PDUHeaderCheck.plausible`, confirmed by the header digest when there is one).
 public final class PDUFramer: StreamSink {
-    public weak var delegate: PDUFramerDelegate?
+    /// The owner of the framer (it outlives it), so not retained.
+    public unowned(unsafe) var delegate: PDUFramerDelegate?
     public let verifyDataDigests: Bool
     public let maxPDULength: Int
     /// How many bytes the resync window may hold before unmatched bytes are dropped.

@@ -45,16 +45,24 @@ public final class Analyzer {
     public func read(path: String) throws(CaptureError) {
         let index = addFile(path)
         let source = try PcapFileSource(path: path, fileIndex: index)
+        let progress = onProgress  // loaded once: a property load per packet costs a retain
         try source.forEach { packet in
             process(packet)
-            if let onProgress, packet.ref.frame & 0xFFFF == 0 { onProgress(path, packet.ref.frame) }
+            if let progress, packet.ref.frame & 0xFFFF == 0 { progress(path, packet.ref.frame) }
         }
     }
 
     /// Timestamp of each file's first packet: times are printed relative to it, as Wireshark's
     /// `frame.time_relative` is.
     public private(set) var fileStartNs: [Int: Int64] = [:]
-    public private(set) var framesPerFile: [Int: Int] = [:]
+    /// Frames read per file (the last frame number seen in it).
+    public var framesPerFile: [Int: Int] {
+        var out: [Int: Int] = [:]
+        for (i, n) in lastFrameOfFile.enumerated() { out[i] = n }
+        return out
+    }
+    private var lastFrameOfFile: [Int] = []
+    private var currentFile = -1
     /// The first packet of the whole input.
     public private(set) var firstRef: FrameRef?
 
@@ -66,8 +74,13 @@ public final class Analyzer {
     public func process(_ packet: Packet) {
         packets += 1
         if firstRef == nil { firstRef = packet.ref }
-        if fileStartNs[packet.ref.file] == nil { fileStartNs[packet.ref.file] = packet.ref.timeNs }
-        framesPerFile[packet.ref.file, default: 0] += 1
+        if packet.ref.file != currentFile {
+            // First packet of a file (files are read one after the other).
+            currentFile = packet.ref.file
+            if fileStartNs[currentFile] == nil { fileStartNs[currentFile] = packet.ref.timeNs }
+            while lastFrameOfFile.count <= max(currentFile, 0) { lastFrameOfFile.append(0) }
+        }
+        if currentFile >= 0 { lastFrameOfFile[currentFile] = packet.ref.frame }
         lastRef = packet.ref
         switch PacketDecoder.decode(linkType: packet.linkType, bytes: packet.bytes) {
         case .tcp(let segment):
@@ -119,28 +132,26 @@ public final class Analyzer {
             }
         }
         flow.application = probe
-        flow.streams?[0].sink = probe
+        flow.clientStream.sink = probe
         let reject = ICReqProbe { [unowned flow] _, _ in
             // The responder spoke first: not NVMe/TCP, whose host sends the first PDU.
             if flow.application is ICReqProbe { flow.ignored = true; flow.application = nil }
         }
-        flow.streams?[1].sink = reject
-        rejectSinks[flow.index] = reject
+        flow.serverStream.sink = reject
+        // Streams do not retain their sinks; the probes live as long as the flow's state, past the
+        // moment they hand the flow over to the NVMe/TCP decoder from inside their own callback.
+        flow.helper = [probe, reject] as [AnyObject] as AnyObject
     }
 
-    private var rejectSinks: [Int: ICReqProbe] = [:]
-
     private func startNVMe(on flow: Flow, synchronized: Bool) {
-        rejectSinks[flow.index] = nil
         flow.enableReassembly(maxBufferedBytes: options.maxBufferedBytesPerDirection)
         let conn = NVMeTCPConnection(flow: flow, analyzer: self, synchronized: synchronized)
         flow.application = conn
-        flow.streams?[0].sink = conn.framers[0]
-        flow.streams?[1].sink = conn.framers[1]
+        flow.clientStream.sink = conn.framers[0]
+        flow.serverStream.sink = conn.framers[1]
     }
 
     private func end(_ flow: Flow, ref: FrameRef) {
-        rejectSinks[flow.index] = nil
         if let conn = flow.application as? NVMeTCPConnection {
             flow.flush(ref: ref)
             conn.finish(ref: ref)

@@ -15,10 +15,22 @@ public final class Flow {
     public private(set) var packets = 0
     /// FIN/RST sent by each direction (indexed by `Direction.rawValue`), first one only.
     public private(set) var closes: [CloseEvent?] = [nil, nil]
-    /// Reassemblers, present once the flow is being decoded.
-    public private(set) var streams: [StreamReassembler]?
+    /// Reassemblers (initiator → responder, responder → initiator), present once the flow is
+    /// being decoded.
+    /// `let` and created with the flow: a `let` class reference is used without a retain on the
+    /// per-packet path. They do nothing until `enableReassembly`.
+    public let clientStream: StreamReassembler = StreamReassembler()
+    public let serverStream: StreamReassembler = StreamReassembler()
+    public private(set) var reassembling = false
+
+    public func stream(_ d: Direction) -> StreamReassembler {
+        d == .clientToServer ? clientStream : serverStream
+    }
     /// Whatever the analyzer attached to this flow (the NVMe/TCP connection decoder).
     public var application: AnyObject?
+    /// Keeps another object alive as long as the flow's state (a stream sink the application does
+    /// not own).
+    public var helper: AnyObject?
     /// Set when the analyzer decided this flow is not NVMe/TCP: only its end is tracked.
     public var ignored = false
 
@@ -72,9 +84,9 @@ public final class Flow {
 
     /// Starts reassembly in both directions.
     public func enableReassembly(maxBufferedBytes: Int) {
-        guard streams == nil else { return }
-        streams = [StreamReassembler(maxBufferedBytes: maxBufferedBytes),
-                   StreamReassembler(maxBufferedBytes: maxBufferedBytes)]
+        clientStream.maxBufferedBytes = maxBufferedBytes
+        serverStream.maxBufferedBytes = maxBufferedBytes
+        reassembling = true
     }
 
     /// Bookkeeping for one segment (handshake, teardown, counters) and reassembly when enabled.
@@ -89,13 +101,16 @@ public final class Flow {
         if segment.flags.contains(.fin), closes[dir.rawValue] == nil {
             closes[dir.rawValue] = CloseEvent(kind: .fin, ref: ref)
         }
-        guard let streams, !ignored else { return }
-        let stream = streams[dir.rawValue]
+        guard reassembling, !ignored else { return }
+        // unowned(unsafe) locals: the flow owns both streams for the whole call, and a retain and
+        // release per packet is measurable.
+        unowned(unsafe) let stream = dir == .clientToServer ? clientStream : serverStream
+        unowned(unsafe) let reverse = dir == .clientToServer ? serverStream : clientStream
         if segment.flags.contains(.syn) {
             stream.syn(seq: segment.seq)
         }
         if segment.flags.contains(.ack) {
-            streams[dir.reversed.rawValue].peerAcknowledged(segment.ack, ref: ref)
+            reverse.peerAcknowledged(segment.ack, ref: ref)
         }
         if !segment.flags.contains(.rst) && (segment.payloadLength > 0 || segment.flags.contains(.fin)) {
             let seq = segment.flags.contains(.syn) ? segment.seq &+ 1 : segment.seq
@@ -103,20 +118,26 @@ public final class Flow {
                            fin: segment.flags.contains(.fin), ref: ref)
         }
         if segment.flags.contains(.rst) {
-            streams[0].flush(ref: ref)
-            streams[1].flush(ref: ref)
+            stream.flush(ref: ref)
+            reverse.flush(ref: ref)
         }
     }
 
     /// Gives up on every hole and delivers what is buffered (end of capture, eviction).
     public func flush(ref: FrameRef) {
-        streams?[0].flush(ref: ref)
-        streams?[1].flush(ref: ref)
+        guard reassembling else { return }
+        clientStream.flush(ref: ref)
+        serverStream.flush(ref: ref)
     }
 
     /// Drops per-connection decoding state once the connection is over.
     func releaseState() {
-        streams = nil
+        reassembling = false
+        clientStream.discard()
+        serverStream.discard()
+        clientStream.sink = nil
+        serverStream.sink = nil
         application = nil
+        helper = nil
     }
 }

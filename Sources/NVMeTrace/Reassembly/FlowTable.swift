@@ -12,6 +12,8 @@ public final class FlowTable {
     public private(set) var nextIndex = 0
     public private(set) var evictedLive = 0
     private var nextSweepNs: Int64 = 0
+    /// The flow of the previous segment (nil once it left the table).
+    private var lastFlow: Flow?
 
     /// Called for a new flow before its first segment is processed (to attach decoding).
     public var onCreate: ((Flow) -> Void)?
@@ -29,11 +31,18 @@ public final class FlowTable {
     @discardableResult
     public func process(_ segment: TCPSegment, ref: FrameRef) -> (Flow, created: Bool) {
         let key = FlowKey(segment.src, segment.dst)
+        // Segments come in bursts per connection: try the last flow before hashing.
+        if let last = lastFlow, last.key == key, !(last.isClosed && segment.flags.contains(.syn)) {
+            last.process(segment, ref: ref)
+            return (last, false)
+        }
         if let flow = flows[key] {
+            lastFlow = flow
             // A new SYN on a finished connection starts a new one, as Wireshark counts streams.
             if flow.isClosed && segment.flags.contains(.syn) && !segment.flags.contains(.ack) {
                 onEvict?(flow, ref)
                 flows[key] = nil
+                lastFlow = nil
             } else {
                 flow.process(segment, ref: ref)
                 return (flow, false)
@@ -44,6 +53,7 @@ public final class FlowTable {
         let flow = Flow(index: nextIndex, key: key, first: segment, ref: ref, serverPorts: serverPorts)
         nextIndex += 1
         flows[key] = flow
+        lastFlow = flow
         onCreate?(flow)
         flow.process(segment, ref: ref)
         return (flow, true)
@@ -59,12 +69,14 @@ public final class FlowTable {
         for key in gone {
             if let flow = flows.removeValue(forKey: key) { onEvict?(flow, now) }
         }
+        if let last = lastFlow, flows[last.key] !== last { lastFlow = nil }
     }
 
     /// The table is full: drop closed flows first, then the longest idle tenth of the rest.
     private func evictLeastRecent(ref: FrameRef) {
         let closed = flows.filter { $0.value.isClosed }.map(\.key)
         for key in closed { if let f = flows.removeValue(forKey: key) { onEvict?(f, ref) } }
+        lastFlow = nil
         guard flows.count >= maxFlows else { return }
         let victims = flows.values.sorted { $0.lastRef.timeNs < $1.lastRef.timeNs }
             .prefix(max(1, flows.count / 10))
@@ -73,10 +85,14 @@ public final class FlowTable {
             evictedLive += 1
             onEvict?(flow, ref)
         }
+        lastFlow = nil
     }
 
     /// Every flow still in the table, in index order (for end-of-capture processing).
     public var liveFlows: [Flow] { flows.values.sorted { $0.index < $1.index } }
 
-    public func removeAll() { flows.removeAll() }
+    public func removeAll() {
+        flows.removeAll()
+        lastFlow = nil
+    }
 }

@@ -16,8 +16,10 @@ public final class StreamReassembler {
         var end: UInt64 { offset + UInt64(bytes.count + missingTail) }
     }
 
-    public weak var sink: StreamSink?
-    public let maxBufferedBytes: Int
+    /// Not retained: the sink's owner (the flow's application) keeps it alive for as long as the
+    /// stream; a retain and release per segment is measurable on the hot path.
+    public unowned(unsafe) var sink: StreamSink?
+    public var maxBufferedBytes: Int
     public private(set) var stats = StreamStats()
 
     /// True once the first sequence number is known (from a SYN or the first data segment).
@@ -27,6 +29,8 @@ public final class StreamReassembler {
     private var baseSeq: UInt32 = 0        // sequence number of stream offset 0
     private var nextOffset: UInt64 = 0     // next stream offset expected
     private var pending = Deque<Pending>() // sorted by offset, non-overlapping
+    /// `pending.count`, kept apart so the common in-order path does not touch the deque.
+    private var pendingCount = 0
     public private(set) var bufferedBytes = 0
     public private(set) var finOffset: UInt64?
     private var maxAckedOffset: UInt64 = 0
@@ -84,7 +88,7 @@ public final class StreamReassembler {
             if start < nextOffset { stats.retransmittedSegments += 1 }
             let skip = Int(nextOffset - start)
             deliver(payload: payload, missingTail: length - payload.count, skip: skip, ref: ref)
-            drainPending(ref: ref)
+            if pendingCount > 0 { drainPending(ref: ref) }
         } else {
             stats.outOfOrderSegments += 1
             buffer(offset: start, payload: payload, missingTail: length - payload.count)
@@ -104,12 +108,14 @@ public final class StreamReassembler {
         guard o <= nextOffset + (1 << 30) else { return }
         if o > maxAckedOffset { maxAckedOffset = o }
         if maxAckedOffset > nextOffset {
+            if pendingCount == 0 {
+                // One unseen sequence number at the end may be a FIN the capture missed, not data:
+                // it becomes a gap only if data after it shows up (it is then pending).
+                if maxAckedOffset - nextOffset > 1 { gap(maxAckedOffset - nextOffset, ref: ref) }
+                return
+            }
             if let first = pending.first, first.offset <= maxAckedOffset {
                 skipToFirstPending(ref: ref)
-            } else if pending.isEmpty && maxAckedOffset - nextOffset > 1 {
-                // One unseen sequence number at the end may be a FIN the capture missed, not data:
-                // it becomes a gap only if data after it shows up (then it is pending above).
-                gap(maxAckedOffset - nextOffset, ref: ref)
             }
         }
     }
@@ -117,7 +123,7 @@ public final class StreamReassembler {
     /// The connection ended (RST, or the capture ended): give up on every hole and deliver all
     /// buffered bytes.
     public func flush(ref: FrameRef) {
-        while !pending.isEmpty { skipToFirstPending(ref: ref) }
+        while pendingCount > 0 { skipToFirstPending(ref: ref) }
         if let fin = finOffset, fin > nextOffset, maxAckedOffset >= fin {
             gap(fin - nextOffset, ref: ref)
         }
@@ -126,13 +132,14 @@ public final class StreamReassembler {
     /// Drops buffered bytes without delivering them (flow eviction).
     public func discard() {
         pending.removeAll()
+        pendingCount = 0
         bufferedBytes = 0
     }
 
     // MARK: - internals
 
     private func peerAckCoversHole() -> Bool {
-        guard let first = pending.first else { return false }
+        guard pendingCount > 0, let first = pending.first else { return false }
         return maxAckedOffset > nextOffset && maxAckedOffset >= first.offset
     }
 
@@ -164,8 +171,9 @@ public final class StreamReassembler {
     }
 
     private func drainPending(ref: FrameRef) {
-        while let first = pending.first, first.offset <= nextOffset {
+        while pendingCount > 0, let first = pending.first, first.offset <= nextOffset {
             pending.removeFirst()
+            pendingCount -= 1
             bufferedBytes -= first.bytes.count
             if first.end <= nextOffset { continue }
             let skip = Int(nextOffset - first.offset)
@@ -214,6 +222,7 @@ public final class StreamReassembler {
         // Insert from the back so earlier indices stay valid.
         for (i, piece) in pieces.reversed() {
             pending.insert(piece, at: i)
+            pendingCount += 1
             bufferedBytes += piece.bytes.count
         }
     }

@@ -18,11 +18,18 @@ struct ConnectRejectedRule: Rule {
             let name = st.name(fabricsCommand: 0x01, opcode: NVMeOpcodes.fabrics)
             var evidence = [Evidence(resp, "Connect response: \(name)", connection: c.id)]
             if let r = c.connectRef { evidence.insert(Evidence(r, "Connect", connection: c.id), at: 0) }
+            // Plain locals: the release-mode compiler (6.3.1) crashes on optional chains of the
+            // model inside this interpolation.
+            let connect = c.connect
+            let qid = connect.map { String($0.qid) } ?? "?"
+            let kato = connect.map { String($0.kato) } ?? "?"
+            let subnqn = connect?.data?.subnqn ?? "?"
+            let hostnqn = connect?.data?.hostnqn ?? "?"
+            let detail = "Connect (qid " + qid + ", KATO " + kato + " ms, subnqn " + subnqn + ", hostnqn " + hostnqn
+                + ") completed at frame \(resp.frame) with status \(hexValue(st.code, digits: 3)) \(name)."
             out.findings.append(finding(
                 title: "Connect rejected on \(describe(c)): \(name)",
-                connection: c.id, ref: resp,
-                detail: "Connect (qid \(c.qid.map(String.init) ?? "?"), KATO \(c.connect?.kato ?? 0) ms, subnqn \(c.subnqn ?? "?"), hostnqn \(c.hostnqn ?? "?")) completed at frame \(resp.frame) with status \(hexValue(st.code, digits: 3)) \(name).",
-                evidence: evidence))
+                connection: c.id, ref: resp, detail: detail, evidence: evidence))
         }
         return out
     }

@@ -76,15 +76,23 @@ public struct ConnectionModel: Sendable {
     public var synSeen: Bool
     public var icReq: InitializeConnection?
     public var icResp: InitializeConnection?
-    public var connect: ConnectCommand?
+    public var connect: ConnectCommand? {
+        didSet {
+            qid = connect?.qid
+            subnqn = connect?.data?.subnqn
+            hostnqn = connect?.data?.hostnqn
+        }
+    }
     public var connectRef: FrameRef?
     public var connectStatus: NVMeStatus?
     public var connectResponseRef: FrameRef?
     /// Controller id granted by the Connect response (admin queue) or named in the Connect data.
     public var cntlid: UInt16?
-    public var qid: UInt16? { connect?.qid }
-    public var subnqn: String? { connect?.data?.subnqn }
-    public var hostnqn: String? { connect?.data?.hostnqn }
+    // Copies of the Connect's fields (stored, not computed: swiftc 6.3.1 crashes in release
+    // builds on optional chains through computed properties of this struct).
+    public private(set) var qid: UInt16?
+    public private(set) var subnqn: String?
+    public private(set) var hostnqn: String?
     /// Index into `SessionModel.controllers`.
     public var controller: Int?
     public var identify: IdentifyController?

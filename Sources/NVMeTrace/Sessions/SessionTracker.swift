@@ -34,9 +34,18 @@ public final class SessionTracker {
     public func record(_ r: PDURecord) {
         let fromHost = r.decoded.fromHost
         let ref = r.pdu.ref
-        var c = connections[r.connection] ?? ConnectionModel(
-            id: r.connection, host: fromHost ? r.src : r.dst, target: fromHost ? r.dst : r.src,
-            firstRef: r.pdu.firstRef, lastRef: ref, synSeen: false)
+        var index = connections.index(forKey: r.connection)
+        if index == nil {
+            connections[r.connection] = ConnectionModel(
+                id: r.connection, host: fromHost ? r.src : r.dst, target: fromHost ? r.dst : r.src,
+                firstRef: r.pdu.firstRef, lastRef: ref, synSeen: false)
+            index = connections.count - 1
+        }
+        // Mutate the stored model in place: a copy out and back would copy its arrays on every PDU.
+        update(&connections.values[index!], with: r, fromHost: fromHost, ref: ref)
+    }
+
+    private func update(_ c: inout ConnectionModel, with r: PDURecord, fromHost: Bool, ref: FrameRef) {
         c.lastRef = ref
         if fromHost { c.lastHostPDU = ref }
         if case .mismatch = r.pdu.headerDigest { c.digestErrors.append((ref, r.pdu.type, true)) }
@@ -55,12 +64,12 @@ public final class SessionTracker {
         case .h2cData, .r2t, .untrusted:
             break
         }
-        connections[r.connection] = c
     }
 
     /// The TCP connection is over (or the capture ended): who closed it, and how.
     public func flowEnded(_ flow: Flow) {
-        guard var c = connections[flow.index] else { return }
+        guard let index = connections.index(forKey: flow.index) else { return }
+        var c = connections.values[index]
         c.synSeen = flow.synRef != nil
         if let t = c.termReqs.first {
             c.end = ConnectionEnd(by: t.from, how: .termReq, ref: t.ref)
@@ -69,7 +78,7 @@ public final class SessionTracker {
             c.end = ConnectionEnd(by: sender == c.host ? .host : .target, how: close.kind == .fin ? .fin : .rst, ref: close.ref)
         }
         if flow.lastRef.timeNs > c.lastRef.timeNs { c.lastRef = flow.lastRef }
-        connections[flow.index] = c
+        connections.values[index] = c
     }
 
     // MARK: - commands and completions

@@ -42,22 +42,26 @@ extension UnsafeRawBufferPointer {
     }
 
     /// The sub-range `[offset, offset+length)`, or nil when it is not entirely inside.
+    // Sub-buffers by pointer arithmetic after clamping (no Slice round trip on the hot path).
+
     @inline(__always)
     func slice(_ offset: Int, _ length: Int) -> UnsafeRawBufferPointer? {
         guard offset >= 0, length >= 0, offset <= count, length <= count - offset else { return nil }
-        return UnsafeRawBufferPointer(rebasing: self[offset..<(offset + length)])
+        guard let base = baseAddress else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: base + offset, count: length)
     }
 
     @inline(__always)
     func dropFirst(_ n: Int) -> UnsafeRawBufferPointer {
         let n = Swift.min(Swift.max(n, 0), count)
-        return UnsafeRawBufferPointer(rebasing: self[n...])
+        guard let base = baseAddress else { return self }
+        return UnsafeRawBufferPointer(start: base + n, count: count - n)
     }
 
     @inline(__always)
     func prefix(_ n: Int) -> UnsafeRawBufferPointer {
         let n = Swift.min(Swift.max(n, 0), count)
-        return UnsafeRawBufferPointer(rebasing: self[..<n])
+        return UnsafeRawBufferPointer(start: baseAddress, count: baseAddress == nil ? 0 : n)
     }
 }
 

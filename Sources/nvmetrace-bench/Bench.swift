@@ -1,0 +1,212 @@
+import ArgumentParser
+import CPcap
+import Foundation
+import NVMeTraceSynth
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nvmetrace-bench",
+        abstract: "Measure nvmetrace against the libpcap read floor and tshark, in one run.",
+        subcommands: [Run.self, Floor.self],
+        defaultSubcommand: Run.self)
+}
+
+/// The floor: a bare libpcap read loop that touches every packet and nothing else.
+struct Floor: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read a capture with a bare libpcap loop.")
+    @Argument var file: String
+
+    func run() throws {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        guard let h = pcap_open_offline(file, &errbuf) else { throw ExitCode(2) }
+        defer { pcap_close(h) }
+        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var data: UnsafePointer<UInt8>?
+        var packets = 0, bytes = 0, sum: UInt64 = 0
+        while pcap_next_ex(h, &header, &data) == 1 {
+            packets += 1
+            let n = Int(header!.pointee.caplen)
+            bytes += n
+            if n > 0 { sum &+= UInt64(data![0]) &+ UInt64(data![n - 1]) }
+        }
+        print("\(packets) packets \(bytes) bytes \(sum & 1)")
+    }
+}
+
+struct Measurement {
+    var name: String
+    var seconds: Double
+    var maxRSSKiB: Int
+    var status: Int32
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate captures and time the floor, nvmetrace and tshark on them (the default).",
+        discussion: "Example: swift run -c release nvmetrace-bench --size 1G")
+
+    @Option(help: "Size of the main capture (K, M, G).")
+    var size = "1G"
+
+    @Option(help: "Sizes for the memory-scaling comparison.")
+    var scaling: [String] = ["256M", "2G"]
+
+    @Option(help: "Directory for the generated captures.")
+    var dir = FileManager.default.temporaryDirectory.path
+
+    @Option(help: "Runs per measurement (the fastest counts).")
+    var repeats = 3
+
+    @Flag(help: "Keep the generated captures.")
+    var keep = false
+
+    @Flag(help: "Skip tshark even when installed.")
+    var noTshark = false
+
+    @Option(help: "Concurrent connections for the connection-scaling run (0 to skip).")
+    var connections = 100_000
+
+    func run() throws {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let nvmetrace = here.appendingPathComponent("nvmetrace").path
+        let me = here.appendingPathComponent("nvmetrace-bench").path
+        guard FileManager.default.isExecutableFile(atPath: nvmetrace) else {
+            print("nvmetrace not found next to \(me); build with: swift build -c release")
+            throw ExitCode(2)
+        }
+        var files: [String] = []
+        defer { if !keep { files.forEach { try? FileManager.default.removeItem(atPath: $0) } } }
+        func generate(_ name: String, size: String, digests: Bool = false, hosts: Int = 4, ioQueues: Int = 4,
+                      iosPerQueue: Int = 0) throws -> String {
+            let path = (dir as NSString).appendingPathComponent("nvmetrace-bench-\(name).pcap")
+            files.append(path)
+            let limit = iosPerQueue > 0 ? nil : try Generator.parseSize(size)
+            let writer = try PcapWriter(path: path)
+            let sink = PacketSink(writer: writer, seed: 7)
+            let gen = TrafficGenerator(sink: sink, hosts: hosts, ioQueues: ioQueues, mss: 1448, kato: 5000,
+                                       digests: digests, readFraction: 0.7)
+            var rng = SplitMix64(seed: 42)
+            gen.connectAll()
+            var steps = 0
+            while limit.map({ writer.bytesWritten + Int64(writer.pendingBytes) < $0 }) ?? (steps < iosPerQueue * hosts * ioQueues) {
+                gen.step(&rng)
+                steps += 1
+            }
+            gen.closeAll()
+            sink.finish()
+            writer.close()
+            return path
+        }
+
+        print("generating captures in \(dir) …")
+        let main = try generate("main-\(size)", size: size)
+        let digest = try generate("digests-\(size)", size: size, digests: true)
+        let scaled = try scaling.map { try generate("scale-\($0)", size: $0) }
+        let fileSize = Double((try FileManager.default.attributesOfItem(atPath: main)[.size] as? NSNumber)?.int64Value ?? 0)
+        let packets = Double(try countPackets(main))
+
+        func best(_ name: String, _ argv: [String]) -> Measurement {
+            var runs: [Measurement] = []
+            for _ in 0..<max(1, repeats) { runs.append(measure(name, argv)) }
+            return runs.min { $0.seconds < $1.seconds }!
+        }
+        let floor = best("libpcap floor", [me, "floor", main])
+        let full = best("nvmetrace", [nvmetrace, "-q", "--fail-on", "none", main])
+        let digestFloor = best("libpcap floor (digests)", [me, "floor", digest])
+        let verify = best("nvmetrace --verify-data-digests", [nvmetrace, "-q", "--fail-on", "none", "--verify-data-digests", digest])
+        var tshark: Measurement?
+        if !noTshark, let t = which("tshark") {
+            tshark = best("tshark -Y nvme-tcp -q", [t, "-r", main, "-Y", "nvme-tcp", "-q"])
+        }
+        let scaleRuns = zip(scaling, scaled).map { s, f in best("nvmetrace \(s)", [nvmetrace, "-q", "--fail-on", "none", f]) }
+
+        print("")
+        print("capture: \(main) — \(Int(fileSize)) bytes, \(Int(packets)) packets")
+        print(pad("run", 34) + pad("seconds", 10) + pad("MB/s", 10) + pad("packets/s", 12) + "peak RSS")
+        for m in [floor, full, digestFloor, verify] + (tshark.map { [$0] } ?? []) + scaleRuns {
+            let mbps = fileSize / 1e6 / m.seconds
+            print(pad(m.name, 34) + pad(String(format: "%.3f", m.seconds), 10) + pad(String(format: "%.0f", mbps), 10)
+                  + pad(String(format: "%.0f", packets / m.seconds), 12) + String(format: "%.1f MiB", Double(m.maxRSSKiB) / 1024)
+                  + (m.status != 0 ? "  (exit \(m.status))" : ""))
+        }
+        print("")
+        print(String(format: "nvmetrace / floor:                 %.2fx (target <= 1.25)", full.seconds / floor.seconds))
+        print(String(format: "verify-data-digests / floor:       %.2fx (target <= 2)", verify.seconds / digestFloor.seconds))
+        if let tshark {
+            print(String(format: "tshark / nvmetrace:                %.1fx", tshark.seconds / full.seconds))
+            print(String(format: "tshark peak RSS / nvmetrace:       %.1fx", Double(tshark.maxRSSKiB) / Double(full.maxRSSKiB)))
+        }
+        for m in scaleRuns { print(String(format: "peak RSS %@: %.1f MiB (target <= 64)", m.name, Double(m.maxRSSKiB) / 1024)) }
+
+        if connections > 0 {
+            let hosts = min(connections / 2, 60_000)
+            let many = try generate("connections-\(connections)", size: "1G", hosts: hosts, ioQueues: max(1, connections / hosts - 1), iosPerQueue: 1)
+            let m = best("nvmetrace \(connections) connections", [nvmetrace, "-q", "--fail-on", "none", many])
+            let small = try generate("connections-\(connections / 10)", size: "1G", hosts: hosts / 10, ioQueues: max(1, connections / hosts - 1), iosPerQueue: 1)
+            let s = best("nvmetrace \(connections / 10) connections", [nvmetrace, "-q", "--fail-on", "none", small])
+            print(String(format: "%d connections: %.2f s, peak RSS %.1f MiB; %d connections: %.1f MiB (%.1f KiB per connection)",
+                         connections, m.seconds, Double(m.maxRSSKiB) / 1024, connections / 10, Double(s.maxRSSKiB) / 1024,
+                         Double(m.maxRSSKiB - s.maxRSSKiB) / Double(connections - connections / 10)))
+        }
+    }
+
+    func countPackets(_ path: String) throws -> Int {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        guard let h = pcap_open_offline(path, &errbuf) else { return 0 }
+        defer { pcap_close(h) }
+        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var data: UnsafePointer<UInt8>?
+        var n = 0
+        while pcap_next_ex(h, &header, &data) == 1 { n += 1 }
+        return n
+    }
+
+    func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s + " " : s + String(repeating: " ", count: w - s.count) }
+
+    func which(_ tool: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+            let p = "\(dir)/\(tool)"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return nil
+    }
+
+    /// Runs a command with output discarded; wall time and peak RSS from wait4.
+    func measure(_ name: String, _ argv: [String]) -> Measurement {
+        var pid: pid_t = 0
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var cargs = argv.map { strdup($0) }
+        cargs.append(nil)
+        defer { cargs.forEach { free($0) } }
+        let start = DispatchTime.now()
+        guard posix_spawn(&pid, argv[0], &actions, nil, cargs, environ) == 0 else {
+            return Measurement(name: name, seconds: .nan, maxRSSKiB: 0, status: -1)
+        }
+        var status: Int32 = 0
+        var usage = rusage()
+        wait4(pid, &status, 0, &usage)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        return Measurement(name: name, seconds: seconds, maxRSSKiB: usage.ru_maxrss, status: (status >> 8) & 0xFF)
+    }
+}
+
+/// Size parsing shared with nvmetrace-gen's options.
+enum Generator {
+    static func parseSize(_ s: String) throws -> Int64 {
+        let units: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        var digits = s.uppercased()
+        var mult: Int64 = 1
+        if let last = digits.last, let u = units[last] { mult = u; digits.removeLast() }
+        guard let n = Int64(digits), n > 0 else { throw ValidationError("bad size '\(s)'") }
+        return n * mult
+    }
+}
