@@ -23,10 +23,13 @@ let package = Package(
             pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"]), .brew(["libpcap"])]
         ),
+        // CRC32C with the CPU's instruction (SSE4.2 / ARMv8 CRC), chosen at run time.
+        .target(name: "CCRC32C", path: "Sources/CCRC32C"),
         .target(
             name: "NVMeTrace",
             dependencies: [
                 "CPcap",
+                "CCRC32C",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),

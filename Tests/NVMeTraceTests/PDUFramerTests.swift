@@ -192,3 +192,38 @@ import NVMeTraceSynth
         #expect(rec.events == [.truncatedAtEnd(bytesMissing: pdu.count - 50, streamOffset: 0)])
     }
 }
+
+/// CRC32C known answers (RFC 3720 §B.4, and the "123456789" check value), for the CPU
+/// instruction and the table fallback alike.
+@Suite struct CRC32CTests {
+    static let vectors: [([UInt8], UInt32)] = [
+        (Array("123456789".utf8), 0xE306_9283),
+        ([UInt8](repeating: 0, count: 32), 0x8A91_36AA),
+        ([UInt8](repeating: 0xFF, count: 32), 0x62A8_AB43),
+        ((0..<32).map { UInt8($0) }, 0x46DD_794E),
+        ((0..<32).map { UInt8(31 - $0) }, 0x113F_DB5C),
+    ]
+
+    @Test func knownAnswers() {
+        for (bytes, expected) in Self.vectors {
+            #expect(CRC32C.checksum(bytes) == expected)
+            var t = CRC32C()
+            bytes.withUnsafeBytes { t.updateWithTables($0) }
+            #expect(t.value == expected)
+        }
+    }
+
+    @Test func instructionAndTablesAgreeOnEveryLengthAndSplit() {
+        var rng = SplitMix64(seed: 9)
+        let data = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        for n in [0, 1, 7, 8, 9, 63, 64, 65, 999, 1000] {
+            var a = CRC32C(), b = CRC32C()
+            data.withUnsafeBytes { raw in
+                a.update(raw.prefix(n / 3))
+                a.update(raw.prefix(n).dropFirst(n / 3))
+                b.updateWithTables(raw.prefix(n))
+            }
+            #expect(a.value == b.value, "length \(n)")
+        }
+    }
+}

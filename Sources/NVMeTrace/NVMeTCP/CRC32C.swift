@@ -1,6 +1,12 @@
-/// CRC32C (Castagnoli), the NVMe/TCP header and data digest (NVMe/TCP Transport §3.6.2.7),
-/// computed with slicing-by-8 tables. Streaming: feed bytes in any number of pieces.
+import CCRC32C
+
+/// CRC32C (Castagnoli), the NVMe/TCP header and data digest (NVMe/TCP Transport §3.6.2.7).
+/// Uses the CPU's CRC32C instruction when there is one, slicing-by-8 tables otherwise. Streaming:
+/// feed bytes in any number of pieces.
 public struct CRC32C: Sendable {
+    /// True when the CPU instruction is used.
+    public static let hardware: Bool = nvmetrace_crc32c_hw_available() != 0
+
     private var state: UInt32 = 0xFFFF_FFFF
 
     public init() {}
@@ -19,6 +25,15 @@ public struct CRC32C: Sendable {
     }
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        if CRC32C.hardware {
+            if let base = bytes.baseAddress { state = nvmetrace_crc32c_hw_update(state, base, bytes.count) }
+            return
+        }
+        updateWithTables(bytes)
+    }
+
+    /// The portable implementation (also the reference the tests compare the instruction with).
+    public mutating func updateWithTables(_ bytes: UnsafeRawBufferPointer) {
         var crc = state
         var i = 0
         let n = bytes.count
