@@ -168,11 +168,34 @@ public struct SessionModel: Sendable {
     public var packets: Int
     public var captureStart: FrameRef?
     public var captureEnd: FrameRef
-    public var connections: [ConnectionModel]
+    public var connections: [ConnectionModel] {
+        didSet { indexByID = Self.index(connections) }
+    }
     public var controllers: [ControllerModel]
     public var chains: [ReconnectChain]
+    /// Position in `connections` of each connection id (rules look connections up by id often).
+    private var indexByID: [Int: Int]
+
+    public init(files: [String], packets: Int, captureStart: FrameRef?, captureEnd: FrameRef,
+                connections: [ConnectionModel], controllers: [ControllerModel], chains: [ReconnectChain]) {
+        self.files = files
+        self.packets = packets
+        self.captureStart = captureStart
+        self.captureEnd = captureEnd
+        self.connections = connections
+        self.controllers = controllers
+        self.chains = chains
+        indexByID = Self.index(connections)
+    }
+
+    static func index(_ connections: [ConnectionModel]) -> [Int: Int] {
+        var out: [Int: Int] = [:]
+        out.reserveCapacity(connections.count)
+        for (i, c) in connections.enumerated() { out[c.id] = i }
+        return out
+    }
 
     public func connection(_ id: Int) -> ConnectionModel? {
-        connections.first { $0.id == id }
+        indexByID[id].map { connections[$0] }
     }
 }
