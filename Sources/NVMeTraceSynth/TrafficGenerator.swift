@@ -58,6 +58,9 @@ public final class TrafficGenerator {
     var nextKeepAlive: Int64
     let hosts: Int
     let ioQueues: Int
+    /// Simulated time between one queue's Connect and the next (small for many-host captures, or
+    /// the connect phase alone spans many keep-alive periods).
+    public var connectSpacingNs: Int64 = 5_000_000
 
     static let subnqn = "nqn.2024-01.org.example:generated"
     static let target = PacketBuilder.Host.ip(10, 1, 0, 1)
@@ -93,15 +96,15 @@ public final class TrafficGenerator {
         for h in 0..<hosts {
             let admin = script(host: h, port: 40000)
             admin.connect(at: now, qid: 0, kato: kato, subnqn: Self.subnqn, hostnqn: hostnqn(h), cntlid: UInt16(truncatingIfNeeded: h + 1))
-            advance(5_000_000)
+            advance(connectSpacingNs)
             admin.identify(at: now, cntrltype: 1, tbkas: true)
-            advance(1_000_000)
+            advance(connectSpacingNs / 5)
             admins.append(admin)
             for q in 0..<ioQueues {
                 let io = script(host: h, port: UInt16(40001 + q))
                 io.connect(at: now, qid: UInt16(q + 1), kato: 0, subnqn: Self.subnqn, hostnqn: hostnqn(h),
                            cntlid: UInt16(truncatingIfNeeded: h + 1))
-                advance(5_000_000)
+                advance(connectSpacingNs)
                 ios.append(io)
             }
         }

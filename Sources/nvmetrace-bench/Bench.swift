@@ -82,18 +82,19 @@ struct Run: ParsableCommand {
         var files: [String] = []
         defer { if !keep { files.forEach { try? FileManager.default.removeItem(atPath: $0) } } }
         func generate(_ name: String, size: String, digests: Bool = false, hosts: Int = 4, ioQueues: Int = 4,
-                      iosPerQueue: Int = 0) throws -> String {
+                      totalIOs: Int = 0) throws -> String {
             let path = (dir as NSString).appendingPathComponent("nvmetrace-bench-\(name).pcap")
             files.append(path)
-            let limit = iosPerQueue > 0 ? nil : try Generator.parseSize(size)
+            let limit = totalIOs > 0 ? nil : try Generator.parseSize(size)
             let writer = try PcapWriter(path: path)
             let sink = PacketSink(writer: writer, seed: 7)
             let gen = TrafficGenerator(sink: sink, hosts: hosts, ioQueues: ioQueues, mss: 1448, kato: 5000,
                                        digests: digests, readFraction: 0.7)
+            if hosts > 100 { gen.connectSpacingNs = 20_000 }
             var rng = SplitMix64(seed: 42)
             gen.connectAll()
             var steps = 0
-            while limit.map({ writer.bytesWritten + Int64(writer.pendingBytes) < $0 }) ?? (steps < iosPerQueue * hosts * ioQueues) {
+            while limit.map({ writer.bytesWritten + Int64(writer.pendingBytes) < $0 }) ?? (steps < totalIOs) {
                 gen.step(&rng)
                 steps += 1
             }
@@ -145,9 +146,9 @@ struct Run: ParsableCommand {
 
         if connections > 0 {
             let hosts = min(connections / 2, 60_000)
-            let many = try generate("connections-\(connections)", size: "1G", hosts: hosts, ioQueues: max(1, connections / hosts - 1), iosPerQueue: 1)
+            let many = try generate("connections-\(connections)", size: "1G", hosts: hosts, ioQueues: max(1, connections / hosts - 1), totalIOs: hosts)
             let m = best("nvmetrace \(connections) connections", [nvmetrace, "-q", "--fail-on", "none", many])
-            let small = try generate("connections-\(connections / 10)", size: "1G", hosts: hosts / 10, ioQueues: max(1, connections / hosts - 1), iosPerQueue: 1)
+            let small = try generate("connections-\(connections / 10)", size: "1G", hosts: hosts / 10, ioQueues: max(1, connections / hosts - 1), totalIOs: hosts / 10)
             let s = best("nvmetrace \(connections / 10) connections", [nvmetrace, "-q", "--fail-on", "none", small])
             print(String(format: "%d connections: %.2f s, peak RSS %.1f MiB; %d connections: %.1f MiB (%.1f KiB per connection)",
                          connections, m.seconds, Double(m.maxRSSKiB) / 1024, connections / 10, Double(s.maxRSSKiB) / 1024,

@@ -80,6 +80,7 @@ struct Generator: ParsableCommand {
         let sink = PacketSink(writer: writer, loss: loss, reorder: reorder, seed: seed &+ 0x5EED)
         let gen = TrafficGenerator(sink: sink, hosts: hosts, ioQueues: ioQueues, mss: mss, kato: kato,
                                    digests: digests, readFraction: readFraction)
+        if hosts > 100 { gen.connectSpacingNs = 20_000 }  // keep the connect phase short
         gen.connectAll()
         var done = 0
         let totalIOs = hosts * max(ioQueues, 1) * iosPerQueue
