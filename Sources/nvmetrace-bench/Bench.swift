@@ -40,6 +40,7 @@ struct Floor: ParsableCommand {
 
 struct Measurement {
     var name: String
+    var file = ""
     var seconds: Double
     var maxRSSKiB: Int
     var status: Int32
@@ -114,7 +115,12 @@ struct Run: ParsableCommand {
         func best(_ name: String, _ argv: [String]) -> Measurement {
             var runs: [Measurement] = []
             for _ in 0..<max(1, repeats) { runs.append(measure(name, argv)) }
-            return runs.min { $0.seconds < $1.seconds }!
+            var m = runs.min { $0.seconds < $1.seconds }!
+            m.file = argv.last ?? ""
+            return m
+        }
+        func bytes(_ path: String) -> Double {
+            Double((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0)
         }
         let floor = best("libpcap floor", [me, "floor", main])
         let full = best("nvmetrace", [nvmetrace, "-q", "--fail-on", "none", main])
@@ -130,9 +136,9 @@ struct Run: ParsableCommand {
         print("capture: \(main) — \(Int(fileSize)) bytes, \(Int(packets)) packets")
         print(pad("run", 34) + pad("seconds", 10) + pad("MB/s", 10) + pad("packets/s", 12) + "peak RSS")
         for m in [floor, full, digestFloor, verify] + (tshark.map { [$0] } ?? []) + scaleRuns {
-            let mbps = fileSize / 1e6 / m.seconds
+            let mbps = bytes(m.file) / 1e6 / m.seconds
             print(pad(m.name, 34) + pad(String(format: "%.3f", m.seconds), 10) + pad(String(format: "%.0f", mbps), 10)
-                  + pad(String(format: "%.0f", packets / m.seconds), 12) + String(format: "%.1f MiB", Double(m.maxRSSKiB) / 1024)
+                  + pad(m.file == main ? String(format: "%.0f", packets / m.seconds) : "", 12) + String(format: "%.1f MiB", Double(m.maxRSSKiB) / 1024)
                   + (m.status != 0 ? "  (exit \(m.status))" : ""))
         }
         print("")
