@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "nvmetrace", targets: ["nvmetrace"]),
         .executable(name: "nvmetrace-gen", targets: ["nvmetrace-gen"]),
         .executable(name: "nvmetrace-bench", targets: ["nvmetrace-bench"]),
+        .executable(name: "nvmetrace-fuzz", targets: ["nvmetrace-fuzz"]),
         .library(name: "NVMeTrace", targets: ["NVMeTrace"]),
     ],
     dependencies: [
@@ -71,6 +72,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/nvmetrace-bench"
+        ),
+        // Fuzz/run builds this with -sanitize=fuzzer,address; plainly built it replays inputs.
+        .target(name: "CFuzzerDriver", path: "Sources/CFuzzerDriver"),
+        .executableTarget(
+            name: "nvmetrace-fuzz",
+            dependencies: ["NVMeTrace", "CFuzzerDriver"],
+            path: "Sources/nvmetrace-fuzz"
         ),
         .testTarget(
             name: "NVMeTraceTests",

@@ -1,5 +1,9 @@
 import CPcap
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Reads a pcap or pcapng file (or standard input for "-") through libpcap, with nanosecond
 /// timestamps, and hands each packet to a callback without copying it.
 public final class PcapFileSource {
@@ -18,6 +22,20 @@ public final class PcapFileSource {
         let h = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
         guard let h else {
             throw .cannotOpen(file: path, reason: cString(errbuf))
+        }
+        handle = h
+        linkType = pcap_datalink(h)
+        snaplen = pcap_snapshot(h)
+    }
+
+    /// Reads from an open stdio stream (libpcap takes it over and closes it), e.g. `fmemopen`.
+    public init(file: UnsafeMutablePointer<FILE>, name: String, fileIndex: Int) throws(CaptureError) {
+        path = name
+        self.fileIndex = fileIndex
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        guard let h = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
+            fclose(file)
+            throw .cannotOpen(file: name, reason: cString(errbuf))
         }
         handle = h
         linkType = pcap_datalink(h)
