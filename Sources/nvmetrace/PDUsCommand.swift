@@ -20,10 +20,23 @@ struct DecodeOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Do not print warnings about the capture.")
     var quiet = false
 
+    @Option(help: ArgumentHelp("Most TCP connections tracked at once; past it the longest idle ones are dropped (default 200000).", valueName: "n"))
+    var maxFlows: Int = AnalyzerOptions().maxFlows
+
+    @Option(help: ArgumentHelp("Out-of-order bytes buffered per connection direction before a hole is given up as lost (default 4 MiB).", valueName: "bytes"))
+    var reassemblyCap: Int = AnalyzerOptions().maxBufferedBytesPerDirection
+
+    func validate() throws {
+        guard maxFlows >= 1 else { throw ValidationError("--max-flows must be at least 1") }
+        guard reassemblyCap >= 0 else { throw ValidationError("--reassembly-cap must not be negative") }
+    }
+
     func analyzerOptions() -> AnalyzerOptions {
         var o = AnalyzerOptions()
         o.ports.formUnion(ports)
         o.verifyDataDigests = verifyDataDigests
+        o.maxFlows = maxFlows
+        o.maxBufferedBytesPerDirection = reassemblyCap
         return o
     }
 }

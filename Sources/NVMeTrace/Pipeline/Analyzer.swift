@@ -155,6 +155,11 @@ public final class Analyzer {
         if let conn = flow.application as? NVMeTCPConnection {
             flow.flush(ref: ref)
             conn.finish(ref: ref)
+            for (stream, side) in [(flow.clientStream, "host→controller"), (flow.serverStream, "controller→host")]
+            where stream.stats.conflictingOverlaps > 0 {
+                report(.warning, "\(side): \(stream.stats.conflictingOverlaps) retransmitted segment(s) carried bytes that differ from the first copy; the first copy was decoded",
+                       ref: ref, connection: flow.index)
+            }
         }
         onFlowEnd?(flow)
         flow.releaseState()

@@ -31,6 +31,9 @@ public final class Flow {
     /// Keeps another object alive as long as the flow's state (a stream sink the application does
     /// not own).
     public var helper: AnyObject?
+    /// Decoding is attached when the first payload byte arrives, not at the SYN: a SYN flood costs
+    /// a small flow each, not a decoder each.
+    public var attachPending = true
     /// Set when the analyzer decided this flow is not NVMe/TCP: only its end is tracked.
     public var ignored = false
 
@@ -101,14 +104,16 @@ public final class Flow {
         if segment.flags.contains(.fin), closes[dir.rawValue] == nil {
             closes[dir.rawValue] = CloseEvent(kind: .fin, ref: ref)
         }
-        guard reassembling, !ignored else { return }
         // unowned(unsafe) locals: the flow owns both streams for the whole call, and a retain and
         // release per packet is measurable.
         unowned(unsafe) let stream = dir == .clientToServer ? clientStream : serverStream
         unowned(unsafe) let reverse = dir == .clientToServer ? serverStream : clientStream
         if segment.flags.contains(.syn) {
+            // Recorded even before decoding is attached (at the first payload byte), so the stream
+            // knows where it starts.
             stream.syn(seq: segment.seq)
         }
+        guard reassembling, !ignored else { return }
         if segment.flags.contains(.ack) {
             reverse.peerAcknowledged(segment.ack, ref: ref)
         }

@@ -15,7 +15,8 @@ public final class FlowTable {
     /// The flow of the previous segment (nil once it left the table).
     private var lastFlow: Flow?
 
-    /// Called for a new flow before its first segment is processed (to attach decoding).
+    /// Called before the first segment of a flow that carries payload is processed (to attach
+    /// decoding).
     public var onCreate: ((Flow) -> Void)?
     /// Called for a flow about to leave the table (its state should be flushed and finished).
     public var onEvict: ((Flow, FrameRef) -> Void)?
@@ -33,6 +34,7 @@ public final class FlowTable {
         let key = FlowKey(segment.src, segment.dst)
         // Segments come in bursts per connection: try the last flow before hashing.
         if let last = lastFlow, last.key == key, !(last.isClosed && segment.flags.contains(.syn)) {
+            if last.attachPending && segment.payloadLength > 0 { attach(last) }
             last.process(segment, ref: ref)
             return (last, false)
         }
@@ -44,6 +46,7 @@ public final class FlowTable {
                 flows[key] = nil
                 lastFlow = nil
             } else {
+                if flow.attachPending && segment.payloadLength > 0 { attach(flow) }
                 flow.process(segment, ref: ref)
                 return (flow, false)
             }
@@ -54,9 +57,14 @@ public final class FlowTable {
         nextIndex += 1
         flows[key] = flow
         lastFlow = flow
-        onCreate?(flow)
+        if segment.payloadLength > 0 { attach(flow) }
         flow.process(segment, ref: ref)
         return (flow, true)
+    }
+
+    private func attach(_ flow: Flow) {
+        flow.attachPending = false
+        onCreate?(flow)
     }
 
     /// Removes closed flows whose linger time has passed.
