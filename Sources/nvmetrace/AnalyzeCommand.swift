@@ -56,10 +56,18 @@ struct AnalyzeCommand: ParsableCommand {
     @Flag(name: .long, help: "Colour the text report even when not on a terminal.")
     var color = false
 
+    @Option(help: ArgumentHelp("Write the packets of the connections involved in findings to this pcap.", valueName: "file"))
+    var evidence: String?
+
+    @Option(help: ArgumentHelp("Cut each evidence packet to this many bytes (drops I/O data, keeps headers).", valueName: "bytes"))
+    var evidenceSnaplen: Int?
+
     @OptionGroup(title: "Live capture") var live: LiveOptions
 
     func validate() throws {
         if rules || live.listInterfaces { return }
+        if let n = evidenceSnaplen, n < 1 || n > 262_144 { throw ValidationError("--evidence-snaplen takes 1 to 262144") }
+        if evidenceSnaplen != nil && evidence == nil { throw ValidationError("--evidence-snaplen goes with --evidence FILE") }
         if live.interface != nil {
             if let c = live.count, c <= 0 { throw ValidationError("-c takes a positive number of packets.") }
             if let d = live.duration, d <= 0 { throw ValidationError("--duration takes a positive number of seconds.") }
@@ -116,10 +124,29 @@ struct AnalyzeCommand: ParsableCommand {
         let readOK = analysis.read(paths: decode.files)
         progress.finish()
         for e in analysis.readErrors { err.write("nvmetrace: error: \(e)") }
-        let report = analysis.report(engine: engine(), hashFiles: format == .markdown)
+        var report = analysis.report(engine: engine(), hashFiles: format == .markdown)
+        try writeEvidence(&report, inputs: decode.files)
         try emit(report)
         if !readOK { throw ExitCode(2) }
         if report.hasFindings(atOrAbove: failOn.severity) { throw ExitCode(1) }
+    }
+
+    /// `--evidence`: cut the packets of the connections behind the findings out of `inputs`.
+    func writeEvidence(_ report: inout Report, inputs: [String]) throws {
+        guard let evidence else { return }
+        let err = OutputStream.standardError()
+        let chosen = report.evidenceConnections()
+        guard !chosen.isEmpty else {
+            if !decode.quiet { err.write("nvmetrace: no findings, so no evidence written to \(evidence)") }
+            return
+        }
+        do {
+            let n = try EvidenceWriter.write(files: inputs, connections: chosen.map(\.1), to: evidence, snaplen: evidenceSnaplen)
+            report.evidence = Report.EvidenceInfo(file: evidence, packets: n, connections: chosen.map(\.0), snaplen: evidenceSnaplen)
+        } catch {
+            err.write("nvmetrace: error: evidence: \(error)")
+            throw ExitCode(2)
+        }
     }
 
     func engine() -> RuleEngine {

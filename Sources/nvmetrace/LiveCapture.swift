@@ -118,8 +118,16 @@ extension AnalyzeCommand {
         }
         let stoppedAt = LivePcapSource.now()
         source.closeDump()
-        let report = liveAnalysis.finish(nowNs: stoppedAt)
+        var report = liveAnalysis.finish(nowNs: stoppedAt)
         if streamJSON && output == nil { out.flush() }
+        if evidence != nil {
+            // Live evidence is cut from the -w file once the capture is closed.
+            guard let saved = live.write else {
+                err.write("nvmetrace: error: --evidence with -i needs -w FILE to cut the evidence from")
+                throw ExitCode(2)
+            }
+            try writeEvidence(&report, inputs: [saved])
+        }
         try emit(report)
         if let stats = source.stats(), !decode.quiet {
             err.write("\(source.framesRead) packets captured")

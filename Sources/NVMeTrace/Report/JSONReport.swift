@@ -15,6 +15,13 @@ public enum JSONReport {
         var findings: [FindingJSON]
         var unjudged: [UnjudgedJSON]
         var warnings: Warnings
+        var evidence: EvidenceJSONInfo?
+    }
+    struct EvidenceJSONInfo: Encodable {
+        var file: String
+        var packets: Int
+        var connections: [Int]
+        var snaplen: Int?
     }
     struct Capture: Encodable {
         var files: [File]
@@ -200,7 +207,8 @@ public enum JSONReport {
             },
             findings: r.findings.map { findingJSON($0, r) },
             unjudged: r.unjudged.map { UnjudgedJSON(rule: $0.rule, connection: $0.connection, reason: $0.reason) },
-            warnings: Warnings(count: r.decodeWarnings, first: r.decodeWarningSamples, readErrors: r.readErrors))
+            warnings: Warnings(count: r.decodeWarnings, first: r.decodeWarningSamples, readErrors: r.readErrors),
+            evidence: r.evidence.map { EvidenceJSONInfo(file: $0.file, packets: $0.packets, connections: $0.connections, snaplen: $0.snaplen) })
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes, .sortedKeys]
         guard let data = try? enc.encode(doc) else { return "{}" }

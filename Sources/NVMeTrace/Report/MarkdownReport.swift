@@ -18,6 +18,9 @@ public enum MarkdownReport {
         }
         out.append("Analysed with nvmetrace \(r.version): \(m.connections.count) NVMe/TCP connection\(m.connections.count == 1 ? "" : "s"), \(r.count(.error)) error\(r.count(.error) == 1 ? "" : "s"), \(r.count(.warning)) warning\(r.count(.warning) == 1 ? "" : "s").")
         if r.decodeWarnings > 0 { out.append("\(r.decodeWarnings) decode warnings (gaps, resynchronisation, malformed packets).") }
+        if let ev = r.evidence {
+            out.append("Evidence attached: `\(ev.file)` — \(ev.packets) packets of connection\(ev.connections.count == 1 ? "" : "s") \(ev.connections.map(String.init).joined(separator: ", "))\(ev.snaplen.map { ", each cut to \($0) bytes" } ?? "") (frame numbers in it differ from the original capture's).")
+        }
         out.append("")
         out.append("### Findings")
         out.append("")

@@ -20,6 +20,31 @@ public struct Report: Sendable {
     /// Warnings printed in full (the first ones).
     public var decodeWarningSamples: [String]
     public var readErrors: [String]
+    /// The evidence capture written for the findings (`--evidence`).
+    public var evidence: EvidenceInfo?
+
+    public struct EvidenceInfo: Sendable {
+        public var file: String
+        public var packets: Int
+        public var connections: [Int]
+        public var snaplen: Int?
+
+        public init(file: String, packets: Int, connections: [Int], snaplen: Int?) {
+            self.file = file
+            self.packets = packets
+            self.connections = connections
+            self.snaplen = snaplen
+        }
+    }
+
+    /// The connections the findings involve, with their frame spans, for `EvidenceWriter`.
+    public func evidenceConnections() -> [(Int, EvidenceWriter.Connection)] {
+        var ids: [Int] = []
+        for f in findings { for c in f.connections where !ids.contains(c) { ids.append(c) } }
+        return ids.sorted().compactMap { id in
+            model.connection(id).map { (id, EvidenceWriter.Connection(a: $0.host, b: $0.target, first: $0.firstRef, last: $0.lastRef)) }
+        }
+    }
 
     public init(files: [CaptureFileInfo], model: SessionModel, result: RuleResult,
                 decodeWarnings: Int = 0, decodeWarningSamples: [String] = [], readErrors: [String] = []) {

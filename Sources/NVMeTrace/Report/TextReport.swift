@@ -28,6 +28,9 @@ public enum TextReport {
         out.append("\(m.connections.count) NVMe/TCP connection\(m.connections.count == 1 ? "" : "s")" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", ")))
         if r.decodeWarnings > 0 { out.append("\(r.decodeWarnings) decode warning\(r.decodeWarnings == 1 ? "" : "s") (gaps, resynchronisation, malformed packets)") }
         for e in r.readErrors { out.append(paint("read error: ", "31") + e) }
+        if let ev = r.evidence {
+            out.append("Evidence: \(ev.file) (\(ev.packets) packets of connection\(ev.connections.count == 1 ? "" : "s") \(ev.connections.map(String.init).joined(separator: ", "))\(ev.snaplen.map { ", cut to \($0) bytes" } ?? ""))")
+        }
         out.append("")
 
         if r.findings.isEmpty {

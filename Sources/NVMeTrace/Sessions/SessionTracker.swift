@@ -78,6 +78,8 @@ public final class SessionTracker {
             c.end = ConnectionEnd(by: sender == c.host ? .host : .target, how: close.kind == .fin ? .fin : .rst, ref: close.ref)
         }
         if flow.lastRef.timeNs > c.lastRef.timeNs { c.lastRef = flow.lastRef }
+        // The connection spans the whole TCP connection (handshake included), not just its PDUs.
+        if (flow.firstRef.file, flow.firstRef.frame) < (c.firstRef.file, c.firstRef.frame) { c.firstRef = flow.firstRef }
         connections.values[index] = c
     }
 
