@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
-    case text, json, markdown
+    case text, json, markdown, html
 }
 
 enum FailOn: String, ExpressibleByArgument, CaseIterable {
@@ -35,7 +35,7 @@ struct AnalyzeCommand: ParsableCommand {
 
     @OptionGroup var decode: DecodeOptions
 
-    @Option(name: .long, help: "Report format: text, json or markdown.")
+    @Option(name: .long, help: "Report format: text, json, markdown or html.")
     var format: ReportFormat = .text
 
     @Option(name: [.customShort("o"), .long], help: ArgumentHelp("Write the report to FILE instead of standard output.", valueName: "file"))
@@ -124,7 +124,7 @@ struct AnalyzeCommand: ParsableCommand {
         let readOK = analysis.read(paths: decode.files)
         progress.finish()
         for e in analysis.readErrors { err.write("nvmetrace: error: \(e)") }
-        var report = analysis.report(engine: engine(), hashFiles: format == .markdown)
+        var report = analysis.report(engine: engine(), hashFiles: format == .markdown || format == .html)
         try writeEvidence(&report, inputs: decode.files)
         try emit(report)
         if !readOK { throw ExitCode(2) }
@@ -167,6 +167,10 @@ struct AnalyzeCommand: ParsableCommand {
             text = JSONReport.render(report)
         case .markdown:
             text = MarkdownReport.render(report)
+        case .html:
+            var config = RuleConfig()
+            config.discoveryKATOms = UInt32(discoveryKato * 1000)
+            text = HTMLReport.render(report, config: config)
         }
         if let output {
             do {

@@ -1,0 +1,99 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+@testable import NVMeTrace
+
+/// The HTML report: self-contained, its SVG well-formed, the timeline drawing what the model holds.
+@Suite struct HTMLReportTests {
+    static func html(_ sample: String) throws -> String {
+        let run = try runCLI(["--format", "html", "--fail-on", "none", samplePath(sample)])
+        #expect(run.status == 0)
+        return run.stdout
+    }
+
+    /// Counts elements by name and class in an SVG fragment, failing on malformed XML.
+    final class SVGCounter: NSObject, XMLParserDelegate {
+        var counts: [String: Int] = [:]
+        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+                    attributes: [String: String] = [:]) {
+            counts[name + "." + (attributes["class"] ?? ""), default: 0] += 1
+        }
+    }
+
+    static func svgCounts(_ html: String) -> [[String: Int]] {
+        var out: [[String: Int]] = []
+        var rest = html[...]
+        while let start = rest.range(of: "<svg"), let end = rest.range(of: "</svg>", range: start.upperBound..<rest.endIndex) {
+            let fragment = String(rest[start.lowerBound..<end.upperBound])
+            let parser = XMLParser(data: Data(fragment.utf8))
+            let counter = SVGCounter()
+            parser.delegate = counter
+            #expect(parser.parse(), "malformed SVG: \(parser.parserError.map { "\($0)" } ?? "")")
+            out.append(counter.counts)
+            rest = rest[end.upperBound...]
+        }
+        return out
+    }
+
+    @Test(arguments: sampleNames)
+    func timelinesAreWellFormedAndComplete(sample: String) throws {
+        let html = try Self.html(sample)
+        let truth = try GroundTruth(sample: sample)
+        #expect(html.hasPrefix("<!DOCTYPE html>"))
+        // Self-contained: no fetched resources.
+        #expect(!html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("<link"))
+        let svgs = Self.svgCounts(html)
+        #expect(!svgs.isEmpty)
+        let total = svgs.reduce(into: [String: Int]()) { acc, c in c.forEach { acc[$0.key, default: 0] += $0.value } }
+        // One bar per connection, one tick per Keep Alive (counts from the ground truth).
+        let bars = ["admin", "io", "discovery", "unknown"].map { total["rect." + $0] ?? 0 }.reduce(0, +)
+        #expect(bars == truth.connections.count)
+        #expect(total["line.ka"] ?? 0 == truth.connections.map(\.keepAlives).reduce(0, +))
+        #expect(total["line.connect"] ?? 0 == truth.connections.map(\.connects.count).reduce(0, +))
+        let targetCloses = truth.connections.filter { $0.closedBy == "target" }.count
+        #expect(total["path.teardown"] ?? 0 == targetCloses)
+    }
+
+    @Test func findingsArePinnedAndFramesShowOnHover() throws {
+        let html = try Self.html("E-keepalive-stall")
+        let total = Self.svgCounts(html).first ?? [:]
+        #expect(total["path.finding-error"] == 1)
+        #expect(html.contains("keep-alive-expired"))
+        #expect(html.contains("<title>Keep Alive, frame 191,"))           // the last Keep Alive
+        #expect(html.contains("<title>target FIN, frame 194,"))          // the teardown
+        #expect(html.contains("KATO window after the last timer restart"))
+        #expect(html.contains("1a42f24b3c599934e3092288ae341aa33296b7531b3fdfeb7cb2343a974583f8"))
+    }
+
+    /// Renders the page in headless Chromium when it is installed, saving screenshots for a person
+    /// to look at (in the test output directory printed below).
+    @Test(.enabled(if: chromium() != nil, "needs chromium for screenshots (apt-get install chromium)"))
+    func screenshotsRender() throws {
+        let browser = try #require(chromium())
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nvmetrace-screenshots")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for sample in ["A0-persistent-discovery-kato0-unfixed-host", "E-keepalive-stall"] {
+            let page = dir.appendingPathComponent(sample + ".html")
+            try Data(try Self.html(sample).utf8).write(to: page)
+            let png = dir.appendingPathComponent(sample + ".png")
+            try? FileManager.default.removeItem(at: png)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: browser)
+            p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1200",
+                           "--screenshot=\(png.path)", page.path]
+            p.standardOutput = Pipe()
+            p.standardError = Pipe()
+            try p.run()
+            p.waitUntilExit()
+            let size = (try? FileManager.default.attributesOfItem(atPath: png.path)[.size] as? NSNumber)?.intValue ?? 0
+            #expect(size > 10_000, "screenshot \(png.path) is \(size) bytes")
+        }
+        print("screenshots in \(dir.path)")
+    }
+}
+
+func chromium() -> String? {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first { FileManager.default.isExecutableFile(atPath: $0) }
+}
