@@ -6,11 +6,11 @@ final class StreamRecorder: StreamSink {
     var bytes: [UInt8] = []
     var gaps: [(offset: Int, length: UInt64)] = []
     var frames: [Int] = []
-    func streamData(_ b: UnsafeRawBufferPointer, ref: FrameRef) {
+    override func streamData(_ b: UnsafeRawBufferPointer, ref: FrameRef) {
         bytes.append(contentsOf: b)
         frames.append(ref.frame)
     }
-    func streamGap(_ length: UInt64, ref: FrameRef) {
+    override func streamGap(_ length: UInt64, ref: FrameRef) {
         gaps.append((bytes.count, length))
         bytes.append(contentsOf: [UInt8](repeating: 0xEE, count: Int(length)))
     }

@@ -37,6 +37,9 @@ public final class PDUFramer: StreamSink {
     private var firstRef = FrameRef.none
     private var bodyPos = 0             // bytes of the PDU consumed so far (from its start)
     private var keep = 0                // data bytes to keep
+    /// Body position up to which bytes can be skipped without looking at them (data already kept
+    /// and no digest to compute): the fast path for I/O payload.
+    private var blindUntil = 0
     private var data: [UInt8] = []
     private var crc = CRC32C()
     private var ddgst: [UInt8] = []
@@ -58,6 +61,7 @@ public final class PDUFramer: StreamSink {
         self.verifyDataDigests = verifyDataDigests
         self.maxPDULength = maxPDULength
         phase = synchronized ? .header : .resync
+        super.init()
         headerBuf.reserveCapacity(160)
     }
 
@@ -66,7 +70,7 @@ public final class PDUFramer: StreamSink {
 
     // MARK: StreamSink
 
-    public func streamData(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) {
+    public override func streamData(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) {
         var rest = bytes
         while !rest.isEmpty {
             switch phase {
@@ -82,7 +86,7 @@ public final class PDUFramer: StreamSink {
         }
     }
 
-    public func streamGap(_ length: UInt64, ref: FrameRef) {
+    public override func streamGap(_ length: UInt64, ref: FrameRef) {
         let at = streamOffset
         switch phase {
         case .body:
@@ -202,12 +206,30 @@ public final class PDUFramer: StreamSink {
             if keep > 0 { data.reserveCapacity(keep) }
         }
         phase = .body
+        updateBlindUntil(s)
         if bodyPos == s.plen { finishPDU(ref: ref) }
+    }
+
+    private func updateBlindUntil(_ s: PDUShape) {
+        let computingDigest = verifyDataDigests && s.dataDigestLength == 4
+        // Bytes before the data that are not header (padding) and data past what is kept can be
+        // skipped; the data digest bytes cannot.
+        if computingDigest || s.dataLength == 0 || keep > 0 && data.count < keep {
+            blindUntil = 0
+        } else {
+            blindUntil = s.dataStart + s.dataLength
+        }
     }
 
     // MARK: body
 
     private func consumeBody(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) -> UnsafeRawBufferPointer {
+        // Fast path: payload bytes nobody needs, not reaching the PDU's end (that completes it).
+        if bodyPos + bytes.count < blindUntil {
+            bodyPos += bytes.count
+            streamOffset += UInt64(bytes.count)
+            return UnsafeRawBufferPointer(start: nil, count: 0)
+        }
         guard let s = shape else { phase = .header; return bytes }
         let take = min(s.plen - bodyPos, bytes.count)
         let chunk = bytes.prefix(take)
@@ -219,6 +241,7 @@ public final class PDUFramer: StreamSink {
             let piece = chunk.slice(dFrom - from, dTo - dFrom)!
             if data.count < keep {
                 data.append(contentsOf: piece.prefix(keep - data.count))
+                if data.count >= keep { updateBlindUntil(s) }
             }
             if verifyDataDigests && s.dataDigestLength == 4 { crc.update(piece) }
         }
@@ -262,6 +285,7 @@ public final class PDUFramer: StreamSink {
                       firstRef: firstRef, ref: ref, streamOffset: pduStart)
         pduCount += 1
         shape = nil
+        blindUntil = 0
         headerBuf.removeAll(keepingCapacity: true)
         headerNeed = 8
         phase = .header
@@ -273,6 +297,7 @@ public final class PDUFramer: StreamSink {
     private func enterResync(skippedSoFar: UInt64) {
         phase = .resync
         shape = nil
+        blindUntil = 0
         headerBuf.removeAll(keepingCapacity: true)
         headerNeed = 8
         window.removeAll(keepingCapacity: true)

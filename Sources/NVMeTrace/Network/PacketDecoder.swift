@@ -17,6 +17,7 @@ public enum PacketDecodeResult {
 /// against the captured bytes before it is used.
 public enum PacketDecoder {
     public static func decode(linkType: Int32, bytes: UnsafeRawBufferPointer) -> PacketDecodeResult {
+        if linkType == LinkType.ethernet.rawValue, let segment = ethernetIPv4TCP(bytes) { return .tcp(segment) }
         switch LinkType(rawValue: linkType) {
         case .ethernet:
             guard let etherType = bytes.be16(at: 12) else { return .skipped(.malformed("Ethernet header truncated")) }
@@ -51,6 +52,29 @@ public enum PacketDecoder {
         case nil:
             return .skipped(.unsupportedLinkType(linkType))
         }
+    }
+
+    /// The common case in one pass: untagged Ethernet, IPv4 without options or fragmentation,
+    /// TCP. One length check up front, then plain loads; anything else (or anything odd) returns
+    /// nil and takes the general path, which explains what is wrong.
+    @inline(__always)
+    static func ethernetIPv4TCP(_ b: UnsafeRawBufferPointer) -> TCPSegment? {
+        guard b.count >= 54, let base = b.baseAddress else { return nil }
+        @inline(__always) func be16(_ o: Int) -> UInt16 { UInt16(bigEndian: base.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
+        @inline(__always) func be32(_ o: Int) -> UInt32 { UInt32(bigEndian: base.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
+        guard be16(12) == 0x0800, b[14] == 0x45, b[23] == 6, be16(20) & 0x3FFF == 0 else { return nil }
+        let total = Int(be16(16))
+        guard total >= 40, total <= b.count - 14 else { return nil }  // TSO zero/short: general path
+        let tcpHeader = Int(b[46] >> 4) * 4
+        guard tcpHeader >= 20, 14 + 20 + tcpHeader <= 14 + total else { return nil }
+        let payloadStart = 34 + tcpHeader
+        let payloadLength = total - 20 - tcpHeader
+        return TCPSegment(
+            src: Endpoint(address: IPAddress(v4: be32(26)), port: be16(34)),
+            dst: Endpoint(address: IPAddress(v4: be32(30)), port: be16(36)),
+            seq: be32(38), ack: be32(42), flags: TCPFlags(rawValue: b[47] & 0x1F),
+            payload: UnsafeRawBufferPointer(start: base + payloadStart, count: payloadLength),
+            payloadLength: payloadLength)
     }
 
     static func decodeRawIP(_ bytes: UnsafeRawBufferPointer) -> PacketDecodeResult {

@@ -28,6 +28,9 @@ public final class Analyzer {
         flows = FlowTable(maxFlows: options.maxFlows, serverPorts: options.ports)
         flows.onCreate = { [unowned self] flow in self.attach(to: flow) }
         flows.onEvict = { [unowned self] flow, ref in self.end(flow, ref: ref) }
+        flows.onClose = { [unowned self] flow in
+            if flow.application is NVMeTCPConnection { self.onFlowClose?(flow) }
+        }
     }
 
     /// Registers an input file name; returns its index for `FrameRef.file`.
@@ -85,10 +88,7 @@ public final class Analyzer {
         switch PacketDecoder.decode(linkType: packet.linkType, bytes: packet.bytes) {
         case .tcp(let segment):
             tcpSegments += 1
-            let (flow, _) = flows.process(segment, ref: packet.ref)
-            if !segment.flags.isDisjoint(with: [.fin, .rst]), flow.application is NVMeTCPConnection {
-                onFlowClose?(flow)
-            }
+            flows.process(segment, ref: packet.ref)
         case .skipped(let why):
             switch why {
             case .malformed(let message):

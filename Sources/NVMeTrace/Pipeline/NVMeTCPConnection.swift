@@ -98,7 +98,10 @@ final class NVMeTCPConnection: PDUFramerDelegate {
 final class ICReqProbe: StreamSink {
     var bytes: [UInt8] = []
     let decide: (ICReqProbe, FrameRef) -> Void
-    init(decide: @escaping (ICReqProbe, FrameRef) -> Void) { self.decide = decide }
+    init(decide: @escaping (ICReqProbe, FrameRef) -> Void) {
+        self.decide = decide
+        super.init()
+    }
 
     /// ICReq common header: type 0, flags 0, HLEN 128, PDO 0, PLEN 128 (§3.6.2.2).
     var looksLikeICReq: Bool {
@@ -106,12 +109,12 @@ final class ICReqProbe: StreamSink {
             && bytes.le32(at: 4) == 128
     }
 
-    func streamData(_ data: UnsafeRawBufferPointer, ref: FrameRef) {
+    override func streamData(_ data: UnsafeRawBufferPointer, ref: FrameRef) {
         bytes.append(contentsOf: data)
         if bytes.count >= 8 { decide(self, ref) }
     }
 
-    func streamGap(_ length: UInt64, ref: FrameRef) {
+    override func streamGap(_ length: UInt64, ref: FrameRef) {
         bytes.removeAll()
         decide(self, ref)
     }

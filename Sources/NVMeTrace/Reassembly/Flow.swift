@@ -19,8 +19,11 @@ public final class Flow {
     /// being decoded.
     /// `let` and created with the flow: a `let` class reference is used without a retain on the
     /// per-packet path. They do nothing until `enableReassembly`.
-    public let clientStream: StreamReassembler = StreamReassembler()
-    public let serverStream: StreamReassembler = StreamReassembler()
+    public let clientStream: StreamReassembler
+    public let serverStream: StreamReassembler
+    /// The same two, for calls on the per-packet path without retain/release (the flow owns them).
+    private let clientRef: Unmanaged<StreamReassembler>
+    private let serverRef: Unmanaged<StreamReassembler>
     public private(set) var reassembling = false
 
     public func stream(_ d: Direction) -> StreamReassembler {
@@ -41,6 +44,10 @@ public final class Flow {
         self.index = index
         self.key = key
         self.firstRef = ref
+        clientStream = StreamReassembler()
+        serverStream = StreamReassembler()
+        clientRef = Unmanaged.passUnretained(clientStream)
+        serverRef = Unmanaged.passUnretained(serverStream)
         self.lastRef = ref
         if segment.flags.contains(.syn) {
             rolesFromHandshake = true
@@ -104,27 +111,29 @@ public final class Flow {
         if segment.flags.contains(.fin), closes[dir.rawValue] == nil {
             closes[dir.rawValue] = CloseEvent(kind: .fin, ref: ref)
         }
-        // unowned(unsafe) locals: the flow owns both streams for the whole call, and a retain and
-        // release per packet is measurable.
-        unowned(unsafe) let stream = dir == .clientToServer ? clientStream : serverStream
-        unowned(unsafe) let reverse = dir == .clientToServer ? serverStream : clientStream
+        // Unmanaged: the flow owns both streams for the whole call, and a retain and release per
+        // packet is measurable.
+        let stream = dir == .clientToServer ? clientRef : serverRef
+        let reverse = dir == .clientToServer ? serverRef : clientRef
         if segment.flags.contains(.syn) {
             // Recorded even before decoding is attached (at the first payload byte), so the stream
             // knows where it starts.
-            stream.syn(seq: segment.seq)
+            stream._withUnsafeGuaranteedRef { $0.syn(seq: segment.seq) }
         }
         guard reassembling, !ignored else { return }
         if segment.flags.contains(.ack) {
-            reverse.peerAcknowledged(segment.ack, ref: ref)
+            reverse._withUnsafeGuaranteedRef { $0.peerAcknowledged(segment.ack, ref: ref) }
         }
         if !segment.flags.contains(.rst) && (segment.payloadLength > 0 || segment.flags.contains(.fin)) {
             let seq = segment.flags.contains(.syn) ? segment.seq &+ 1 : segment.seq
-            stream.segment(seq: seq, payload: segment.payload, announcedLength: segment.payloadLength,
+            stream._withUnsafeGuaranteedRef {
+                $0.segment(seq: seq, payload: segment.payload, announcedLength: segment.payloadLength,
                            fin: segment.flags.contains(.fin), ref: ref)
+            }
         }
         if segment.flags.contains(.rst) {
-            stream.flush(ref: ref)
-            reverse.flush(ref: ref)
+            stream._withUnsafeGuaranteedRef { $0.flush(ref: ref) }
+            reverse._withUnsafeGuaranteedRef { $0.flush(ref: ref) }
         }
     }
 

@@ -12,8 +12,8 @@ public final class FlowTable {
     public private(set) var nextIndex = 0
     public private(set) var evictedLive = 0
     private var nextSweepNs: Int64 = 0
-    /// The flow of the previous segment (nil once it left the table).
-    private var lastFlow: Flow?
+    /// The flow of the previous segment, unretained: cleared whenever a flow leaves the table.
+    private var lastFlowRef: Unmanaged<Flow>?
 
     /// Called before the first segment of a flow that carries payload is processed (to attach
     /// decoding).
@@ -27,39 +27,54 @@ public final class FlowTable {
         self.serverPorts = serverPorts
     }
 
-    /// Finds or creates the flow a segment belongs to and updates it. Returns the flow and
-    /// whether it was created by this segment.
-    @discardableResult
-    public func process(_ segment: TCPSegment, ref: FrameRef) -> (Flow, created: Bool) {
+    /// Called after a segment with FIN or RST was processed (the connection's end is known).
+    public var onClose: ((Flow) -> Void)?
+
+    /// Finds or creates the flow a segment belongs to and updates it.
+    public func process(_ segment: TCPSegment, ref: FrameRef) {
         let key = FlowKey(segment.src, segment.dst)
-        // Segments come in bursts per connection: try the last flow before hashing.
-        if let last = lastFlow, last.key == key, !(last.isClosed && segment.flags.contains(.syn)) {
-            if last.attachPending && segment.payloadLength > 0 { attach(last) }
-            last.process(segment, ref: ref)
-            return (last, false)
-        }
-        if let flow = flows[key] {
-            lastFlow = flow
-            // A new SYN on a finished connection starts a new one, as Wireshark counts streams.
-            if flow.isClosed && segment.flags.contains(.syn) && !segment.flags.contains(.ack) {
-                onEvict?(flow, ref)
-                flows[key] = nil
-                lastFlow = nil
-            } else {
+        // Segments come in bursts per connection: try the last flow before hashing, through an
+        // unretained reference (the table holds it).
+        if let last = lastFlowRef {
+            let hit = last._withUnsafeGuaranteedRef { flow -> Bool in
+                guard flow.key == key, !(flow.isClosed && segment.flags.contains(.syn)) else { return false }
                 if flow.attachPending && segment.payloadLength > 0 { attach(flow) }
                 flow.process(segment, ref: ref)
-                return (flow, false)
+                return true
+            }
+            if hit {
+                if !segment.flags.isDisjoint(with: [.fin, .rst]), let onClose { onClose(last.takeUnretainedValue()) }
+                return
             }
         }
-        if ref.timeNs >= nextSweepNs { sweep(now: ref) }
-        if flows.count >= maxFlows { evictLeastRecent(ref: ref) }
-        let flow = Flow(index: nextIndex, key: key, first: segment, ref: ref, serverPorts: serverPorts)
-        nextIndex += 1
-        flows[key] = flow
-        lastFlow = flow
-        if segment.payloadLength > 0 { attach(flow) }
-        flow.process(segment, ref: ref)
-        return (flow, true)
+        let flow: Flow
+        if let existing = flows[key],
+           !(existing.isClosed && segment.flags.contains(.syn) && !segment.flags.contains(.ack)) {
+            flow = existing
+            setLast(flow)
+            if flow.attachPending && segment.payloadLength > 0 { attach(flow) }
+            flow.process(segment, ref: ref)
+        } else {
+            if let existing = flows[key] {
+                // A new SYN on a finished connection starts a new one, as Wireshark counts streams.
+                onEvict?(existing, ref)
+                flows[key] = nil
+                setLast(nil)
+            }
+            if ref.timeNs >= nextSweepNs { sweep(now: ref) }
+            if flows.count >= maxFlows { evictLeastRecent(ref: ref) }
+            flow = Flow(index: nextIndex, key: key, first: segment, ref: ref, serverPorts: serverPorts)
+            nextIndex += 1
+            flows[key] = flow
+            setLast(flow)
+            if segment.payloadLength > 0 { attach(flow) }
+            flow.process(segment, ref: ref)
+        }
+        if !segment.flags.isDisjoint(with: [.fin, .rst]) { onClose?(flow) }
+    }
+
+    private func setLast(_ flow: Flow?) {
+        lastFlowRef = flow.map { Unmanaged.passUnretained($0) }
     }
 
     private func attach(_ flow: Flow) {
@@ -77,14 +92,14 @@ public final class FlowTable {
         for key in gone {
             if let flow = flows.removeValue(forKey: key) { onEvict?(flow, now) }
         }
-        if let last = lastFlow, flows[last.key] !== last { lastFlow = nil }
+        setLast(nil)
     }
 
     /// The table is full: drop closed flows first, then the longest idle tenth of the rest.
     private func evictLeastRecent(ref: FrameRef) {
         let closed = flows.filter { $0.value.isClosed }.map(\.key)
         for key in closed { if let f = flows.removeValue(forKey: key) { onEvict?(f, ref) } }
-        lastFlow = nil
+        setLast(nil)
         guard flows.count >= maxFlows else { return }
         let victims = flows.values.sorted { $0.lastRef.timeNs < $1.lastRef.timeNs }
             .prefix(max(1, flows.count / 10))
@@ -93,7 +108,7 @@ public final class FlowTable {
             evictedLive += 1
             onEvict?(flow, ref)
         }
-        lastFlow = nil
+        setLast(nil)
     }
 
     /// Every flow still in the table, in index order (for end-of-capture processing).
@@ -101,6 +116,6 @@ public final class FlowTable {
 
     public func removeAll() {
         flows.removeAll()
-        lastFlow = nil
+        setLast(nil)
     }
 }

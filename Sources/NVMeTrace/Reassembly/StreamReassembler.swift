@@ -18,7 +18,11 @@ public final class StreamReassembler {
 
     /// Not retained: the sink's owner (the flow's application) keeps it alive for as long as the
     /// stream; a retain and release per segment is measurable on the hot path.
-    public unowned(unsafe) var sink: StreamSink?
+    public var sink: StreamSink? {
+        get { sinkRef?.takeUnretainedValue() }
+        set { sinkRef = newValue.map { Unmanaged.passUnretained($0) } }
+    }
+    private var sinkRef: Unmanaged<StreamSink>?
     public var maxBufferedBytes: Int
     public private(set) var stats = StreamStats()
 
@@ -154,7 +158,7 @@ public final class StreamReassembler {
         stats.gaps += 1
         stats.gapBytes += length
         nextOffset += length
-        sink?.streamGap(length, ref: ref)
+        sinkRef?._withUnsafeGuaranteedRef { $0.streamGap(length, ref: ref) }
     }
 
     private func deliver(payload: UnsafeRawBufferPointer, missingTail: Int, skip: Int, ref: FrameRef) {
@@ -162,7 +166,7 @@ public final class StreamReassembler {
             let bytes = payload.dropFirst(skip)
             nextOffset += UInt64(bytes.count)
             stats.deliveredBytes += UInt64(bytes.count)
-            sink?.streamData(bytes, ref: ref)
+            sinkRef?._withUnsafeGuaranteedRef { $0.streamData(bytes, ref: ref) }
             if missingTail > 0 { gap(UInt64(missingTail), ref: ref) }
         } else {
             let missing = payload.count + missingTail - skip

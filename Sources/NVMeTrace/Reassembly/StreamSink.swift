@@ -1,11 +1,17 @@
 /// What a reassembled TCP byte stream (one direction of a connection) delivers, in stream order.
-public protocol StreamSink: AnyObject {
+///
+/// A class rather than a protocol: the reassembler calls it through an unretained reference on
+/// every segment, which needs a class (`Unmanaged`); subclasses override both methods.
+open class StreamSink {
+    public init() {}
+
     /// In-order bytes, valid only during the call. `ref` is the frame whose arrival made them
     /// deliverable (for a segment that filled a hole, the filling frame, as Wireshark shows it).
-    func streamData(_ bytes: UnsafeRawBufferPointer, ref: FrameRef)
+    open func streamData(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) {}
+
     /// `length` bytes of the stream will never be seen (lost before the capture point, cut by the
     /// snap length, or given up on when the out-of-order buffer overflowed).
-    func streamGap(_ length: UInt64, ref: FrameRef)
+    open func streamGap(_ length: UInt64, ref: FrameRef) {}
 }
 
 /// Counters one direction of a stream keeps, for reports and tests.
