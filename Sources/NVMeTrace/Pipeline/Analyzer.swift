@@ -62,6 +62,7 @@ public final class Analyzer {
     public var framesPerFile: [Int: Int] {
         var out: [Int: Int] = [:]
         for (i, n) in lastFrameOfFile.enumerated() { out[i] = n }
+        if currentFile >= 0 { out[currentFile] = lastRef.frame }
         return out
     }
     private var lastFrameOfFile: [Int] = []
@@ -78,13 +79,20 @@ public final class Analyzer {
         packets += 1
         if firstRef == nil { firstRef = packet.ref }
         if packet.ref.file != currentFile {
-            // First packet of a file (files are read one after the other).
+            // First packet of a file (files are read one after the other): the previous file's
+            // last frame is the last packet seen before this one.
+            if currentFile >= 0 { lastFrameOfFile[currentFile] = lastRef.frame }
             currentFile = packet.ref.file
             if fileStartNs[currentFile] == nil { fileStartNs[currentFile] = packet.ref.timeNs }
             while lastFrameOfFile.count <= max(currentFile, 0) { lastFrameOfFile.append(0) }
         }
-        if currentFile >= 0 { lastFrameOfFile[currentFile] = packet.ref.frame }
         lastRef = packet.ref
+        // The common case (Ethernet, IPv4, TCP) without building a decode result.
+        if packet.linkType == LinkType.ethernet.rawValue, let segment = PacketDecoder.ethernetIPv4TCP(packet.bytes) {
+            tcpSegments += 1
+            flows.process(segment, ref: packet.ref)
+            return
+        }
         switch PacketDecoder.decode(linkType: packet.linkType, bytes: packet.bytes) {
         case .tcp(let segment):
             tcpSegments += 1

@@ -75,9 +75,11 @@ public final class Flow {
         segment.src == client ? .clientToServer : .serverToClient
     }
 
-    public var isClosed: Bool {
-        if closes[0]?.kind == .rst || closes[1]?.kind == .rst { return true }
-        return closes[0] != nil && closes[1] != nil
+    /// Both sides sent FIN, or either sent RST (kept up to date by `process`: checked per packet).
+    public private(set) var isClosed = false
+
+    private func updateClosed() {
+        isClosed = closes[0]?.kind == .rst || closes[1]?.kind == .rst || (closes[0] != nil && closes[1] != nil)
     }
 
     /// The first FIN or RST of the connection: who ended it.
@@ -105,11 +107,14 @@ public final class Flow {
         lastRef = ref
         let dir = direction(of: segment)
         if segment.flags.contains(.syn), synRef == nil, !segment.flags.contains(.ack) { synRef = ref }
-        if segment.flags.contains(.rst), closes[dir.rawValue] == nil {
-            closes[dir.rawValue] = CloseEvent(kind: .rst, ref: ref)
-        }
-        if segment.flags.contains(.fin), closes[dir.rawValue] == nil {
-            closes[dir.rawValue] = CloseEvent(kind: .fin, ref: ref)
+        if !segment.flags.isDisjoint(with: [.fin, .rst]) {
+            if segment.flags.contains(.rst), closes[dir.rawValue] == nil {
+                closes[dir.rawValue] = CloseEvent(kind: .rst, ref: ref)
+            }
+            if segment.flags.contains(.fin), closes[dir.rawValue] == nil {
+                closes[dir.rawValue] = CloseEvent(kind: .fin, ref: ref)
+            }
+            updateClosed()
         }
         // Unmanaged: the flow owns both streams for the whole call, and a retain and release per
         // packet is measurable.

@@ -3,6 +3,7 @@ public struct FlowKey: Hashable, Sendable {
     public var a: Endpoint  // the lower endpoint
     public var b: Endpoint
 
+    @inline(__always)
     public init(_ x: Endpoint, _ y: Endpoint) {
         if x < y { a = x; b = y } else { a = y; b = x }
     }

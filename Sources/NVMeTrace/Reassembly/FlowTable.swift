@@ -37,7 +37,7 @@ public final class FlowTable {
         // unretained reference (the table holds it).
         if let last = lastFlowRef {
             let hit = last._withUnsafeGuaranteedRef { flow -> Bool in
-                guard flow.key == key, !(flow.isClosed && segment.flags.contains(.syn)) else { return false }
+                guard flow.key == key, !(segment.flags.contains(.syn) && flow.isClosed) else { return false }
                 if flow.attachPending && segment.payloadLength > 0 { attach(flow) }
                 flow.process(segment, ref: ref)
                 return true
