@@ -35,6 +35,10 @@ struct Floor: ParsableCommand {
             if n > 0 { sum &+= UInt64(data![0]) &+ UInt64(data![n - 1]) }
         }
         print("\(packets) packets \(bytes) bytes \(sum & 1)")
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) {
+            FileHandle.standardError.write(Data("nvmetrace: peak RSS \(line.split(separator: " ").dropFirst().first ?? "0") KiB\n".utf8))
+        }
     }
 }
 
@@ -129,6 +133,7 @@ struct Run: ParsableCommand {
         var tshark: Measurement?
         if !noTshark, let t = which("tshark") {
             tshark = best("tshark -Y nvme-tcp -q", [t, "-r", main, "-Y", "nvme-tcp", "-q"])
+            tshark?.file = main
         }
         let scaleRuns = zip(scaling, scaled).map { s, f in best("nvmetrace \(s)", [nvmetrace, "-q", "--fail-on", "none", f]) }
 
@@ -189,12 +194,14 @@ struct Run: ParsableCommand {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("nvmetrace-bench-\(getpid()).err").path
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         defer { posix_spawn_file_actions_destroy(&actions) }
         var cargs = argv.map { strdup($0) }
         cargs.append(nil)
         defer { cargs.forEach { free($0) } }
         let start = DispatchTime.now()
+        setenv("NVMETRACE_PEAK_RSS", "1", 1)
         guard posix_spawn(&pid, argv[0], &actions, nil, cargs, environ) == 0 else {
             return Measurement(name: name, seconds: .nan, maxRSSKiB: 0, status: -1)
         }
@@ -202,7 +209,16 @@ struct Run: ParsableCommand {
         var usage = rusage()
         wait4(pid, &status, 0, &usage)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-        return Measurement(name: name, seconds: seconds, maxRSSKiB: usage.ru_maxrss, status: (status >> 8) & 0xFF)
+        // The child's own figure when it reports one (wait4 also counts this process's memory from
+        // before the child's exec); wait4's otherwise (tshark, whose memory dwarfs ours).
+        var rss = usage.ru_maxrss
+        if let err = try? String(contentsOfFile: errPath, encoding: .utf8),
+           let line = err.split(separator: "\n").last(where: { $0.contains("nvmetrace: peak RSS") }),
+           let kib = Int(line.split(separator: " ").dropLast().last ?? "") {
+            rss = kib
+        }
+        try? FileManager.default.removeItem(atPath: errPath)
+        return Measurement(name: name, seconds: seconds, maxRSSKiB: rss, status: (status >> 8) & 0xFF)
     }
 }
 

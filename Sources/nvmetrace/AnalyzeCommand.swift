@@ -85,6 +85,12 @@ struct AnalyzeCommand: ParsableCommand {
     }
 
     func run() throws {
+        // NVMETRACE_PEAK_RSS=1: report peak memory on stderr at exit (benchmark and flood tests).
+        defer {
+            if ProcessInfo.processInfo.environment["NVMETRACE_PEAK_RSS"] != nil, let kib = peakResidentKiB() {
+                OutputStream.standardError().write("nvmetrace: peak RSS \(kib) KiB")
+            }
+        }
         if live.listInterfaces {
             do {
                 for (i, dev) in try LivePcapSource.interfaces().enumerated() {

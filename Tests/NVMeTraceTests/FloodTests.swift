@@ -7,7 +7,9 @@ import NVMeTraceSynth
 import Glibc
 #endif
 
-/// Runs the nvmetrace executable and returns its exit status, stderr and peak RSS (KiB, wait4).
+/// Runs the nvmetrace executable and returns its exit status, stderr and peak RSS (KiB, as the
+/// process measured itself: wait4's figure would include this test process's memory, which the
+/// child shares until its exec).
 func runMeasured(_ args: [String]) throws -> (status: Int32, stderr: String, maxRSSKiB: Int) {
     let binary = try #require(nvmetraceBinary())
     let errURL = temporaryFile("stderr.txt")
@@ -20,12 +22,15 @@ func runMeasured(_ args: [String]) throws -> (status: Int32, stderr: String, max
     var cargs = argv.map { strdup($0) } + [nil]
     defer { cargs.forEach { free($0) } }
     var pid: pid_t = 0
+    setenv("NVMETRACE_PEAK_RSS", "1", 1)
     guard posix_spawn(&pid, binary.path, &actions, nil, &cargs, environ) == 0 else { throw CocoaError(.executableLoad) }
     var status: Int32 = 0
     var usage = rusage()
     wait4(pid, &status, 0, &usage)
     let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
-    return ((status >> 8) & 0xFF, stderr, usage.ru_maxrss)
+    let line = try #require(stderr.split(separator: "\n").last { $0.hasPrefix("nvmetrace: peak RSS") })
+    let kib = try #require(Int(line.split(separator: " ").dropLast().last ?? ""))
+    return ((status >> 8) & 0xFF, stderr, kib)
 }
 
 /// Floods and attacks stay within stated memory bounds (peak RSS of the whole process).
