@@ -25,6 +25,10 @@ public final class Flow {
     private let clientRef: Unmanaged<StreamReassembler>
     private let serverRef: Unmanaged<StreamReassembler>
     public private(set) var reassembling = false
+    private var clientLastAck: UInt32 = 0
+    private var serverLastAck: UInt32 = 0
+    private var clientAckSeen = false
+    private var serverAckSeen = false
 
     public func stream(_ d: Direction) -> StreamReassembler {
         d == .clientToServer ? clientStream : serverStream
@@ -126,8 +130,15 @@ public final class Flow {
             stream._withUnsafeGuaranteedRef { $0.syn(seq: segment.seq) }
         }
         guard reassembling, !ignored else { return }
+        // A burst of segments repeats the same acknowledgement: only a new one can reveal a loss.
         if segment.flags.contains(.ack) {
-            reverse._withUnsafeGuaranteedRef { $0.peerAcknowledged(segment.ack, ref: ref) }
+            let fresh = dir == .clientToServer ? segment.ack != clientLastAck || !clientAckSeen
+                                               : segment.ack != serverLastAck || !serverAckSeen
+            if fresh {
+                if dir == .clientToServer { clientLastAck = segment.ack; clientAckSeen = true }
+                else { serverLastAck = segment.ack; serverAckSeen = true }
+                reverse._withUnsafeGuaranteedRef { $0.peerAcknowledged(segment.ack, ref: ref) }
+            }
         }
         if !segment.flags.contains(.rst) && (segment.payloadLength > 0 || segment.flags.contains(.fin)) {
             let seq = segment.flags.contains(.syn) ? segment.seq &+ 1 : segment.seq
