@@ -143,3 +143,15 @@ public final class TrafficGenerator {
 extension String {
     func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }
+
+/// Sizes as the generator and benchmark options take them: a number with an optional K, M or G
+/// (binary) suffix. Nil for anything else.
+public func parseByteSize(_ s: String) -> Int64? {
+    let units: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+    var digits = s.uppercased()
+    var mult: Int64 = 1
+    if let last = digits.last, let u = units[last] { mult = u; digits.removeLast() }
+    if digits.hasSuffix("I") { digits.removeLast() }
+    guard let n = Int64(digits), n > 0, n <= Int64.max / mult else { return nil }
+    return n * mult
+}

@@ -64,13 +64,8 @@ struct Generator: ParsableCommand {
     }
 
     static func parseSize(_ s: String) throws -> Int64 {
-        let units: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
-        var digits = s.uppercased()
-        var mult: Int64 = 1
-        if let last = digits.last, let u = units[last] { mult = u; digits.removeLast() }
-        if digits.hasSuffix("I") { digits.removeLast() }
-        guard let n = Int64(digits), n > 0 else { throw ValidationError("bad size '\(s)'") }
-        return n * mult
+        guard let n = parseByteSize(s) else { throw ValidationError("bad size '\(s)'") }
+        return n
     }
 
     func run() throws {
