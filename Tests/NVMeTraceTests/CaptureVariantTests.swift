@@ -320,7 +320,10 @@ enum NetworkCondition: String, CaseIterable, Sendable, CustomStringConvertible {
         let message = "controller→host stream offset \(victim.range.lowerBound): \(victim.range.count) bytes "
             + "missing from the capture (inside a PDU; framing continues)"
         #expect(result.diagnostics.map(\.message) == [message])
-        #expect(result.diagnostics.first?.frame == ackFrame)
+        // The loss is declared a few packets after the first ACK past the lost bytes: an ACK seen
+        // before its data can be reordering in the capture, so the hole gets a short grace.
+        let frame = try #require(result.diagnostics.first?.frame)
+        #expect(frame >= ackFrame && frame <= ackFrame + 2 * StreamReassembler.ackedHoleGrace, "ack \(ackFrame), warned at \(frame)")
         #expect(result.diagnostics.first?.connection == io.stream)
 
         // Nothing else is lost: every count and Connect is as in the ground truth.
@@ -381,8 +384,10 @@ enum NetworkCondition: String, CaseIterable, Sendable, CustomStringConvertible {
         let ackFrame = try #require(firstAckFrame(in: lossy, from: ref.key, after: victim.frame,
                                                   beyond: victim.range.lowerBound, of: c2h))
         let gap = "controller→host stream offset \(victim.range.lowerBound): \(victim.range.count) bytes missing from the capture"
-        #expect(result.diagnostics.contains { $0.message == gap && $0.frame == ackFrame && $0.connection == io.stream },
-                "\(result.diagnostics)")
+        #expect(result.diagnostics.contains {
+            $0.message == gap && $0.frame >= ackFrame && $0.frame <= ackFrame + 2 * StreamReassembler.ackedHoleGrace
+                && $0.connection == io.stream
+        }, "\(result.diagnostics)")
         let next = try #require(c2h.pdus.first { $0.offset >= victim.range.upperBound })
         let skipped = next.offset - victim.range.upperBound
         if kind == .headerOfLargePDU { #expect(skipped > 65536) }

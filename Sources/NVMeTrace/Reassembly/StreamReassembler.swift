@@ -93,12 +93,41 @@ public final class StreamReassembler {
             let skip = Int(nextOffset - start)
             deliver(payload: payload, missingTail: length - payload.count, skip: skip, ref: ref)
             if pendingCount > 0 { drainPending(ref: ref) }
+            if ackedHoleAge >= 0 && maxAckedOffset <= nextOffset { ackedHoleAge = -1 }
         } else {
             stats.outOfOrderSegments += 1
             buffer(offset: start, payload: payload, missingTail: length - payload.count)
-            if peerAckCoversHole() || bufferedBytes > maxBufferedBytes {
+            if bufferedBytes > maxBufferedBytes {
                 skipToFirstPending(ref: ref)
+            } else {
+                ageAckedHole(ref: ref)
             }
+        }
+    }
+
+    /// How many packets ago the peer acknowledged bytes this stream has not seen (-1: no such
+    /// hole). A capture can show an acknowledgement before the data it covers (captures merged
+    /// from two points, multi-queue timestamps); only when the hole stays open for a few more
+    /// packets were the bytes really lost before the capture point.
+    private var ackedHoleAge = -1
+    static let ackedHoleGrace = 8
+
+    private func ageAckedHole(ref: FrameRef) {
+        guard maxAckedOffset > nextOffset else { ackedHoleAge = -1; return }
+        // One unseen sequence number at the very end may be a FIN the capture missed, not data.
+        if pendingCount == 0 && maxAckedOffset - nextOffset <= 1 { return }
+        if ackedHoleAge < 0 { ackedHoleAge = 0; return }
+        ackedHoleAge += 1
+        if ackedHoleAge >= Self.ackedHoleGrace { giveUpAckedHole(ref: ref) }
+    }
+
+    private func giveUpAckedHole(ref: FrameRef) {
+        ackedHoleAge = -1
+        if let first = pending.first, pendingCount > 0, first.offset <= maxAckedOffset {
+            skipToFirstPending(ref: ref)
+        } else if maxAckedOffset > nextOffset + 1 || (pendingCount > 0 && maxAckedOffset > nextOffset) {
+            gap(maxAckedOffset - nextOffset, ref: ref)
+            if pendingCount > 0 { drainPending(ref: ref) }
         }
     }
 
@@ -111,23 +140,20 @@ public final class StreamReassembler {
         // Ignore acknowledgements implausibly far ahead (garbage or a different connection).
         guard o <= nextOffset + (1 << 30) else { return }
         if o > maxAckedOffset { maxAckedOffset = o }
-        if maxAckedOffset > nextOffset {
-            if pendingCount == 0 {
-                // One unseen sequence number at the end may be a FIN the capture missed, not data:
-                // it becomes a gap only if data after it shows up (it is then pending).
-                if maxAckedOffset - nextOffset > 1 { gap(maxAckedOffset - nextOffset, ref: ref) }
-                return
-            }
-            if let first = pending.first, first.offset <= maxAckedOffset {
-                skipToFirstPending(ref: ref)
-            }
-        }
+        if maxAckedOffset > nextOffset || ackedHoleAge >= 0 { ageAckedHole(ref: ref) }
+    }
+
+    /// A packet of the connection passed (either direction): an acknowledged hole ages.
+    public func tick(ref: FrameRef) {
+        if ackedHoleAge >= 0 { ageAckedHole(ref: ref) }
     }
 
     /// The connection ended (RST, or the capture ended): give up on every hole and deliver all
     /// buffered bytes.
     public func flush(ref: FrameRef) {
+        ackedHoleAge = -1
         while pendingCount > 0 { skipToFirstPending(ref: ref) }
+        if maxAckedOffset > nextOffset + 1 { gap(maxAckedOffset - nextOffset, ref: ref) }
         if let fin = finOffset, fin > nextOffset, maxAckedOffset >= fin {
             gap(fin - nextOffset, ref: ref)
         }
