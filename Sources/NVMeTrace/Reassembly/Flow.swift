@@ -131,8 +131,8 @@ public final class Flow {
         }
         guard reassembling, !ignored else { return }
         // Every packet of the connection ages an acknowledged hole in either direction.
-        stream._withUnsafeGuaranteedRef { $0.tick(ref: ref) }
-        reverse._withUnsafeGuaranteedRef { $0.tick(ref: ref) }
+        stream._withUnsafeGuaranteedRef { if $0.ackedHoleAge >= 0 { $0.tick(ref: ref) } }
+        reverse._withUnsafeGuaranteedRef { if $0.ackedHoleAge >= 0 { $0.tick(ref: ref) } }
         // A burst of segments repeats the same acknowledgement: only a new one can reveal a loss.
         if segment.flags.contains(.ack) {
             let fresh = dir == .clientToServer ? segment.ack != clientLastAck || !clientAckSeen

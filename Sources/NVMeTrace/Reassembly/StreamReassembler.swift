@@ -109,7 +109,7 @@ public final class StreamReassembler {
     /// hole). A capture can show an acknowledgement before the data it covers (captures merged
     /// from two points, multi-queue timestamps); only when the hole stays open for a few more
     /// packets were the bytes really lost before the capture point.
-    private var ackedHoleAge = -1
+    private(set) var ackedHoleAge = -1
     static let ackedHoleGrace = 8
 
     private func ageAckedHole(ref: FrameRef) {
