@@ -70,7 +70,7 @@ struct AnalyzeCommand: ParsableCommand {
         if evidenceSnaplen != nil && evidence == nil { throw ValidationError("--evidence-snaplen goes with --evidence FILE") }
         if live.interface != nil {
             if let c = live.count, c <= 0 { throw ValidationError("-c takes a positive number of packets.") }
-            if let d = live.duration, d <= 0 { throw ValidationError("--duration takes a positive number of seconds.") }
+            if let d = live.duration, !(d > 0 && d <= 1e9) { throw ValidationError("--duration takes a positive number of seconds.") }
             if let s = live.snaplen, s <= 0 || s > 262_144 { throw ValidationError("-s takes a snap length from 1 to 262144.") }
             return
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import NVMeTrace
 
 @main
@@ -26,4 +27,19 @@ struct NVMeTraceCommand: ParsableCommand {
         subcommands: [AnalyzeCommand.self, PDUsCommand.self],
         defaultSubcommand: AnalyzeCommand.self
     )
+
+    /// As ParsableCommand's own, except that bad usage exits 2 (tcpdump's and this tool's
+    /// documented code) rather than 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                OutputStream.standardError().write(fullMessage(for: error))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }

@@ -176,3 +176,50 @@ import NVMeTraceSynth
         #expect(a.flows.nextIndex == 5000)
     }
 }
+
+/// Timestamps far apart or wrapped (pcapng carries 64-bit timestamps; scaled to nanoseconds they
+/// wrap) must not trap anywhere — the HTML timeline's arithmetic did before it worked in Double.
+@Suite struct ExtremeTimestampTests {
+    /// Sample A0's packets in a pcapng whose microsecond timestamps wrap to about -9.2e18 ns for the
+    /// first 60 packets and +9.2e18 ns after.
+    static func extremeCapture() throws -> String {
+        var w = ByteWriter()
+        func block(_ type: UInt32, _ body: [UInt8]) {
+            var b = body
+            while b.count % 4 != 0 { b.append(0) }
+            w.u32(type); w.u32(UInt32(b.count + 12)); w.append(b); w.u32(UInt32(b.count + 12))
+        }
+        var shb = ByteWriter()
+        shb.u32(0x1A2B_3C4D); shb.u16(1); shb.u16(0); shb.u64(UInt64.max)
+        block(0x0A0D_0D0A, shb.bytes)
+        var idb = ByteWriter()
+        idb.u16(1); idb.u16(0); idb.u32(0)
+        block(1, idb.bytes)
+        let low: UInt64 = ((1 << 63) + 1_000_000_000_000) / 1000 + 1
+        let high: UInt64 = ((1 << 63) - 1_000_000_000_000) / 1000
+        for (i, p) in SampleCaptures.named("A0-persistent-discovery-kato0-unfixed-host").packets.enumerated() {
+            let ts = (i < 60 ? low : high) + UInt64(i)
+            var epb = ByteWriter()
+            epb.u32(0); epb.u32(UInt32(ts >> 32)); epb.u32(UInt32(truncatingIfNeeded: ts))
+            epb.u32(UInt32(p.bytes.count)); epb.u32(UInt32(p.wireLength)); epb.append(p.bytes)
+            block(6, epb.bytes)
+        }
+        let url = temporaryFile("extreme.pcapng")
+        try Data(w.bytes).write(to: url)
+        return url.path
+    }
+
+    @Test func everyReportRendersWithExtremeTimestamps() throws {
+        let path = try Self.extremeCapture()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for format in ["text", "json", "markdown", "html"] {
+            let run = try runCLI(["--format", format, "--fail-on", "none", path])
+            #expect(run.status == 0, "\(format): \(run.stderr.suffix(500))")
+            #expect(!run.stdout.isEmpty)
+        }
+        let pdus = try runCLI(["pdus", "--format", "json", path])
+        #expect(pdus.status == 0)
+        // The decode itself is unaffected by the clock: the same PDUs as the original.
+        #expect(pdus.stdout.split(separator: "\n").count == 83)
+    }
+}

@@ -92,7 +92,8 @@ import NVMeTraceSynth
     }
 
     /// The discovery log the nvmet target serves in sample A: the current discovery subsystem
-    /// and the NVM subsystem, both on 10.0.0.1.
+    /// and the NVM subsystem, both on 10.0.0.1 (as tshark decodes frame 43: NUMREC 2, SUBTYPE 3
+    /// and 2, TRSVCID 8009, TRADDR 10.0.0.1).
     @Test func discoveryLogEntries() throws {
         let logs: [DiscoveryLog] = analyze(samplePath("A-persistent-discovery-kato0")).records.compactMap {
             if case .completion(_, let done?) = $0.decoded.body, case .discoveryLog(let l) = done.detail { return l }

@@ -65,12 +65,18 @@ public enum HTMLReport {
 
     public static func render(_ r: Report, config: RuleConfig = RuleConfig()) -> String {
         let m = r.model
-        let start = m.captureStart?.timeNs ?? m.connections.map(\.firstRef.timeNs).min() ?? 0
-        let end = max(m.captureEnd.timeNs, start + 1)
-        let span = Double(end - start) / 1e9
+        // Times in Double: capture timestamps are untrusted and their Int64 differences can
+        // overflow (a 64-bit pcapng timestamp scaled to nanoseconds wraps).
+        let start = Double(m.captureStart?.timeNs ?? m.connections.map(\.firstRef.timeNs).min() ?? 0)
+        let end = max(Double(m.captureEnd.timeNs), start + 1)
+        let span = (end - start) / 1e9
         // Long captures get a wider drawing (scrolls, and the zoom control scales it).
         let plotWidth = max(width, min(20_000, span * 4))
-        func x(_ ns: Int64) -> Double { labelWidth + Double(ns - start) / Double(end - start) * plotWidth }
+        func x(_ ns: Int64) -> Double { xd(Double(ns)) }
+        // Clamped to the drawing: packets out of time order must not put marks miles away.
+        func xd(_ ns: Double) -> Double {
+            labelWidth + min(max((ns - start) / (end - start), -0.01), 1.01) * plotWidth
+        }
         func t(_ ref: FrameRef) -> String { String(format: "%.3f s", r.relative(ref)) }
 
         var timelines: [Timeline] = []
@@ -99,7 +105,7 @@ public enum HTMLReport {
                     let controller = m.controllers[ctl]
                     if case .known(let kato, _) = EffectiveKATO.of(controller, config: config), let last = controller.timerSeries.last {
                         let from = x(last.ref.timeNs)
-                        let to = x(last.ref.timeNs + Int64(kato) * 1_000_000)
+                        let to = xd(Double(last.ref.timeNs) + Double(kato) * 1e6)
                         window = Window(x: from, w: max(1, min(to, labelWidth + plotWidth) - from),
                                         title: "KATO window after the last timer restart (\(last.what), frame \(last.ref.frame)): \(kato) ms")
                     }
