@@ -156,14 +156,14 @@ struct Run: ParsableCommand {
         for m in scaleRuns { print(String(format: "peak RSS %@: %.1f MiB (target <= 64)", m.name, Double(m.maxRSSKiB) / 1024)) }
 
         if connections > 0 {
-            let hosts = min(connections / 2, 60_000)
+            let hosts = max(1, min(connections / 2, 60_000))
             let many = try generate("connections-\(connections)", size: "1G", hosts: hosts, ioQueues: max(1, connections / hosts - 1), totalIOs: hosts)
             let m = best("nvmetrace \(connections) connections", [nvmetrace, "-q", "--fail-on", "none", many])
-            let small = try generate("connections-\(connections / 10)", size: "1G", hosts: hosts / 10, ioQueues: max(1, connections / hosts - 1), totalIOs: hosts / 10)
+            let small = try generate("connections-\(connections / 10)", size: "1G", hosts: max(1, hosts / 10), ioQueues: max(1, connections / hosts - 1), totalIOs: max(1, hosts / 10))
             let s = best("nvmetrace \(connections / 10) connections", [nvmetrace, "-q", "--fail-on", "none", small])
             print(String(format: "%d connections: %.2f s, peak RSS %.1f MiB; %d connections: %.1f MiB (%.1f KiB per connection)",
                          connections, m.seconds, Double(m.maxRSSKiB) / 1024, connections / 10, Double(s.maxRSSKiB) / 1024,
-                         Double(m.maxRSSKiB - s.maxRSSKiB) / Double(connections - connections / 10)))
+                         Double(m.maxRSSKiB - s.maxRSSKiB) / Double(max(1, connections - connections / 10))))
         }
     }
 
