@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "nvmetrace-bench",
             dependencies: [
-                "CPcap", "NVMeTraceSynth",
+                "CPcap", "NVMeTrace", "NVMeTraceSynth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/nvmetrace-bench"

@@ -1,7 +1,37 @@
 // CRC32C with the CPU's instruction, selected at run time. The NVMe/TCP data digest is CRC32C
 // (Castagnoli); x86 SSE4.2 and ARMv8 implement exactly that polynomial.
 #include "crc32c_hw.h"
+#include <pthread.h>
 #include <string.h>
+
+// The instruction has a latency of three cycles but starts one per cycle: three independent CRCs
+// over three adjacent lanes run three times as fast as one. The register is linear in GF(2), so
+// crc(r, A || B) = Z(crc(r, A)) ^ crc(0, B), where Z advances a register through LANE zero bytes;
+// Z is linear too and is applied with four 256-entry tables per lane size (built once, with the
+// instruction).
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
+// Two lane sizes: 3 × 256 bytes, then 3 × 64 for what is left (a 1448-byte segment: 768 + 576 +
+// 104 bytes single-lane).
+#define LONG_LANE 256
+#define SHORT_LANE 64
+static uint32_t zeros_long[4][256], zeros_short[4][256];
+static pthread_once_t zeros_once = PTHREAD_ONCE_INIT;
+
+static inline uint32_t advance(const uint32_t zeros[4][256], uint32_t c) {
+    return zeros[0][c & 0xFF] ^ zeros[1][(c >> 8) & 0xFF] ^ zeros[2][(c >> 16) & 0xFF] ^ zeros[3][c >> 24];
+}
+
+static uint32_t single_lane(uint32_t crc, const unsigned char *p, size_t len);
+
+static void build_zeros_ops(void) {
+    static const unsigned char zeros[LONG_LANE];
+    for (int k = 0; k < 4; k++)
+        for (uint32_t v = 0; v < 256; v++) {
+            zeros_long[k][v] = single_lane(v << (8 * k), zeros, LONG_LANE);
+            zeros_short[k][v] = single_lane(v << (8 * k), zeros, SHORT_LANE);
+        }
+}
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <nmmintrin.h>
@@ -12,8 +42,7 @@ int nvmetrace_crc32c_hw_available(void) {
 }
 
 __attribute__((target("sse4.2")))
-uint32_t nvmetrace_crc32c_hw_update(uint32_t crc, const void *data, size_t len) {
-    const unsigned char *p = (const unsigned char *)data;
+static uint32_t single_lane(uint32_t crc, const unsigned char *p, size_t len) {
 #if defined(__x86_64__)
     uint64_t c = crc;
     while (len >= 8) {
@@ -32,6 +61,36 @@ uint32_t nvmetrace_crc32c_hw_update(uint32_t crc, const void *data, size_t len) 
     return crc;
 }
 
+__attribute__((target("sse4.2")))
+uint32_t nvmetrace_crc32c_hw_update(uint32_t crc, const void *data, size_t len) {
+    const unsigned char *p = (const unsigned char *)data;
+#if defined(__x86_64__)
+#define THREE_LANES(lane, zeros)                                                        \
+    while (len >= 3 * (lane)) {                                                         \
+        uint64_t a = crc, b = 0, c = 0;                                                 \
+        for (size_t i = 0; i < (lane); i += 8) {                                        \
+            uint64_t va, vb, vc;                                                        \
+            memcpy(&va, p + i, 8);                                                      \
+            memcpy(&vb, p + (lane) + i, 8);                                             \
+            memcpy(&vc, p + 2 * (lane) + i, 8);                                         \
+            a = _mm_crc32_u64(a, va);                                                   \
+            b = _mm_crc32_u64(b, vb);                                                   \
+            c = _mm_crc32_u64(c, vc);                                                   \
+        }                                                                               \
+        crc = advance(zeros, advance(zeros, (uint32_t)a) ^ (uint32_t)b) ^ (uint32_t)c;  \
+        p += 3 * (lane);                                                                \
+        len -= 3 * (lane);                                                              \
+    }
+    if (len >= 3 * SHORT_LANE) {
+        pthread_once(&zeros_once, build_zeros_ops);
+        THREE_LANES(LONG_LANE, zeros_long)
+        THREE_LANES(SHORT_LANE, zeros_short)
+    }
+#undef THREE_LANES
+#endif
+    return single_lane(crc, p, len);
+}
+
 #elif defined(__aarch64__)
 #include <arm_acle.h>
 #include <sys/auxv.h>
@@ -44,8 +103,7 @@ int nvmetrace_crc32c_hw_available(void) {
 }
 
 __attribute__((target("+crc")))
-uint32_t nvmetrace_crc32c_hw_update(uint32_t crc, const void *data, size_t len) {
-    const unsigned char *p = (const unsigned char *)data;
+static uint32_t single_lane(uint32_t crc, const unsigned char *p, size_t len) {
     while (len >= 8) {
         uint64_t v;
         memcpy(&v, p, 8);
@@ -58,6 +116,34 @@ uint32_t nvmetrace_crc32c_hw_update(uint32_t crc, const void *data, size_t len) 
         len--;
     }
     return crc;
+}
+
+__attribute__((target("+crc")))
+uint32_t nvmetrace_crc32c_hw_update(uint32_t crc, const void *data, size_t len) {
+    const unsigned char *p = (const unsigned char *)data;
+#define THREE_LANES(lane, zeros)                                \
+    while (len >= 3 * (lane)) {                                 \
+        uint32_t a = crc, b = 0, c = 0;                         \
+        for (size_t i = 0; i < (lane); i += 8) {                \
+            uint64_t va, vb, vc;                                \
+            memcpy(&va, p + i, 8);                              \
+            memcpy(&vb, p + (lane) + i, 8);                     \
+            memcpy(&vc, p + 2 * (lane) + i, 8);                 \
+            a = __crc32cd(a, va);                               \
+            b = __crc32cd(b, vb);                               \
+            c = __crc32cd(c, vc);                               \
+        }                                                       \
+        crc = advance(zeros, advance(zeros, a) ^ b) ^ c;        \
+        p += 3 * (lane);                                        \
+        len -= 3 * (lane);                                      \
+    }
+    if (len >= 3 * SHORT_LANE) {
+        pthread_once(&zeros_once, build_zeros_ops);
+        THREE_LANES(LONG_LANE, zeros_long)
+        THREE_LANES(SHORT_LANE, zeros_short)
+    }
+#undef THREE_LANES
+    return single_lane(crc, p, len);
 }
 
 #else

@@ -110,6 +110,7 @@ func runCLI(_ args: [String], stdin: Data? = nil) throws -> CLIRun {
         let missing = try runCLI(["pdus", "/nonexistent/capture.pcap"])
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("/nonexistent/capture.pcap: cannot open capture"))
+        #expect(missing.stderr.contains("No such file or directory"))
         let url = temporaryFile("garbage.pcap")
         try Data("this is not a capture file at all".utf8).write(to: url)
         let garbage = try runCLI(["pdus", url.path])

@@ -215,8 +215,9 @@ import NVMeTraceSynth
 
     @Test func instructionAndTablesAgreeOnEveryLengthAndSplit() {
         var rng = SplitMix64(seed: 9)
-        let data = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        for n in [0, 1, 7, 8, 9, 63, 64, 65, 999, 1000] {
+        let data = (0..<9000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        // Around the instruction path's three-lane blocks (3 × 256 and 3 × 64 bytes), MSS-sized and jumbo.
+        for n in [0, 1, 7, 8, 9, 63, 64, 65, 191, 192, 193, 400, 767, 768, 769, 960, 999, 1000, 1448, 1535, 1536, 2311, 8948, 9000] {
             var a = CRC32C(), b = CRC32C()
             data.withUnsafeBytes { raw in
                 a.update(raw.prefix(n / 3))

@@ -15,12 +15,39 @@ public final class PcapFileSource {
     /// Frames read so far (the frame number of the last packet delivered).
     public private(set) var framesRead = 0
 
+    /// libpcap reads each record with `fread`; with stdio's default 4 KiB buffer that is a
+    /// `read(2)` per 4 KiB, and the system calls cost more than everything else nvmetrace does per
+    /// packet (a 1 GiB capture: 262 000 reads, 0.22 s; with 1 MiB: 1 100 reads, 0.09 s).
+    public static let readBufferSize = 1 << 20
+    /// The stdio buffer handed to libpcap's stream, freed after `pcap_close` has closed the stream.
+    private var readBuffer: UnsafeMutablePointer<CChar>?
+    /// Standard input's buffer lives as long as the process (the stream is never closed).
+    nonisolated(unsafe) private static var stdinBuffer: UnsafeMutablePointer<CChar>?
+
     public init(path: String, fileIndex: Int) throws(CaptureError) {
         self.path = path
         self.fileIndex = fileIndex
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
-        let h = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf)
-        guard let h else {
+        let file: UnsafeMutablePointer<FILE>
+        if path == "-" {
+            file = nvmetrace_stdin()
+            if Self.stdinBuffer == nil {
+                let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: Self.readBufferSize)
+                // Only allowed before the stream's first read; otherwise stdio keeps its own.
+                if setvbuf(file, buffer, _IOFBF, Self.readBufferSize) == 0 { Self.stdinBuffer = buffer } else { buffer.deallocate() }
+            }
+        } else {
+            guard let f = fopen(path, "rb") else {
+                // The same words libpcap uses when it opens the file itself.
+                throw .cannotOpen(file: path, reason: "\(path): \(String(cString: strerror(errno)))")
+            }
+            file = f
+            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: Self.readBufferSize)
+            if setvbuf(f, buffer, _IOFBF, Self.readBufferSize) == 0 { readBuffer = buffer } else { buffer.deallocate() }
+        }
+        guard let h = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
+            if path != "-" { fclose(file) }
+            readBuffer?.deallocate()
             throw .cannotOpen(file: path, reason: cString(errbuf))
         }
         handle = h
@@ -43,7 +70,8 @@ public final class PcapFileSource {
     }
 
     deinit {
-        if let handle { pcap_close(handle) }
+        if let handle { pcap_close(handle) }  // closes the stream (not standard input)
+        readBuffer?.deallocate()
     }
 
     /// Delivers every packet in order. Returns normally at the end of the file; throws when the
