@@ -222,4 +222,22 @@ import NVMeTraceSynth
         // The decode itself is unaffected by the clock: the same PDUs as the original.
         #expect(pdus.stdout.split(separator: "\n").count == 83)
     }
+
+    /// E with the clock mirrored from its middle on (as a badly merged capture might be): the
+    /// report says time went backwards instead of silently judging timers on nonsense.
+    @Test func timestampsGoingBackwardsAreReported() {
+        var capture = SampleCaptures.named("E-keepalive-stall")
+        let middle = capture.packets.count / 2
+        let pivot = capture.packets[middle].timeNs
+        for i in middle..<capture.packets.count {
+            capture.packets[i].timeNs = pivot - (capture.packets[i].timeNs - pivot)
+        }
+        let r = analyze(bytes: pcapFile(capture, nanoseconds: true))
+        let warnings = r.diagnostics.map(\.message)
+        #expect(warnings.filter { $0.contains("time goes backwards") }.count == 1, "\(warnings)")
+        #expect(warnings.contains { $0.contains("timestamps went backwards") && $0.contains("times in all") })
+        // The untouched capture has no such warning (only steps back of more than 1 ms count).
+        let clean = analyze(bytes: pcapFile(SampleCaptures.named("E-keepalive-stall"), nanoseconds: true))
+        #expect(!clean.diagnostics.contains { $0.message.contains("backwards") })
+    }
 }

@@ -86,6 +86,7 @@ public final class Analyzer {
             if fileStartNs[currentFile] == nil { fileStartNs[currentFile] = packet.ref.timeNs }
             while lastFrameOfFile.count <= max(currentFile, 0) { lastFrameOfFile.append(0) }
         }
+        if packet.ref.timeNs &- lastRef.timeNs < -Self.backwardsToleranceNs && packets > 1 { timeWentBackwards(packet.ref) }
         lastRef = packet.ref
         // The common case (Ethernet, IPv4, TCP) without building a decode result.
         if packet.linkType == LinkType.ethernet.rawValue, let segment = PacketDecoder.ethernetIPv4TCP(packet.bytes) {
@@ -116,6 +117,34 @@ public final class Analyzer {
             end(flow, ref: lastRef)
         }
         flows.removeAll()
+        if backwardSteps > 1, let (ref, ns) = largestBackwardStep {
+            report(.warning, "timestamps went backwards \(backwardSteps) times in all; the largest step back (\(seconds(ns))) is at this frame",
+                   ref: ref, connection: nil)
+        }
+    }
+
+    // MARK: - time going backwards
+
+    /// Captures merged from several interfaces or queues can be a little out of time order; a
+    /// step back larger than this makes durations and keep-alive gaps unreliable, so it is reported.
+    static let backwardsToleranceNs: Int64 = 1_000_000
+    /// Times the clock stepped back by more than the tolerance, and the largest step.
+    public private(set) var backwardSteps = 0
+    private var largestBackwardStep: (FrameRef, Int64)?
+
+    private func timeWentBackwards(_ ref: FrameRef) {
+        let step = lastRef.timeNs &- ref.timeNs
+        backwardSteps += 1
+        if largestBackwardStep.map({ step > $0.1 }) ?? true { largestBackwardStep = (ref, step) }
+        if backwardSteps == 1 {
+            report(.warning, "timestamp \(seconds(step)) earlier than frame \(lastRef.frame)'s: time goes backwards, so durations, keep-alive gaps and timer findings may be wrong",
+                   ref: ref, connection: nil)
+        }
+    }
+
+    private func seconds(_ ns: Int64) -> String {
+        let s = Double(ns) / 1e9
+        return s >= 1 ? "\((s * 1000).rounded() / 1000) s" : "\((s * 1e6).rounded() / 1000) ms"
     }
 
     // MARK: - wiring
