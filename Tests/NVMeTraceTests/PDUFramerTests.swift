@@ -163,6 +163,9 @@ import NVMeTraceSynth
         let rec = frame(stride(from: 0, to: noise.count, by: 1448).map { Array(noise[$0..<min($0 + 1448, noise.count)]) },
                         synchronized: false)
         #expect(rec.pdus.isEmpty)
+        // It says so at the end, rather than claiming framing resumed.
+        #expect(rec.events.last == .unframedAtEnd(skippedBytes: UInt64(noise.count), streamOffset: UInt64(noise.count)))
+        #expect(!rec.events.contains { if case .resynchronized = $0 { true } else { false } })
     }
 
     @Test(arguments: [

@@ -53,4 +53,7 @@ public enum FramingEvent: Sendable, Equatable {
     case resynchronized(skippedBytes: UInt64, streamOffset: UInt64)
     /// The stream ended in the middle of a PDU.
     case truncatedAtEnd(bytesMissing: Int, streamOffset: UInt64)
+    /// The stream ended (at `streamOffset`) while the framer was still looking for a PDU
+    /// boundary: `skippedBytes` bytes since it lost its place could not be framed.
+    case unframedAtEnd(skippedBytes: UInt64, streamOffset: UInt64)
 }

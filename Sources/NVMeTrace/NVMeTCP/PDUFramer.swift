@@ -140,7 +140,7 @@ public final class PDUFramer: StreamSink {
                 delegate?.framer(self, event: .truncatedAtEnd(bytesMissing: shape.plen - bodyPos, streamOffset: pduStart), ref: ref)
             }
         case .resync where skipped + UInt64(window.count) > 0:
-            delegate?.framer(self, event: .resynchronized(skippedBytes: skipped + UInt64(window.count), streamOffset: streamOffset), ref: ref)
+            delegate?.framer(self, event: .unframedAtEnd(skippedBytes: skipped + UInt64(window.count), streamOffset: streamOffset), ref: ref)
         default: break
         }
         headerBuf.removeAll()

@@ -87,6 +87,8 @@ final class NVMeTCPConnection: PDUFramerDelegate {
             if skipped > 0 {
                 warn("\(side) PDU framing resumed at stream offset \(offset) after skipping \(skipped) bytes", ref)
             }
+        case let .unframedAtEnd(skipped, offset):
+            warn("\(side) stream ended at offset \(offset) before PDU framing resumed: \(skipped) bytes could not be framed", ref)
         case let .truncatedAtEnd(missing, offset):
             warn("\(side) stream ends inside a PDU at offset \(offset) (\(missing) bytes missing)", ref)
         }
