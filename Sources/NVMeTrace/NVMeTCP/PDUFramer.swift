@@ -86,6 +86,15 @@ public final class PDUFramer: StreamSink {
         }
     }
 
+    /// Payload inside the current PDU that nobody needs and that does not complete it (the same
+    /// test as `consumeBody`'s fast path).
+    public override func skipIfUnneeded(_ length: Int) -> Bool {
+        guard bodyPos + length < blindUntil else { return false }
+        bodyPos += length
+        streamOffset += UInt64(length)
+        return true
+    }
+
     public override func streamGap(_ length: UInt64, ref: FrameRef) {
         let at = streamOffset
         switch phase {

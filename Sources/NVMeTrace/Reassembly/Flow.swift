@@ -107,9 +107,28 @@ public final class Flow {
 
     /// Bookkeeping for one segment (handshake, teardown, counters) and reassembly when enabled.
     func process(_ segment: TCPSegment, ref: FrameRef) {
+        process(segment, direction: direction(of: segment), ref: ref)
+    }
+
+    /// `process` with the segment's direction already known (the flow table's cache finds it).
+    func process(_ segment: TCPSegment, direction dir: Direction, ref: FrameRef) {
         packets += 1
         lastRef = ref
-        let dir = direction(of: segment)
+        // Fast path for most packets of an NVMe/TCP connection: a data segment with nothing but
+        // ACK/PSH set, the same acknowledgement as this side's previous one, and payload the
+        // decoder skips. It changes exactly what the full path below would.
+        if segment.flags.isSubset(of: [.ack, .psh]), reassembling, !ignored,
+           segment.payloadLength > 0, segment.payload.count == segment.payloadLength {
+            let c2s = dir == .clientToServer
+            let sameAck = !segment.flags.contains(.ack)
+                || (c2s ? clientAckSeen && segment.ack == clientLastAck : serverAckSeen && segment.ack == serverLastAck)
+            let stream = c2s ? clientRef : serverRef
+            let reverse = c2s ? serverRef : clientRef
+            if sameAck, reverse._withUnsafeGuaranteedRef({ $0.ackedHoleAge < 0 }),
+               stream._withUnsafeGuaranteedRef({ $0.skipInOrder(seq: segment.seq, length: segment.payloadLength) }) {
+                return
+            }
+        }
         if segment.flags.contains(.syn), synRef == nil, !segment.flags.contains(.ack) { synRef = ref }
         if !segment.flags.isDisjoint(with: [.fin, .rst]) {
             if segment.flags.contains(.rst), closes[dir.rawValue] == nil {

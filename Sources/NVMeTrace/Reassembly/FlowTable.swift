@@ -32,14 +32,22 @@ public final class FlowTable {
 
     /// Finds or creates the flow a segment belongs to and updates it.
     public func process(_ segment: TCPSegment, ref: FrameRef) {
-        let key = FlowKey(segment.src, segment.dst)
         // Segments come in bursts per connection: try the last flow before hashing, through an
-        // unretained reference (the table holds it).
+        // unretained reference (the table holds it). Matching its endpoints also gives the
+        // direction.
         if let last = lastFlowRef {
             let hit = last._withUnsafeGuaranteedRef { flow -> Bool in
-                guard flow.key == key, !(segment.flags.contains(.syn) && flow.isClosed) else { return false }
+                let direction: Direction
+                if segment.src == flow.client && segment.dst == flow.server {
+                    direction = .clientToServer
+                } else if segment.src == flow.server && segment.dst == flow.client {
+                    direction = .serverToClient
+                } else {
+                    return false
+                }
+                guard !(segment.flags.contains(.syn) && flow.isClosed) else { return false }
                 if flow.attachPending && segment.payloadLength > 0 { attach(flow) }
-                flow.process(segment, ref: ref)
+                flow.process(segment, direction: direction, ref: ref)
                 return true
             }
             if hit {
@@ -47,6 +55,7 @@ public final class FlowTable {
                 return
             }
         }
+        let key = FlowKey(segment.src, segment.dst)
         let flow: Flow
         if let existing = flows[key],
            !(existing.isClosed && segment.flags.contains(.syn) && !segment.flags.contains(.ack)) {

@@ -105,6 +105,19 @@ public final class StreamReassembler {
         }
     }
 
+    /// The fast path for the common segment: exactly the next expected bytes, all captured,
+    /// nothing buffered and no acknowledged hole ageing, whose bytes the sink does not need to see.
+    /// Returns false (having changed nothing) when the segment needs the full `segment` path.
+    @inline(__always)
+    func skipInOrder(seq: UInt32, length: Int) -> Bool {
+        guard started, pendingCount == 0, ackedHoleAge < 0,
+              seq == baseSeq &+ UInt32(truncatingIfNeeded: nextOffset),
+              let sinkRef, sinkRef._withUnsafeGuaranteedRef({ $0.skipIfUnneeded(length) }) else { return false }
+        nextOffset += UInt64(length)
+        stats.deliveredBytes += UInt64(length)
+        return true
+    }
+
     /// How many packets ago the peer acknowledged bytes this stream has not seen (-1: no such
     /// hole). A capture can show an acknowledgement before the data it covers (captures merged
     /// from two points, multi-queue timestamps); only when the hole stays open for a few more

@@ -12,6 +12,11 @@ open class StreamSink {
     /// `length` bytes of the stream will never be seen (lost before the capture point, cut by the
     /// snap length, or given up on when the out-of-order buffer overflowed).
     open func streamGap(_ length: UInt64, ref: FrameRef) {}
+
+    /// The next `length` in-order bytes, offered without their contents: returns true when the
+    /// sink accounted for them without needing to see them (I/O payload it skips anyway), false
+    /// when they must come through `streamData`. The per-packet fast path.
+    open func skipIfUnneeded(_ length: Int) -> Bool { false }
 }
 
 /// Counters one direction of a stream keeps, for reports and tests.

@@ -13,6 +13,8 @@ public final class SessionTracker {
     private var chains: [ReconnectChain] = []
     private var chainByKey: [ChainKey: Int] = [:]
     private var liveController: [ControllerKey: Int] = [:]
+    private var lastConnection = -1
+    private var lastIndex: Int?
 
     struct ControllerKey: Hashable {
         var target: Endpoint
@@ -34,13 +36,16 @@ public final class SessionTracker {
     public func record(_ r: PDURecord) {
         let fromHost = r.decoded.fromHost
         let ref = r.pdu.ref
-        var index = connections.index(forKey: r.connection)
+        // PDUs come in runs per connection; entries are never removed, so an index stays valid.
+        var index = r.connection == lastConnection ? lastIndex : connections.index(forKey: r.connection)
         if index == nil {
             connections[r.connection] = ConnectionModel(
                 id: r.connection, host: fromHost ? r.src : r.dst, target: fromHost ? r.dst : r.src,
                 firstRef: r.pdu.firstRef, lastRef: ref, synSeen: false)
             index = connections.count - 1
         }
+        lastConnection = r.connection
+        lastIndex = index
         // Mutate the stored model in place: a copy out and back would copy its arrays on every PDU.
         update(&connections.values[index!], with: r, fromHost: fromHost, ref: ref)
     }
