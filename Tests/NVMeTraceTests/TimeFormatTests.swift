@@ -39,4 +39,15 @@ import Testing
         _ = utc(.max)  // must not trap
         _ = utc(.min)
     }
+
+    /// Live finding lines start with the UTC time of day of the finding's frame.
+    @Test func liveLinesStartWithTheTimeOfDay() throws {
+        let report = FindingsGroundTruthTests.report("A0-persistent-discovery-kato0-unfixed-host")
+        let f = try #require(report.findings.first)
+        let ms = (f.ref.timeNs + 500_000) / 1_000_000
+        let day = ms % 86_400_000
+        let want = String(format: "%02d:%02d:%02d.%03d", Int(day / 3_600_000), Int(day / 60_000 % 60), Int(day / 1000 % 60), Int(day % 1000))
+        let line = TextReport.liveLine(f, report)
+        #expect(line.hasPrefix(want + " "), "\(line)")
+    }
 }

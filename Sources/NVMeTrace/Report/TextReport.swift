@@ -81,13 +81,9 @@ public enum TextReport {
 
     /// One line per finding for live output: wall-clock time, severity, rule, connection, title.
     public static func liveLine(_ f: Finding, _ r: Report) -> String {
-        let secs = f.ref.timeNs / 1_000_000_000
-        let ms = (f.ref.timeNs / 1_000_000) % 1000
-        let t = Date(timeIntervalSince1970: TimeInterval(secs))
-        var cal = Calendar(identifier: .gregorian)
-        cal.timeZone = TimeZone(identifier: "UTC")!
-        let c = cal.dateComponents([.hour, .minute, .second], from: t)
-        let time = String(format: "%02d:%02d:%02d.%03d", c.hour ?? 0, c.minute ?? 0, c.second ?? 0, Int(ms))
+        // The time of day of the report's UTC timestamp ("…THH:MM:SS.mmmZ"), without loading ICU.
+        let utc = Report.utc(f.ref)
+        let time = utc.split(separator: "T").last.map { String($0.dropLast()) } ?? utc
         let frames = f.frames.map { String($0.frame) }.joined(separator: ",")
         return "\(time) \(f.severity.rawValue) \(f.rule) #\(f.connection.map(String.init) ?? "-") \(f.title) [frames \(frames)]"
     }
