@@ -9,7 +9,7 @@
 // crc(r, A || B) = Z(crc(r, A)) ^ crc(0, B), where Z advances a register through LANE zero bytes;
 // Z is linear too and is applied with four 256-entry tables per lane size (built once, with the
 // instruction).
-#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
+#if defined(__x86_64__) || defined(__aarch64__)
 // Two lane sizes: 3 × 256 bytes, then 3 × 64 for what is left (a 1448-byte segment: 768 + 576 +
 // 104 bytes single-lane).
 #define LONG_LANE 256
@@ -31,6 +31,32 @@ static void build_zeros_ops(void) {
             zeros_short[k][v] = single_lane(v << (8 * k), zeros, SHORT_LANE);
         }
 }
+
+// Consumes whole blocks of three lanes from (p, len) into crc. STEP is the 8-byte instruction,
+// REG the register type it takes.
+#define THREE_LANES(lane, zeros, STEP, REG)                                             \
+    while (len >= 3 * (lane)) {                                                         \
+        REG a = crc, b = 0, c = 0;                                                      \
+        for (size_t i = 0; i < (lane); i += 8) {                                        \
+            uint64_t va, vb, vc;                                                        \
+            memcpy(&va, p + i, 8);                                                      \
+            memcpy(&vb, p + (lane) + i, 8);                                             \
+            memcpy(&vc, p + 2 * (lane) + i, 8);                                         \
+            a = STEP(a, va);                                                            \
+            b = STEP(b, vb);                                                            \
+            c = STEP(c, vc);                                                            \
+        }                                                                               \
+        crc = advance(zeros, advance(zeros, (uint32_t)a) ^ (uint32_t)b) ^ (uint32_t)c;  \
+        p += 3 * (lane);                                                                \
+        len -= 3 * (lane);                                                              \
+    }
+
+#define ALL_THREE_LANE_BLOCKS(STEP, REG)                                                \
+    if (len >= 3 * SHORT_LANE) {                                                        \
+        pthread_once(&zeros_once, build_zeros_ops);                                     \
+        THREE_LANES(LONG_LANE, zeros_long, STEP, REG)                                   \
+        THREE_LANES(SHORT_LANE, zeros_short, STEP, REG)                                 \
+    }
 #endif
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -65,28 +91,7 @@ __attribute__((target("sse4.2")))
 uint32_t nvmetrace_crc32c_hw_update(uint32_t crc, const void *data, size_t len) {
     const unsigned char *p = (const unsigned char *)data;
 #if defined(__x86_64__)
-#define THREE_LANES(lane, zeros)                                                        \
-    while (len >= 3 * (lane)) {                                                         \
-        uint64_t a = crc, b = 0, c = 0;                                                 \
-        for (size_t i = 0; i < (lane); i += 8) {                                        \
-            uint64_t va, vb, vc;                                                        \
-            memcpy(&va, p + i, 8);                                                      \
-            memcpy(&vb, p + (lane) + i, 8);                                             \
-            memcpy(&vc, p + 2 * (lane) + i, 8);                                         \
-            a = _mm_crc32_u64(a, va);                                                   \
-            b = _mm_crc32_u64(b, vb);                                                   \
-            c = _mm_crc32_u64(c, vc);                                                   \
-        }                                                                               \
-        crc = advance(zeros, advance(zeros, (uint32_t)a) ^ (uint32_t)b) ^ (uint32_t)c;  \
-        p += 3 * (lane);                                                                \
-        len -= 3 * (lane);                                                              \
-    }
-    if (len >= 3 * SHORT_LANE) {
-        pthread_once(&zeros_once, build_zeros_ops);
-        THREE_LANES(LONG_LANE, zeros_long)
-        THREE_LANES(SHORT_LANE, zeros_short)
-    }
-#undef THREE_LANES
+    ALL_THREE_LANE_BLOCKS(_mm_crc32_u64, uint64_t)
 #endif
     return single_lane(crc, p, len);
 }
@@ -121,28 +126,7 @@ static uint32_t single_lane(uint32_t crc, const unsigned char *p, size_t len) {
 __attribute__((target("+crc")))
 uint32_t nvmetrace_crc32c_hw_update(uint32_t crc, const void *data, size_t len) {
     const unsigned char *p = (const unsigned char *)data;
-#define THREE_LANES(lane, zeros)                                \
-    while (len >= 3 * (lane)) {                                 \
-        uint32_t a = crc, b = 0, c = 0;                         \
-        for (size_t i = 0; i < (lane); i += 8) {                \
-            uint64_t va, vb, vc;                                \
-            memcpy(&va, p + i, 8);                              \
-            memcpy(&vb, p + (lane) + i, 8);                     \
-            memcpy(&vc, p + 2 * (lane) + i, 8);                 \
-            a = __crc32cd(a, va);                               \
-            b = __crc32cd(b, vb);                               \
-            c = __crc32cd(c, vc);                               \
-        }                                                       \
-        crc = advance(zeros, advance(zeros, a) ^ b) ^ c;        \
-        p += 3 * (lane);                                        \
-        len -= 3 * (lane);                                      \
-    }
-    if (len >= 3 * SHORT_LANE) {
-        pthread_once(&zeros_once, build_zeros_ops);
-        THREE_LANES(LONG_LANE, zeros_long)
-        THREE_LANES(SHORT_LANE, zeros_short)
-    }
-#undef THREE_LANES
+    ALL_THREE_LANE_BLOCKS(__crc32cd, uint32_t)
     return single_lane(crc, p, len);
 }
 

@@ -36,7 +36,7 @@ for path in args.dropFirst() where !path.hasPrefix("-") {
         : [path]
     for f in files {
         guard let d = FileManager.default.contents(atPath: f) else { continue }
-        d.withUnsafeBytes { FuzzTargets.run(selectedTarget, $0) }
+        _ = d.withUnsafeBytes { FuzzTargets.run(selectedTarget, $0) }
         count += 1
     }
 }
