@@ -61,6 +61,8 @@ public final class TrafficGenerator {
     /// Simulated time between one queue's Connect and the next (small for many-host captures, or
     /// the connect phase alone spans many keep-alive periods).
     public var connectSpacingNs: Int64 = 5_000_000
+    /// I/O sizes, as powers of two of 512-byte blocks: 2^3 (4 KiB) to 2^8 (128 KiB) by default.
+    public var ioBlockExponents: ClosedRange<Int> = 3...8
 
     static let subnqn = "nqn.2024-01.org.example:generated"
     static let target = PacketBuilder.Host.ip(10, 1, 0, 1)
@@ -121,7 +123,7 @@ public final class TrafficGenerator {
         }
         guard !ios.isEmpty else { advance(100_000_000); return }
         let q = ios[Int.random(in: 0..<ios.count, using: &rng)]
-        let blocks = 1 << Int.random(in: 3...8, using: &rng)  // 4 KiB (8 blocks) .. 128 KiB
+        let blocks = 1 << Int.random(in: ioBlockExponents, using: &rng)
         let bytes = blocks * 512
         if Double.random(in: 0..<1, using: &rng) < readFraction {
             q.read(at: now, bytes: bytes, chunk: 131_072, successFlag: Bool.random(using: &rng))

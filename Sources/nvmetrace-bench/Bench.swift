@@ -99,7 +99,7 @@ struct Run: ParsableCommand {
         var files: [String] = []
         defer { if !keep { files.forEach { try? FileManager.default.removeItem(atPath: $0) } } }
         func generate(_ name: String, size: String, digests: Bool = false, hosts: Int = 4, ioQueues: Int = 4,
-                      totalIOs: Int = 0) throws -> String {
+                      totalIOs: Int = 0, ioBlockExponents: ClosedRange<Int> = 3...8) throws -> String {
             let path = (dir as NSString).appendingPathComponent("nvmetrace-bench-\(name).pcap")
             files.append(path)
             let limit = totalIOs > 0 ? nil : try Generator.parseSize(size)
@@ -107,6 +107,7 @@ struct Run: ParsableCommand {
             let sink = PacketSink(writer: writer, seed: 7)
             let gen = TrafficGenerator(sink: sink, hosts: hosts, ioQueues: ioQueues, mss: 1448, kato: 5000,
                                        digests: digests, readFraction: 0.7)
+            gen.ioBlockExponents = ioBlockExponents
             if hosts > 100 { gen.connectSpacingNs = 20_000 }
             var rng = SplitMix64(seed: 42)
             gen.connectAll()
@@ -151,11 +152,17 @@ struct Run: ParsableCommand {
             tshark?.file = main
         }
         let scaleRuns = zip(scaling, scaled).map { s, f in best("nvmetrace \(s)", [nvmetrace, "-q", "--fail-on", "none", f]) }
+        // Small I/O: every I/O 4 KiB, so about one PDU per 2.5 packets (the main capture mixes
+        // 4 KiB to 128 KiB: one per 12). The per-PDU work shows here.
+        let small = try generate("small-io-256M", size: "256M", ioBlockExponents: 3...3)
+        let smallFloor = best("libpcap floor, 4 KiB I/O", [me, "floor", small])
+        let smallBuffered = best("libpcap floor, 4 KiB I/O, 1 MiB buf", [me, "floor", "--stdio-buffer", buffer, small])
+        let smallRun = best("nvmetrace, 4 KiB I/O", [nvmetrace, "-q", "--fail-on", "none", small])
 
         print("")
         print("capture: \(main) — \(Int(fileSize)) bytes, \(Int(packets)) packets")
         print(pad("run", 34) + pad("seconds", 10) + pad("MB/s", 10) + pad("packets/s", 12) + "peak RSS")
-        for m in [floor, bufferedFloor, full, digestFloor, bufferedDigestFloor, verify] + (tshark.map { [$0] } ?? []) + scaleRuns {
+        for m in [floor, bufferedFloor, full, digestFloor, bufferedDigestFloor, verify] + (tshark.map { [$0] } ?? []) + scaleRuns + [smallFloor, smallBuffered, smallRun] {
             let mbps = bytes(m.file) / 1e6 / m.seconds
             print(pad(m.name, 34) + pad(String(format: "%.3f", m.seconds), 10) + pad(String(format: "%.0f", mbps), 10)
                   + pad(m.file == main ? String(format: "%.0f", packets / m.seconds) : "", 12) + String(format: "%.1f MiB", Double(m.maxRSSKiB) / 1024)
@@ -169,6 +176,8 @@ struct Run: ParsableCommand {
         print(String(format: "nvmetrace / floor, same buffer:    %.2fx", full.seconds / bufferedFloor.seconds))
         print(String(format: "verify-data-digests / floor:       %.2fx (target <= 2)", verify.seconds / digestFloor.seconds))
         print(String(format: "verify-data-digests / floor, same buffer: %.2fx", verify.seconds / bufferedDigestFloor.seconds))
+        print(String(format: "4 KiB I/O: nvmetrace / floor %.2fx, / floor with the same buffer %.2fx",
+                     smallRun.seconds / smallFloor.seconds, smallRun.seconds / smallBuffered.seconds))
         if let tshark {
             print(String(format: "tshark / nvmetrace:                %.1fx", tshark.seconds / full.seconds))
             print(String(format: "tshark peak RSS / nvmetrace:       %.1fx", Double(tshark.maxRSSKiB) / Double(full.maxRSSKiB)))

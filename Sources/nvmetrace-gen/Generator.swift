@@ -16,6 +16,7 @@ struct Generator: ParsableCommand {
               nvmetrace-gen -o big.pcap --size 1G
               nvmetrace-gen -o digests.pcap --size 256M --digests
               nvmetrace-gen -o lossy.pcap --size 64M --loss 0.001 --reorder 0.01 --mss 8948
+              nvmetrace-gen -o small-io.pcap --size 256M --io-size 4K
               nvmetrace-gen -o many.pcap --hosts 50000 --io-queues 1 --ios-per-queue 1
             """)
 
@@ -55,12 +56,30 @@ struct Generator: ParsableCommand {
     @Option(help: "Fraction of I/O that are reads.")
     var readFraction = 0.7
 
+    @Option(help: "I/O sizes: one size or MIN-MAX, powers of two from 512 bytes to 1M (each I/O picks one at random).")
+    var ioSize = "4K-128K"
+
+    /// `--io-size` as exponents of 512-byte blocks.
+    func ioBlockExponents() throws -> ClosedRange<Int> {
+        let parts = ioSize.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+        guard (1...2).contains(parts.count) else { throw ValidationError("--io-size takes SIZE or MIN-MAX") }
+        let exponents = try parts.map { part -> Int in
+            guard let bytes = parseByteSize(part), bytes >= 512, bytes <= 1 << 20, bytes & (bytes - 1) == 0 else {
+                throw ValidationError("--io-size: '\(part)' is not a power of two from 512 to 1M")
+            }
+            return (bytes / 512).trailingZeroBitCount
+        }
+        guard exponents[0] <= exponents[exponents.count - 1] else { throw ValidationError("--io-size: MIN above MAX") }
+        return exponents[0]...exponents[exponents.count - 1]
+    }
+
     func validate() throws {
         guard hosts >= 1, hosts <= 60_000 else { throw ValidationError("--hosts takes 1 to 60000") }
         guard ioQueues >= 0, ioQueues <= 64 else { throw ValidationError("--io-queues takes 0 to 64") }
         guard mss >= 536, mss <= 65_000 else { throw ValidationError("--mss takes 536 to 65000") }
         guard (0...0.5).contains(loss), (0...0.5).contains(reorder) else { throw ValidationError("--loss and --reorder take 0 to 0.5") }
         if let size { _ = try Self.parseSize(size) }
+        _ = try ioBlockExponents()
     }
 
     static func parseSize(_ s: String) throws -> Int64 {
@@ -76,6 +95,7 @@ struct Generator: ParsableCommand {
         let gen = TrafficGenerator(sink: sink, hosts: hosts, ioQueues: ioQueues, mss: mss, kato: kato,
                                    digests: digests, readFraction: readFraction)
         if hosts > 100 { gen.connectSpacingNs = 20_000 }  // keep the connect phase short
+        gen.ioBlockExponents = try ioBlockExponents()
         gen.connectAll()
         var done = 0
         let totalIOs = hosts * max(ioQueues, 1) * iosPerQueue
