@@ -240,4 +240,33 @@ import NVMeTraceSynth
         let clean = analyze(bytes: pcapFile(SampleCaptures.named("E-keepalive-stall"), nanoseconds: true))
         #expect(!clean.diagnostics.contains { $0.message.contains("backwards") })
     }
+
+    /// D with every TCP payload byte replaced by noise and the first host bytes of connection 0
+    /// made a TLS record header: one clear warning for that connection instead of framing noise.
+    @Test func tlsConnectionIsNamedOnce() {
+        var capture = SampleCaptures.named("D-io-traffic")
+        var rng = SplitMix64(seed: 4)
+        var marked = false
+        for i in capture.packets.indices {
+            var b = capture.packets[i].bytes
+            guard b.count > 54, b[12] == 0x08, b[13] == 0x00, b[23] == 6 else { continue }
+            let ihl = Int(b[14] & 0x0F) * 4
+            let start = 14 + ihl + Int(b[14 + ihl + 12] >> 4) * 4
+            guard start < b.count else { continue }
+            for j in start..<b.count { b[j] = UInt8.random(in: 0...255, using: &rng) }
+            let dport = UInt16(b[14 + ihl + 2]) << 8 | UInt16(b[14 + ihl + 3])
+            if !marked && dport == 4420 && b.count >= start + 3 {
+                b[start] = 0x16; b[start + 1] = 0x03; b[start + 2] = 0x01
+                marked = true
+            }
+            capture.packets[i].bytes = b
+        }
+        let r = analyze(bytes: pcapFile(capture))
+        let first = r.diagnostics.filter { $0.connection == 0 }.map(\.message)
+        #expect(first.count == 1, "\(first)")
+        #expect(first.first?.contains("TLS handshake record") == true)
+        // The other connection's noise is still reported as such.
+        #expect(r.diagnostics.contains { $0.connection == 1 && $0.message.contains("invalid PDU header") })
+        #expect(r.records.isEmpty)
+    }
 }

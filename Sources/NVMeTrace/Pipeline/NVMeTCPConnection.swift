@@ -8,6 +8,9 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     let decoder = NVMeConnectionDecoder()
     unowned let analyzer: Analyzer
     var warnings = 0
+    /// The host's first byte was a TLS handshake record: framing warnings would only describe
+    /// ciphertext, so after saying so once they are dropped.
+    var looksLikeTLS = false
 
     init(flow: Flow, analyzer: Analyzer, synchronized: Bool) {
         flowIndex = flow.index
@@ -77,7 +80,16 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     }
 
     func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {
-        let side = direction(of: framer) == .clientToServer ? "host→controller" : "controller→host"
+        let dir = direction(of: framer)
+        let side = dir == .clientToServer ? "host→controller" : "controller→host"
+        // NVMe/TCP secured with TLS starts with a TLS ClientHello (record type 0x16) where the
+        // ICReq (PDU type 0x00) would be.
+        if case .invalidHeader(.unknownType(0x16), 0) = event, dir == .clientToServer {
+            looksLikeTLS = true
+            warn("host→controller stream starts with a TLS handshake record (byte 0x16) instead of an ICReq: NVMe/TCP secured with TLS cannot be decoded from a capture; framing warnings for this connection are left out", ref)
+            return
+        }
+        if looksLikeTLS { return }
         switch event {
         case let .invalidHeader(problem, offset):
             warn("\(side) stream offset \(offset): invalid PDU header: \(problem); searching for the next PDU", ref)
