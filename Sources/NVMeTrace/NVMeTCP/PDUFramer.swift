@@ -289,15 +289,22 @@ public final class PDUFramer: StreamSink {
                 dataDigest = received == computed ? .ok : .mismatch(received: received, computed: computed)
             }
         }
-        let pdu = PDU(shape: s, header: Array(headerBuf.prefix(s.hlen)), data: data,
-                      headerDigest: headerDigest, dataDigest: dataDigest, incomplete: incomplete,
-                      firstRef: firstRef, ref: ref, streamOffset: pduStart)
+        // Without a header digest the PDU shares `headerBuf`'s storage; by the time it is emptied
+        // for the next header the PDU is gone, so no header is allocated per PDU.
+        let header = headerBuf.count == s.hlen ? headerBuf : Array(headerBuf[0..<s.hlen])
         pduCount += 1
         shape = nil
         blindUntil = 0
-        headerBuf.removeAll(keepingCapacity: true)
         headerNeed = 8
         phase = .header
+        emit(PDU(shape: s, header: header, data: data, headerDigest: headerDigest, dataDigest: dataDigest,
+                 incomplete: incomplete, firstRef: firstRef, ref: ref, streamOffset: pduStart))
+        headerBuf.removeAll(keepingCapacity: true)
+    }
+
+    /// Hands a PDU on; it is released when this returns.
+    @inline(never)
+    private func emit(_ pdu: consuming PDU) {
         delegate?.framer(self, didFrame: pdu)
     }
 
