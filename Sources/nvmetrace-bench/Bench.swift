@@ -161,10 +161,10 @@ struct Run: ParsableCommand {
 
         print("")
         print("capture: \(main) — \(Int(fileSize)) bytes, \(Int(packets)) packets")
-        print(pad("run", 34) + pad("seconds", 10) + pad("MB/s", 10) + pad("packets/s", 12) + "peak RSS")
+        print(pad("run", 38) + pad("seconds", 10) + pad("MB/s", 10) + pad("packets/s", 12) + "peak RSS")
         for m in [floor, bufferedFloor, full, digestFloor, bufferedDigestFloor, verify] + (tshark.map { [$0] } ?? []) + scaleRuns + [smallFloor, smallBuffered, smallRun] {
             let mbps = bytes(m.file) / 1e6 / m.seconds
-            print(pad(m.name, 34) + pad(String(format: "%.3f", m.seconds), 10) + pad(String(format: "%.0f", mbps), 10)
+            print(pad(m.name, 38) + pad(String(format: "%.3f", m.seconds), 10) + pad(String(format: "%.0f", mbps), 10)
                   + pad(m.file == main ? String(format: "%.0f", packets / m.seconds) : "", 12) + String(format: "%.1f MiB", Double(m.maxRSSKiB) / 1024)
                   + (m.status != 0 ? "  (exit \(m.status))" : ""))
         }
