@@ -46,11 +46,17 @@ public struct TimerSeries: Sendable, Equatable {
     public private(set) var first: TimerEvent?
     public private(set) var last: TimerEvent?
     public private(set) var maxGap: Gap?
+    /// `maxGap`'s length: compared as an integer, so no `Gap` is built for a gap that is not the
+    /// largest (this runs for every command of a controller).
+    private var maxGapNs: Int64 = .min
 
     mutating func add(_ e: TimerEvent) {
-        if let last {
-            let g = Gap(from: last, to: e)
-            if maxGap == nil || g.seconds > maxGap!.seconds { maxGap = g }
+        if let lastNs = last?.ref.timeNs {
+            let ns = e.ref.timeNs &- lastNs
+            if ns > maxGapNs, let last {
+                maxGap = Gap(from: last, to: e)
+                maxGapNs = ns
+            }
         }
         if first == nil { first = e }
         last = e
