@@ -86,8 +86,8 @@ public final class PDUFramer: StreamSink {
         }
     }
 
-    /// Payload inside the current PDU that nobody needs and that does not complete it (the same
-    /// test as `consumeBody`'s fast path).
+    /// Payload inside the current PDU that nobody needs and that does not complete it (that goes
+    /// through `consumeBody`) is counted without being looked at. `blindUntil` is 0 outside a body.
     public override func skipIfUnneeded(_ length: Int) -> Bool {
         guard bodyPos + length < blindUntil else { return false }
         bodyPos += length
@@ -233,12 +233,7 @@ public final class PDUFramer: StreamSink {
     // MARK: body
 
     private func consumeBody(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) -> UnsafeRawBufferPointer {
-        // Fast path: payload bytes nobody needs, not reaching the PDU's end (that completes it).
-        if bodyPos + bytes.count < blindUntil {
-            bodyPos += bytes.count
-            streamOffset += UInt64(bytes.count)
-            return UnsafeRawBufferPointer(start: nil, count: 0)
-        }
+        if skipIfUnneeded(bytes.count) { return UnsafeRawBufferPointer(start: nil, count: 0) }
         guard let s = shape else { phase = .header; return bytes }
         let take = min(s.plen - bodyPos, bytes.count)
         let chunk = bytes.prefix(take)

@@ -118,7 +118,7 @@ public final class Analyzer {
         }
         flows.removeAll()
         if backwardSteps > 1, let (ref, ns) = largestBackwardStep {
-            report(.warning, "timestamps went backwards \(backwardSteps) times in all; the largest step back (\(seconds(ns))) is at this frame",
+            report(.warning, "timestamps went backwards \(backwardSteps) times in all; the largest step back (\(formatSeconds(Double(ns) / 1e9))) is at this frame",
                    ref: ref, connection: nil)
         }
     }
@@ -137,14 +137,9 @@ public final class Analyzer {
         backwardSteps += 1
         if largestBackwardStep.map({ step > $0.1 }) ?? true { largestBackwardStep = (ref, step) }
         if backwardSteps == 1 {
-            report(.warning, "timestamp \(seconds(step)) earlier than frame \(lastRef.frame)'s: time goes backwards, so durations, keep-alive gaps and timer findings may be wrong",
+            report(.warning, "timestamp \(formatSeconds(Double(step) / 1e9)) earlier than frame \(lastRef.frame)'s: time goes backwards, so durations, keep-alive gaps and timer findings may be wrong",
                    ref: ref, connection: nil)
         }
-    }
-
-    private func seconds(_ ns: Int64) -> String {
-        let s = Double(ns) / 1e9
-        return s >= 1 ? "\((s * 1000).rounded() / 1000) s" : "\((s * 1e6).rounded() / 1000) ms"
     }
 
     // MARK: - wiring

@@ -22,13 +22,6 @@ enum EffectiveKATO {
 
 func seconds(_ from: FrameRef, _ to: FrameRef) -> Double { Double(to.timeNs &- from.timeNs) / 1e9 }
 
-/// "2.5 s", "240.2 s", "120 s".
-func formatSeconds(_ s: Double) -> String {
-    if s == s.rounded() && abs(s) < 1e9 { return "\(Int(s)) s" }
-    if abs(s) >= 100 { return String(format: "%.1f s", s) }
-    if abs(s) >= 1 { return String(format: "%.2f s", s) }
-    return String(format: "%.3f s", s)
-}
 
 func describe(_ c: ConnectionModel) -> String { "\(c.host) → \(c.target)" }
 
