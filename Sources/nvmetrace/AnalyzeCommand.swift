@@ -68,6 +68,11 @@ struct AnalyzeCommand: ParsableCommand {
         if rules || live.listInterfaces { return }
         if let n = evidenceSnaplen, n < 1 || n > 262_144 { throw ValidationError("--evidence-snaplen takes 1 to 262144") }
         if evidenceSnaplen != nil && evidence == nil { throw ValidationError("--evidence-snaplen goes with --evidence FILE") }
+        // Checked before the live early return: live capture uses them too.
+        guard discoveryKato >= 0.001, discoveryKato < 4_000_000 else { throw ValidationError("--discovery-kato must be a positive number of seconds.") }
+        for id in disable where RuleEngine.rule(id) == nil {
+            throw ValidationError("Unknown rule '\(id)'; --rules lists them.")
+        }
         if live.interface != nil {
             if let c = live.count, c <= 0 { throw ValidationError("-c takes a positive number of packets.") }
             if let d = live.duration, !(d > 0 && d <= 1e9) { throw ValidationError("--duration takes a positive number of seconds.") }
@@ -78,10 +83,6 @@ struct AnalyzeCommand: ParsableCommand {
             throw ValidationError("-w, -c, --duration and -Z go with -i (live capture).")
         }
         if decode.files.isEmpty { throw ValidationError("Give at least one capture file ('-' for standard input), or -i INTERFACE.") }
-        for id in disable where RuleEngine.rule(id) == nil {
-            throw ValidationError("Unknown rule '\(id)'; --rules lists them.")
-        }
-        guard discoveryKato > 0, discoveryKato < 4_000_000 else { throw ValidationError("--discovery-kato must be a positive number of seconds.") }
     }
 
     func run() throws {

@@ -331,7 +331,24 @@ public final class PDUFramer: StreamSink {
         return result
     }
 
+    /// Looks for a PDU boundary in the window and replays what follows it through the normal
+    /// path. A replay that loses its place again refills the window and scans again in this loop,
+    /// not by recursion: hostile bytes can lose it once every 25 bytes.
     private func scanWindow(ref: FrameRef) {
+        if scanning { rescanRequested = true; return }  // called from inside a replay
+        scanning = true
+        defer { scanning = false }
+        var again = true
+        while again {
+            rescanRequested = false
+            again = scanWindowOnce(ref: ref) || (rescanRequested && phase == .resync)
+        }
+    }
+    private var scanning = false
+    private var rescanRequested = false
+
+    /// One scan; true when the replay went back to resync with new bytes in the window.
+    private func scanWindowOnce(ref: FrameRef) -> Bool {
         var p = scanFrom
         var found: Int?
         window.withUnsafeBytes { w in
@@ -364,6 +381,7 @@ public final class PDUFramer: StreamSink {
             phase = .header
             streamOffset = resumeOffset
             // Replay the retained bytes through the normal path; the PDU starts in `startRef`.
+            var rescan = false
             tail.withUnsafeBytes { raw in
                 var rest = raw
                 var first = true
@@ -384,11 +402,11 @@ public final class PDUFramer: StreamSink {
                     case .resync:
                         appendWindow(rest, ref: ref)
                         rest = UnsafeRawBufferPointer(start: nil, count: 0)
-                        scanWindow(ref: ref)
+                        rescan = true
                     }
                 }
             }
-            return
+            return rescan
         }
         scanFrom = p
         // Bound the window: drop bytes that can no longer start a PDU.
@@ -405,5 +423,6 @@ public final class PDUFramer: StreamSink {
                 scanFrom -= drop
             }
         }
+        return false
     }
 }
