@@ -15,11 +15,18 @@ public struct ConnectCommand: Sendable, Equatable {
     public var data: ConnectData?
 }
 
-public struct ConnectData: Sendable, Equatable {
-    public var hostid: [UInt8]
-    public var cntlid: UInt16
-    public var subnqn: String
-    public var hostnqn: String
+/// A class, so that every command, outstanding record and completion carrying a Connect holds
+/// one reference instead of four fields with three of their own (copies of those showed in the
+/// per-PDU profile). Immutable.
+public final class ConnectData: Sendable, Equatable {
+    public let hostid: [UInt8]
+    public let cntlid: UInt16
+    public let subnqn: String
+    public let hostnqn: String
+
+    public static func == (a: ConnectData, b: ConnectData) -> Bool {
+        a === b || (a.hostid == b.hostid && a.cntlid == b.cntlid && a.subnqn == b.subnqn && a.hostnqn == b.hostnqn)
+    }
 
     public static let size = 1024
 

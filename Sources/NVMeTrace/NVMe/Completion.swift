@@ -3,8 +3,9 @@ public enum CompletionDetail: Sendable, Equatable {
     case connect(cntlid: UInt16, authreq: UInt16)
     case propertyGet(value: UInt64)
     case asyncEvent(AsyncEvent)
-    case identifyController(IdentifyController)
-    case discoveryLog(DiscoveryLog)
+    // Boxed: rare and large, they would otherwise widen every completion.
+    indirect case identifyController(IdentifyController)
+    indirect case discoveryLog(DiscoveryLog)
     case features(fid: UInt8, value: UInt32)
     case none
 }

@@ -7,7 +7,6 @@ public final class NVMeConnectionDecoder {
         var ref: FrameRef
         var data: [UInt8] = []
         var dataLimit: Int
-        var connectData: ConnectData?
     }
 
     /// Queue id from this connection's Connect (nil until seen).
@@ -17,7 +16,7 @@ public final class NVMeConnectionDecoder {
     /// Cap on outstanding commands tracked (a queue holds at most 65535; a hostile stream can
     /// send commands that never complete).
     public let maxOutstanding: Int
-    private var outstanding: [UInt16: Outstanding] = [:]
+    private var outstanding = CIDMap<Outstanding>()
     public var onEvent: ((NVMeDecodeEvent, FrameRef) -> Void)?
 
     public init(maxOutstanding: Int = 65536) {
@@ -33,7 +32,8 @@ public final class NVMeConnectionDecoder {
             // In-capsule data matters only for Connect (opcode 0x7F, fctype 0x01).
             return header.u8(at: 8) == NVMeOpcodes.fabrics && header.u8(at: 12) == 0x01 ? ConnectData.size : 0
         case .c2hData, .h2cData:
-            guard let dh = DataTransferHeader(header: header), let o = outstanding[dh.cccid] else { return 0 }
+            guard let dh = DataTransferHeader(header: header), let p = outstanding.position(of: dh.cccid) else { return 0 }
+            let o = outstanding[position: p]
             if shape.type == .h2cData && !o.command.keepsHostData { return 0 }
             let limit = shape.type == .h2cData ? ConnectData.size : o.dataLimit
             // Only contiguous data is kept: an offset past what we hold means some was lost.
@@ -67,22 +67,23 @@ public final class NVMeConnectionDecoder {
         case .h2cData:
             let dh = DataTransferHeader(header: pdu.header)
             var connectData: ConnectData?
-            if let dh, var o = outstanding[dh.cccid], o.command.keepsHostData, !pdu.data.isEmpty,
-               Int(dh.offset) == o.data.count {
-                o.data.append(contentsOf: pdu.data.prefix(ConnectData.size - o.data.count))
-                if o.data.count >= ConnectData.size, let cd = ConnectData(o.data) {
-                    o.connectData = cd
+            if let dh, !pdu.data.isEmpty, let p = outstanding.position(of: dh.cccid),
+               outstanding[position: p].command.keepsHostData, Int(dh.offset) == outstanding[position: p].data.count {
+                let have = outstanding[position: p].data.count
+                outstanding[position: p].data.append(contentsOf: pdu.data.prefix(ConnectData.size - have))
+                if outstanding[position: p].data.count >= ConnectData.size,
+                   let cd = ConnectData(outstanding[position: p].data) {
                     connectData = cd
-                    o.command.detail = withConnectData(o.command.detail, cd)
+                    outstanding[position: p].command.detail = withConnectData(outstanding[position: p].command.detail, cd)
                 }
-                outstanding[dh.cccid] = o
             }
             return DecodedPDU(pdu: pdu, body: .h2cData(dh, connectData: connectData))
         case .c2hData:
             let dh = DataTransferHeader(header: pdu.header)
-            if let dh, var o = outstanding[dh.cccid], !pdu.data.isEmpty, Int(dh.offset) == o.data.count {
-                o.data.append(contentsOf: pdu.data.prefix(o.dataLimit - o.data.count))
-                outstanding[dh.cccid] = o
+            if let dh, !pdu.data.isEmpty, let p = outstanding.position(of: dh.cccid),
+               Int(dh.offset) == outstanding[position: p].data.count {
+                let room = outstanding[position: p].dataLimit - outstanding[position: p].data.count
+                outstanding[position: p].data.append(contentsOf: pdu.data.prefix(room))
             }
             if let dh, pdu.flags.contains(.success) && pdu.flags.contains(.last) {
                 let cqe = NVMeCompletion(impliedSuccessFor: dh.cccid)
@@ -98,27 +99,23 @@ public final class NVMeConnectionDecoder {
         guard var cmd = pdu.header.withUnsafeBytes({ $0.slice(8, 64).flatMap { NVMeCommand(sqe: $0, qid: qid) } }) else {
             return DecodedPDU(pdu: pdu, body: .untrusted)
         }
-        var connectData: ConnectData?
         if case .connect(let c) = cmd.detail {
             qid = c.qid
             cmd.qid = c.qid
             if !pdu.data.isEmpty {
                 if let cd = ConnectData(pdu.data) {
-                    connectData = cd
                     cmd.detail = withConnectData(cmd.detail, cd)
                 } else {
                     onEvent?(.shortConnectData(bytes: pdu.data.count), pdu.ref)
                 }
             }
         }
-        if outstanding[cmd.cid] != nil {
+        let reused = outstanding.position(of: cmd.cid) != nil
+        if reused {
             onEvent?(.cidReused(cid: cmd.cid), pdu.ref)
         }
-        if outstanding.count < maxOutstanding || outstanding[cmd.cid] != nil {
-            var o = Outstanding(command: cmd, ref: pdu.ref, dataLimit: cmd.dataToKeep)
-            o.connectData = connectData
-            if connectData != nil { o.data = [] }
-            outstanding[cmd.cid] = o
+        if outstanding.count < maxOutstanding || reused {
+            outstanding.set(Outstanding(command: cmd, ref: pdu.ref, dataLimit: cmd.dataToKeep), for: cmd.cid)
         }
         return DecodedPDU(pdu: pdu, body: .command(cmd))
     }
@@ -131,7 +128,7 @@ public final class NVMeConnectionDecoder {
 
     /// Matches a completion with its command and decodes what the completion means for it.
     private func complete(_ cqe: NVMeCompletion, ref: FrameRef) -> CompletedCommand? {
-        guard let o = outstanding.removeValue(forKey: cqe.cid) else {
+        guard let o = outstanding.removeValue(for: cqe.cid) else {
             onEvent?(.unmatchedCompletion(cid: cqe.cid), ref)
             return nil
         }
@@ -157,6 +154,6 @@ public final class NVMeConnectionDecoder {
             }
         }
         return CompletedCommand(command: o.command, issued: o.ref, latencyNs: ref.timeNs &- o.ref.timeNs,
-                                detail: detail, connectData: o.connectData)
+                                detail: detail)
     }
 }

@@ -1,12 +1,31 @@
 /// A command matched with its completion.
-public struct CompletedCommand: Sendable, Equatable {
-    public var command: NVMeCommand
+///
+/// A class: it rides in every completing PDU's decoded form, and as a value its command and
+/// detail were copied and destroyed several times per I/O on the way to the session model
+/// (callgrind). Immutable.
+public final class CompletedCommand: Sendable, Equatable {
+    public let command: NVMeCommand
     /// Frame of the CapsuleCmd.
-    public var issued: FrameRef
-    public var latencyNs: Int64
-    public var detail: CompletionDetail
+    public let issued: FrameRef
+    public let latencyNs: Int64
+    public let detail: CompletionDetail
+
+    init(command: NVMeCommand, issued: FrameRef, latencyNs: Int64, detail: CompletionDetail) {
+        self.command = command
+        self.issued = issued
+        self.latencyNs = latencyNs
+        self.detail = detail
+    }
+
+    public static func == (a: CompletedCommand, b: CompletedCommand) -> Bool {
+        a === b || (a.command == b.command && a.issued == b.issued && a.latencyNs == b.latencyNs && a.detail == b.detail)
+    }
+
     /// Connect data, when the command was a Connect whose data was seen.
-    public var connectData: ConnectData?
+    public var connectData: ConnectData? {
+        if case .connect(let c) = command.detail { return c.data }
+        return nil
+    }
 }
 
 /// A PDU with its NVMe meaning.

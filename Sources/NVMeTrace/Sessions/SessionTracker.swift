@@ -1,5 +1,3 @@
-import OrderedCollections
-
 /// Builds the session model from decoded PDUs and connection ends, in capture order: the
 /// connections, the controllers their Connects create or join, the reconnect chains and the
 /// keep-alive timelines. Keeps running figures, not PDUs.
@@ -8,7 +6,14 @@ public final class SessionTracker {
     /// one-shot `nvme discover` closes within about 0.3 s).
     public var persistentAfterSeconds: Double = 10
 
-    private var connections: OrderedDictionary<Int, ConnectionModel> = [:]
+    /// Connections in order of their first PDU.
+    private var connections: [ConnectionModel] = []
+    /// Position in `connections` by connection id. Ids are dense (counted like tcp.stream), so
+    /// an array finds them without hashing; ids past `maxDirectID` (not seen from the analyzer)
+    /// go through a dictionary.
+    private var positionByID: [Int32] = []
+    private var positionByLargeID: [Int: Int] = [:]
+    private static let maxDirectID = 1 << 24
     private var controllers: [ControllerModel] = []
     private var chains: [ReconnectChain] = []
     private var chainByKey: [ChainKey: Int] = [:]
@@ -37,17 +42,32 @@ public final class SessionTracker {
         let fromHost = r.decoded.fromHost
         let ref = r.pdu.ref
         // PDUs come in runs per connection; entries are never removed, so an index stays valid.
-        var index = r.connection == lastConnection ? lastIndex : connections.index(forKey: r.connection)
+        var index = r.connection == lastConnection ? lastIndex : position(of: r.connection)
         if index == nil {
-            connections[r.connection] = ConnectionModel(
+            connections.append(ConnectionModel(
                 id: r.connection, host: fromHost ? r.src : r.dst, target: fromHost ? r.dst : r.src,
-                firstRef: r.pdu.firstRef, lastRef: ref, synSeen: false)
+                firstRef: r.pdu.firstRef, lastRef: ref, synSeen: false))
             index = connections.count - 1
+            setPosition(connections.count - 1, of: r.connection)
         }
         lastConnection = r.connection
         lastIndex = index
         // Mutate the stored model in place: a copy out and back would copy its arrays on every PDU.
-        update(&connections.values[index!], with: r, fromHost: fromHost, ref: ref)
+        update(&connections[index!], with: r, fromHost: fromHost, ref: ref)
+    }
+
+    private func position(of id: Int) -> Int? {
+        guard id >= 0 && id < Self.maxDirectID else { return positionByLargeID[id] }
+        guard id < positionByID.count, positionByID[id] >= 0 else { return nil }
+        return Int(positionByID[id])
+    }
+
+    private func setPosition(_ position: Int, of id: Int) {
+        guard id >= 0 && id < Self.maxDirectID else { positionByLargeID[id] = position; return }
+        if id >= positionByID.count {
+            positionByID.append(contentsOf: repeatElement(-1, count: max(id + 1, positionByID.count * 2) - positionByID.count))
+        }
+        positionByID[id] = Int32(position)
     }
 
     private func update(_ c: inout ConnectionModel, with r: PDURecord, fromHost: Bool, ref: FrameRef) {
@@ -73,8 +93,8 @@ public final class SessionTracker {
 
     /// The TCP connection is over (or the capture ended): who closed it, and how.
     public func flowEnded(_ flow: Flow) {
-        guard let index = connections.index(forKey: flow.index) else { return }
-        var c = connections.values[index]
+        guard let index = position(of: flow.index) else { return }
+        var c = connections[index]
         c.synSeen = flow.synRef != nil
         if let t = c.termReqs.first {
             c.end = ConnectionEnd(by: t.from, how: .termReq, ref: t.ref)
@@ -85,7 +105,7 @@ public final class SessionTracker {
         if flow.lastRef.timeNs > c.lastRef.timeNs { c.lastRef = flow.lastRef }
         // The connection spans the whole TCP connection (handshake included), not just its PDUs.
         if (flow.firstRef.file, flow.firstRef.frame) < (c.firstRef.file, c.firstRef.frame) { c.firstRef = flow.firstRef }
-        connections.values[index] = c
+        connections[index] = c
     }
 
     // MARK: - commands and completions
@@ -186,7 +206,7 @@ public final class SessionTracker {
     /// The model as of `captureEnd`: connections still open end there; persistence of discovery
     /// connections is judged.
     public func model(files: [String], packets: Int, captureStart: FrameRef?, captureEnd: FrameRef) -> SessionModel {
-        var conns = Array(connections.values).sorted { $0.id < $1.id }
+        var conns = connections.sorted { $0.id < $1.id }
         var index: [Int: Int] = [:]
         for (i, c) in conns.enumerated() { index[c.id] = i }
         for i in conns.indices {
