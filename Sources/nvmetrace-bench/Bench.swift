@@ -13,45 +13,8 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nvmetrace-bench",
         abstract: "Measure nvmetrace against the libpcap read floor and tshark, in one run.",
-        subcommands: [Run.self, Floor.self],
+        subcommands: [Run.self],
         defaultSubcommand: Run.self)
-}
-
-/// The floor: a bare libpcap read loop that touches every packet and nothing else. With
-/// `--stdio-buffer`, the same loop with the read buffer nvmetrace gives libpcap: the stricter floor.
-struct Floor: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Read a capture with a bare libpcap loop.")
-    @Argument var file: String
-    @Option(help: "Give libpcap's stdio stream a buffer of this many bytes (0: stdio's default, 4 KiB), as nvmetrace does.")
-    var stdioBuffer = 0
-
-    func run() throws {
-        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
-        var hh: OpaquePointer?
-        if stdioBuffer > 0 {
-            guard let f = fopen(file, "rb") else { throw ExitCode(2) }
-            setvbuf(f, UnsafeMutablePointer<CChar>.allocate(capacity: stdioBuffer), _IOFBF, stdioBuffer)
-            hh = pcap_fopen_offline(f, &errbuf)
-        } else {
-            hh = pcap_open_offline(file, &errbuf)
-        }
-        guard let h = hh else { throw ExitCode(2) }
-        defer { pcap_close(h) }
-        var header: UnsafeMutablePointer<pcap_pkthdr>?
-        var data: UnsafePointer<UInt8>?
-        var packets = 0, bytes = 0, sum: UInt64 = 0
-        while pcap_next_ex(h, &header, &data) == 1 {
-            packets += 1
-            let n = Int(header!.pointee.caplen)
-            bytes += n
-            if n > 0 { sum &+= UInt64(data![0]) &+ UInt64(data![n - 1]) }
-        }
-        print("\(packets) packets \(bytes) bytes \(sum & 1)")
-        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) {
-            FileHandle.standardError.write(Data("nvmetrace: peak RSS \(line.split(separator: " ").dropFirst().first ?? "0") KiB\n".utf8))
-        }
-    }
 }
 
 struct Measurement {
@@ -91,9 +54,10 @@ struct Run: ParsableCommand {
     func run() throws {
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let nvmetrace = here.appendingPathComponent("nvmetrace").path
-        let me = here.appendingPathComponent("nvmetrace-bench").path
-        guard FileManager.default.isExecutableFile(atPath: nvmetrace) else {
-            print("nvmetrace not found next to \(me); build with: swift build -c release")
+        // The floor is a C program (Sources/nvmetrace-floor), so it starts as fast as a reader can.
+        let floorTool = here.appendingPathComponent("nvmetrace-floor").path
+        for tool in [nvmetrace, floorTool] where !FileManager.default.isExecutableFile(atPath: tool) {
+            print("\(tool) not found; build with: swift build -c release")
             throw ExitCode(2)
         }
         var files: [String] = []
@@ -140,11 +104,11 @@ struct Run: ParsableCommand {
             Double((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0)
         }
         let buffer = String(PcapFileSource.readBufferSize)
-        let floor = best("libpcap floor", [me, "floor", main])
-        let bufferedFloor = best("libpcap floor, 1 MiB stdio buffer", [me, "floor", "--stdio-buffer", buffer, main])
+        let floor = best("libpcap floor", [floorTool, main])
+        let bufferedFloor = best("libpcap floor, 1 MiB stdio buffer", [floorTool, "--stdio-buffer", buffer, main])
         let full = best("nvmetrace", [nvmetrace, "-q", "--fail-on", "none", main])
-        let digestFloor = best("libpcap floor (digests)", [me, "floor", digest])
-        let bufferedDigestFloor = best("libpcap floor (digests), 1 MiB buf", [me, "floor", "--stdio-buffer", buffer, digest])
+        let digestFloor = best("libpcap floor (digests)", [floorTool, digest])
+        let bufferedDigestFloor = best("libpcap floor (digests), 1 MiB buf", [floorTool, "--stdio-buffer", buffer, digest])
         let verify = best("nvmetrace --verify-data-digests", [nvmetrace, "-q", "--fail-on", "none", "--verify-data-digests", digest])
         var tshark: Measurement?
         if !noTshark, let t = which("tshark") {
@@ -155,8 +119,8 @@ struct Run: ParsableCommand {
         // Small I/O: every I/O 4 KiB, so about one PDU per 2.5 packets (the main capture mixes
         // 4 KiB to 128 KiB: one per 12). The per-PDU work shows here.
         let small = try generate("small-io-256M", size: "256M", ioBlockExponents: 3...3)
-        let smallFloor = best("libpcap floor, 4 KiB I/O", [me, "floor", small])
-        let smallBuffered = best("libpcap floor, 4 KiB I/O, 1 MiB buf", [me, "floor", "--stdio-buffer", buffer, small])
+        let smallFloor = best("libpcap floor, 4 KiB I/O", [floorTool, small])
+        let smallBuffered = best("libpcap floor, 4 KiB I/O, 1 MiB buf", [floorTool, "--stdio-buffer", buffer, small])
         let smallRun = best("nvmetrace, 4 KiB I/O", [nvmetrace, "-q", "--fail-on", "none", small])
 
         print("")

@@ -162,7 +162,7 @@ import NVMeTraceSynth
             func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
                 decoder.dataBytesToKeep(shape, header: header)
             }
-            func framer(_ framer: PDUFramer, didFrame pdu: PDU) { out.append(decoder.decode(pdu)) }
+            func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) { out.append(decoder.decode(pdu)) }
             func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {}
         }
         let bridge = Bridge(decoder)

@@ -124,6 +124,19 @@ public final class LivePcapSource: @unchecked Sendable {
         if let handle { pcap_breakloop(handle) }
     }
 
+    /// What another thread holds to stop `run`: the bare pcap handle, no reference to this
+    /// object. Release builds of this module count references non-atomically (Package.swift), so
+    /// no object of it may be retained or released on two threads at once.
+    public var loopBreaker: LoopBreaker { LoopBreaker(handle: handle) }
+
+    public struct LoopBreaker: @unchecked Sendable {
+        fileprivate let handle: OpaquePointer?
+        /// `pcap_breakloop` is documented as safe from other threads and signal handlers.
+        public func breakLoop() {
+            if let handle { pcap_breakloop(handle) }
+        }
+    }
+
     /// Reads packets until `shouldStop` says so or an error. `onTick` runs after every batch of
     /// packets and every tick, with the wall clock, so timers fire on quiet links.
     public func run(onPacket: (Packet) -> Void, onTick: (Int64) -> Void, shouldStop: () -> Bool) throws(CaptureError) {
@@ -131,7 +144,10 @@ public final class LivePcapSource: @unchecked Sendable {
         let ticker = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "nvmetrace.ticker"))
         let interval = DispatchTimeInterval.milliseconds(Int(options.timeoutMs))
         ticker.schedule(deadline: .now() + interval, repeating: interval)
-        ticker.setEventHandler { [self] in breakLoop() }
+        // The handler runs on the ticker's thread: it captures the pcap handle only (see
+        // `loopBreaker`).
+        let breaker = loopBreaker
+        ticker.setEventHandler { breaker.breakLoop() }
         ticker.resume()
         defer { ticker.cancel() }
         try withoutActuallyEscaping(onPacket) { (deliver) throws(CaptureError) in

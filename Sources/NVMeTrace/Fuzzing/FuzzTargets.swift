@@ -107,7 +107,7 @@ final class FuzzPDUSink: PDUFramerDelegate {
     func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
         decoder.dataBytesToKeep(shape, header: header)
     }
-    func framer(_ framer: PDUFramer, didFrame pdu: PDU) {
+    func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) {
         let d = decoder.decode(pdu)
         _ = PDUDescription.summary(PDURecord(connection: 0, src: Endpoint(address: IPAddress(v4: 1), port: 1),
                                              dst: Endpoint(address: IPAddress(v4: 2), port: 2), qid: decoder.qid, decoded: d))

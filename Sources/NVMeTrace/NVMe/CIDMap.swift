@@ -41,8 +41,9 @@ struct CIDMap<Value> {
     }
 
     /// The value at a position from `position(of:)`, mutable in place.
+    /// (`_read`: reading one field of a large value borrows it instead of copying all of it.)
     subscript(position p: Int) -> Value {
-        get { values[p] }
+        _read { yield values[p] }
         _modify { yield &values[p] }
     }
 

@@ -69,6 +69,19 @@ public enum CommandDetail: Sendable, Equatable {
     case other
 }
 
+/// What names a command: its opcode in its command set (admin, I/O, or Fabrics by FCTYPE). Kept
+/// where only the name may be needed later, instead of the name itself (no string per command).
+public struct CommandKind: Sendable, Equatable {
+    public var opcode: UInt8
+    public var fctype: UInt8?
+    public var queue: QueueKind
+
+    public var name: String {
+        if let fctype { return NVMeOpcodes.fabricsName(fctype) }
+        return queue == .admin ? NVMeOpcodes.adminName(opcode) : NVMeOpcodes.ioName(opcode)
+    }
+}
+
 /// An NVMe command decoded from a 64-byte submission queue entry.
 public struct NVMeCommand: Sendable, Equatable {
     public var opcode: UInt8
@@ -88,10 +101,8 @@ public struct NVMeCommand: Sendable, Equatable {
 
     public var isFabrics: Bool { fctype != nil }
 
-    public var name: String {
-        if let fctype { return NVMeOpcodes.fabricsName(fctype) }
-        return queue == .admin ? NVMeOpcodes.adminName(opcode) : NVMeOpcodes.ioName(opcode)
-    }
+    public var kind: CommandKind { CommandKind(opcode: opcode, fctype: fctype, queue: queue) }
+    public var name: String { kind.name }
 
     public var isKeepAlive: Bool { fctype == nil && queue == .admin && opcode == 0x18 }
 

@@ -33,12 +33,18 @@ public final class NVMeConnectionDecoder {
             return header.u8(at: 8) == NVMeOpcodes.fabrics && header.u8(at: 12) == 0x01 ? ConnectData.size : 0
         case .c2hData, .h2cData:
             guard let dh = DataTransferHeader(header: header), let p = outstanding.position(of: dh.cccid) else { return 0 }
-            let o = outstanding[position: p]
-            if shape.type == .h2cData && !o.command.keepsHostData { return 0 }
-            let limit = shape.type == .h2cData ? ConnectData.size : o.dataLimit
+            // Fields read one by one: a copy of the whole record costs more than the rest.
+            let limit: Int
+            if shape.type == .h2cData {
+                guard outstanding[position: p].command.keepsHostData else { return 0 }
+                limit = ConnectData.size
+            } else {
+                limit = outstanding[position: p].dataLimit
+            }
+            let have = outstanding[position: p].data.count
             // Only contiguous data is kept: an offset past what we hold means some was lost.
-            guard Int(dh.offset) == o.data.count, o.data.count < limit else { return 0 }
-            return limit - o.data.count
+            guard Int(dh.offset) == have, have < limit else { return 0 }
+            return limit - have
         case .h2cTermReq, .c2hTermReq:
             return 128
         default:
@@ -46,24 +52,30 @@ public final class NVMeConnectionDecoder {
         }
     }
 
-    public func decode(_ pdu: PDU) -> DecodedPDU {
-        if case .mismatch = pdu.headerDigest { return DecodedPDU(pdu: pdu, body: .untrusted) }
+    /// Takes the PDU over (the framer hands it on): moved into the result, not copied.
+    public func decode(_ pdu: consuming PDU) -> DecodedPDU {
+        let body = decodeBody(pdu)
+        return DecodedPDU(pdu: pdu, body: body)
+    }
+
+    private func decodeBody(_ pdu: PDU) -> DecodedPDU.Body {
+        if case .mismatch = pdu.headerDigest { return .untrusted }
         switch pdu.type {
         case .icReq:
             icReq = InitializeConnection(header: pdu.header)
-            return DecodedPDU(pdu: pdu, body: .icReq(icReq))
+            return .icReq(icReq)
         case .icResp:
             icResp = InitializeConnection(header: pdu.header)
-            return DecodedPDU(pdu: pdu, body: .icResp(icResp))
+            return .icResp(icResp)
         case .h2cTermReq, .c2hTermReq:
-            return DecodedPDU(pdu: pdu, body: .termReq(TerminationRequest(header: pdu.header)))
+            return .termReq(TerminationRequest(header: pdu.header))
         case .capsuleCmd:
             return decodeCommand(pdu)
         case .capsuleResp:
             guard let cqe = pdu.header.withUnsafeBytes({ $0.slice(8, 16).flatMap(NVMeCompletion.init(cqe:)) }) else {
-                return DecodedPDU(pdu: pdu, body: .untrusted)
+                return .untrusted
             }
-            return DecodedPDU(pdu: pdu, body: .completion(cqe, complete(cqe, ref: pdu.ref)))
+            return .completion(cqe, complete(cqe, ref: pdu.ref))
         case .h2cData:
             let dh = DataTransferHeader(header: pdu.header)
             var connectData: ConnectData?
@@ -77,7 +89,7 @@ public final class NVMeConnectionDecoder {
                     outstanding[position: p].command.detail = withConnectData(outstanding[position: p].command.detail, cd)
                 }
             }
-            return DecodedPDU(pdu: pdu, body: .h2cData(dh, connectData: connectData))
+            return .h2cData(dh, connectData: connectData)
         case .c2hData:
             let dh = DataTransferHeader(header: pdu.header)
             if let dh, !pdu.data.isEmpty, let p = outstanding.position(of: dh.cccid),
@@ -87,17 +99,17 @@ public final class NVMeConnectionDecoder {
             }
             if let dh, pdu.flags.contains(.success) && pdu.flags.contains(.last) {
                 let cqe = NVMeCompletion(impliedSuccessFor: dh.cccid)
-                return DecodedPDU(pdu: pdu, body: .c2hData(dh, completion: cqe, complete(cqe, ref: pdu.ref)))
+                return .c2hData(dh, completion: cqe, complete(cqe, ref: pdu.ref))
             }
-            return DecodedPDU(pdu: pdu, body: .c2hData(dh, completion: nil, nil))
+            return .c2hData(dh, completion: nil, nil)
         case .r2t:
-            return DecodedPDU(pdu: pdu, body: .r2t(DataTransferHeader(header: pdu.header)))
+            return .r2t(DataTransferHeader(header: pdu.header))
         }
     }
 
-    private func decodeCommand(_ pdu: PDU) -> DecodedPDU {
+    private func decodeCommand(_ pdu: PDU) -> DecodedPDU.Body {
         guard var cmd = pdu.header.withUnsafeBytes({ $0.slice(8, 64).flatMap { NVMeCommand(sqe: $0, qid: qid) } }) else {
-            return DecodedPDU(pdu: pdu, body: .untrusted)
+            return .untrusted
         }
         if case .connect(let c) = cmd.detail {
             qid = c.qid
@@ -117,7 +129,7 @@ public final class NVMeConnectionDecoder {
         if outstanding.count < maxOutstanding || reused {
             outstanding.set(Outstanding(command: cmd, ref: pdu.ref, dataLimit: cmd.dataToKeep), for: cmd.cid)
         }
-        return DecodedPDU(pdu: pdu, body: .command(cmd))
+        return .command(cmd)
     }
 
     private func withConnectData(_ detail: CommandDetail, _ cd: ConnectData) -> CommandDetail {

@@ -3,7 +3,8 @@ public protocol PDUFramerDelegate: AnyObject {
     /// Called once a PDU's header is complete: how many of its data bytes to keep (0 to skip
     /// them). I/O payloads are skipped; Connect data, Identify and log pages are kept.
     func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int
-    func framer(_ framer: PDUFramer, didFrame pdu: PDU)
+    /// The PDU is handed over, so the stage after can keep it without a copy.
+    func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU)
     func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef)
 }
 
@@ -163,6 +164,17 @@ public final class PDUFramer: StreamSink {
         if headerBuf.isEmpty {
             pduStart = streamOffset
             firstRef = ref
+            // The whole header is in this chunk (the usual case): check it in place and copy it
+            // once. Anything else takes the byte-collecting path below.
+            if bytes.count >= 8, case .success(let s) = PDUHeaderCheck.shape(bytes.prefix(8), maxPDULength: maxPDULength),
+               bytes.count >= s.headerBytes {
+                headerBuf.append(contentsOf: bytes.prefix(s.headerBytes))
+                streamOffset += UInt64(s.headerBytes)
+                shape = s
+                headerNeed = s.headerBytes
+                headerComplete(ref: ref)
+                return bytes.dropFirst(s.headerBytes)
+            }
         }
         let take = min(headerNeed - headerBuf.count, bytes.count)
         headerBuf.append(contentsOf: bytes.prefix(take))
@@ -203,8 +215,9 @@ public final class PDUFramer: StreamSink {
         }
         bodyPos = s.headerBytes
         incomplete = false
-        data.removeAll(keepingCapacity: true)
-        ddgst.removeAll(keepingCapacity: true)
+        // Usually empty already; emptying an empty array still costs a generic call.
+        if !data.isEmpty { data.removeAll(keepingCapacity: true) }
+        if !ddgst.isEmpty { ddgst.removeAll(keepingCapacity: true) }
         crc = CRC32C()
         keep = 0
         if s.dataLength > 0 {
@@ -300,7 +313,7 @@ public final class PDUFramer: StreamSink {
     /// Hands a PDU on; it is released when this returns.
     @inline(never)
     private func emit(_ pdu: consuming PDU) {
-        delegate?.framer(self, didFrame: pdu)
+        delegate?.framer(self, didFrame: consume pdu)
     }
 
     // MARK: resync

@@ -16,7 +16,10 @@ public final class CaptureAnalysis {
 
     public init(options: AnalyzerOptions = AnalyzerOptions()) {
         analyzer = Analyzer(options: options)
-        analyzer.onPDU = { [unowned self] in tracker.record($0) }
+        // The tracker itself, not self: no unowned-reference check per PDU (the tracker does
+        // not refer back, so there is no cycle).
+        let tracker = self.tracker
+        analyzer.onPDU = { tracker.record($0) }
         analyzer.onFlowEnd = { [unowned self] in tracker.flowEnded($0) }
         analyzer.onFlowClose = { [unowned self] in tracker.flowEnded($0) }
         analyzer.onDiagnostic = { [unowned self] d in

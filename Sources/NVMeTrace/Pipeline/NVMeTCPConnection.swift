@@ -6,7 +6,9 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     let server: Endpoint
     let framers: [PDUFramer]
     let decoder = NVMeConnectionDecoder()
-    unowned let analyzer: Analyzer
+    /// The analyzer owns the flow table, which owns this; unowned(unsafe) because a checked
+    /// unowned reference costs an atomic retain and release on every PDU.
+    unowned(unsafe) let analyzer: Analyzer
     var warnings = 0
     /// The host's first byte was a TLS handshake record: framing warnings would only describe
     /// ciphertext, so after saying so once they are dropped.
@@ -62,7 +64,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         decoder.dataBytesToKeep(shape, header: header)
     }
 
-    func framer(_ framer: PDUFramer, didFrame pdu: PDU) {
+    func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) {
         let dir = direction(of: framer)
         if case .mismatch(let received, let computed) = pdu.headerDigest {
             warn("\(pdu.type.name) header digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8))): header not trusted", pdu.ref)
@@ -73,7 +75,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         if pdu.type.fromHost != (dir == .clientToServer) {
             warn("\(pdu.type.name) sent by the \(dir == .clientToServer ? "initiator" : "responder"), which does not send this type", pdu.ref)
         }
-        let decoded = decoder.decode(pdu)
+        let decoded = decoder.decode(consume pdu)
         let src = dir == .clientToServer ? client : server
         let dst = dir == .clientToServer ? server : client
         analyzer.emit(PDURecord(connection: flowIndex, src: src, dst: dst, qid: decoder.qid, decoded: decoded))

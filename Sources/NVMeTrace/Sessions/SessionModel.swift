@@ -28,8 +28,11 @@ public enum PersistenceReason: String, Sendable, CaseIterable {
 public struct TimerEvent: Sendable, Equatable {
     public var ref: FrameRef
     public var connection: Int
+    /// The command that restarted the timer; nil for the Connect that started it.
+    public var command: CommandKind?
+
     /// "Connect", "Keep Alive" or the command's name.
-    public var what: String
+    public var what: String { command?.name ?? "Connect" }
 }
 
 /// The largest silence between two timer-restarting commands.

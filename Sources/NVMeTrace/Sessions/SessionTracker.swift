@@ -113,7 +113,7 @@ public final class SessionTracker {
     private func command(_ cmd: NVMeCommand, ref: FrameRef, in c: inout ConnectionModel) {
         c.commands += 1
         c.lastHostCommand = ref
-        let event = TimerEvent(ref: ref, connection: c.id, what: cmd.name)
+        let event = TimerEvent(ref: ref, connection: c.id, command: cmd.kind)
         switch cmd.detail {
         case .connect(let cc):
             c.connect = cc
@@ -180,7 +180,7 @@ public final class SessionTracker {
                                   subnqn: data.subnqn, target: c.target, kato: cc.kato,
                                   discovery: data.subnqn == SessionModel.discoveryNQN, tbkas: false)
         // The target's keep-alive timer starts when the controller is created by the Connect.
-        let start = TimerEvent(ref: connectRef, connection: c.id, what: "Connect")
+        let start = TimerEvent(ref: connectRef, connection: c.id, command: nil)
         ctl.keepAlives.add(start)
         ctl.anyCommand.add(start)
         let chainKey = ChainKey(target: c.target, subnqn: data.subnqn, hostnqn: data.hostnqn)

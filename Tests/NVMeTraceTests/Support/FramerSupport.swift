@@ -9,7 +9,7 @@ final class FramerRecorder: PDUFramerDelegate {
     var keep: (PDUShape) -> Int = { _ in 0 }
 
     func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int { keep(shape) }
-    func framer(_ framer: PDUFramer, didFrame pdu: PDU) { pdus.append(pdu) }
+    func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) { pdus.append(pdu) }
     func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) { events.append(event) }
 }
 
