@@ -148,8 +148,11 @@ struct AnalyzeCommand: ParsableCommand {
             return
         }
         do {
-            let n = try EvidenceWriter.write(files: inputs, connections: chosen.map(\.1), to: evidence, snaplen: evidenceSnaplen)
-            report.evidence = Report.EvidenceInfo(file: evidence, packets: n, connections: chosen.map(\.0), snaplen: evidenceSnaplen)
+            let written = try EvidenceWriter.write(files: inputs, connections: chosen.map(\.1), to: evidence, snaplen: evidenceSnaplen)
+            report.evidence = Report.EvidenceInfo(file: evidence, packets: written.packets, connections: chosen.map(\.0), snaplen: evidenceSnaplen)
+            if written.clampedTimes > 0 && !decode.quiet {
+                err.write("nvmetrace: warning: evidence: \(written.clampedTimes) packet(s) carry a time a pcap file cannot hold (before 1970 or after 2106), written as the nearest it can")
+            }
         } catch {
             err.write("nvmetrace: error: evidence: \(error)")
             throw ExitCode(2)

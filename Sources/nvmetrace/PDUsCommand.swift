@@ -23,7 +23,7 @@ struct DecodeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Most TCP connections tracked at once; past it the longest idle ones are dropped (default 200000).", valueName: "n"))
     var maxFlows: Int = AnalyzerOptions().maxFlows
 
-    @Option(help: ArgumentHelp("Out-of-order bytes buffered per connection direction before a hole is given up as lost (default 4 MiB).", valueName: "bytes"))
+    @Option(help: ArgumentHelp("Out-of-order bytes buffered per connection direction before a hole is given up as lost, each buffered piece counting 64 bytes more (default 4 MiB).", valueName: "bytes"))
     var reassemblyCap: Int = AnalyzerOptions().maxBufferedBytesPerDirection
 
     func validate() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import NVMeTrace
+import NVMeTraceSynth
 
 /// `--evidence`: the packets behind the findings, which analyse to the same findings.
 @Suite struct EvidenceTests {
@@ -41,6 +42,69 @@ import Testing
         if let snaplen {
             #expect(evidence.packets.allSatisfy { $0.bytes.count <= max(snaplen, 54 + EvidenceWriter.keepWholeBelow) })
         }
+    }
+
+    /// A pcap record header holds unsigned 32-bit seconds and nanoseconds: 1970 to 2106. Times
+    /// outside, here from a pcapng whose if_tsoffset (-2 s) puts packets before 1970 and one past
+    /// 2106, are written as the nearest time a header holds: no negative fraction (-0.5 s was
+    /// written as 0 s and -500,000,000 ns, which a reader of unsigned fields takes for 3.79 s), no
+    /// wrapped seconds (2128 became 1992), still in time order.
+    @Test func timesOutsideWhatPcapHoldsAreClamped() throws {
+        let host = PacketBuilder.Host.ip(10, 0, 0, 2), target = PacketBuilder.Host.ip(10, 0, 0, 1)
+        // EPB timestamps (ns); with the offset: -1.5 s, -0.5 s, 0.5 s and 5e9 s (the year 2128).
+        let stamps: [UInt64] = [500_000_000, 1_500_000_000, 2_500_000_000, 5_000_000_002_000_000_000]
+        var w = ByteWriter()
+        func block(_ type: UInt32, _ body: [UInt8]) {
+            var b = body
+            while b.count % 4 != 0 { b.append(0) }
+            w.u32(type); w.u32(UInt32(b.count + 12)); w.append(b); w.u32(UInt32(b.count + 12))
+        }
+        var shb = ByteWriter()
+        shb.u32(0x1A2B_3C4D); shb.u16(1); shb.u16(0); shb.u64(UInt64.max)
+        block(0x0A0D_0D0A, shb.bytes)
+        var idb = ByteWriter()
+        idb.u16(UInt16(LinkTypeValue.ethernet)); idb.u16(0); idb.u32(0)
+        idb.u16(9); idb.u16(1); idb.append([9, 0, 0, 0])                      // if_tsresol: nanoseconds
+        idb.u16(14); idb.u16(8); idb.u64(UInt64(bitPattern: -2))               // if_tsoffset: -2 s
+        idb.u16(0); idb.u16(0)
+        block(1, idb.bytes)
+        for (i, ts) in stamps.enumerated() {
+            let p = PacketBuilder.tcp(from: host, 40000, to: target, 4420, seq: 1000 + UInt32(i), ack: 1, flags: PacketBuilder.ack)
+            var epb = ByteWriter()
+            epb.u32(0); epb.u32(UInt32(ts >> 32)); epb.u32(UInt32(truncatingIfNeeded: ts))
+            epb.u32(UInt32(p.count)); epb.u32(UInt32(p.count)); epb.append(p)
+            block(6, epb.bytes)
+        }
+        let input = temporaryFile("pre-1970.pcapng"), out = temporaryFile("evidence.pcap")
+        defer { for u in [input, out] { try? FileManager.default.removeItem(at: u) } }
+        try Data(w.bytes).write(to: input)
+        #expect(try loadCapture(input.path).packets.map(\.timeNs) == [-1_500_000_000, -500_000_000, 500_000_000, 5_000_000_000_000_000_000])
+
+        let connection = EvidenceWriter.Connection(
+            a: Endpoint(address: IPAddress(v4: host.ipv4), port: 40000), b: Endpoint(address: IPAddress(v4: target.ipv4), port: 4420),
+            first: FrameRef(file: 0, frame: 1, timeNs: 0), last: FrameRef(file: 0, frame: stamps.count, timeNs: 0))
+        let written = try EvidenceWriter.write(files: [input.path], connections: [connection], to: out.path)
+        #expect(written == EvidenceWriter.Written(packets: 4, clampedTimes: 3))
+
+        // The record headers as written: ts_sec, ts_nsec (nanosecond pcap, little-endian here).
+        let bytes = [UInt8](try Data(contentsOf: out))
+        func u32(_ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[at + $1]) << (8 * $1) } }
+        try #require(bytes.count >= 24 && u32(0) == 0xA1B2_3C4D)
+        var times: [(seconds: UInt32, fraction: UInt32)] = []
+        var at = 24
+        while at + 16 <= bytes.count {
+            times.append((u32(at), u32(at + 4)))
+            at += 16 + Int(u32(at + 8))
+        }
+        #expect(times.map(\.seconds) == [0, 0, 0, UInt32.max])
+        #expect(times.map(\.fraction) == [0, 0, 500_000_000, 999_999_999])
+
+        // The command line says so: here A0 with times wrapped to about ±9.2e18 ns.
+        let extreme = try ExtremeTimestampTests.extremeCapture()
+        defer { try? FileManager.default.removeItem(atPath: extreme) }
+        let run = try runCLI(["--fail-on", "none", "--evidence", out.path, extreme])
+        #expect(run.status == 0)
+        #expect(run.stderr.contains("carry a time a pcap file cannot hold"), "\(run.stderr)")
     }
 
     @Test func noFindingsNoEvidence() throws {

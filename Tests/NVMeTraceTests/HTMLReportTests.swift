@@ -67,6 +67,42 @@ import Testing
         #expect(html.contains("1a42f24b3c599934e3092288ae341aa33296b7531b3fdfeb7cb2343a974583f8"))
     }
 
+    /// Every number in the SVG geometry (coordinates, sizes, path data, view boxes).
+    static func svgNumbers(_ html: String) -> [String] {
+        let attribute = /\s(?:x|y|x1|x2|y1|y2|width|height|d|viewBox)="([^"]*)"/
+        var numbers: [String] = []
+        var rest = html[...]
+        while let start = rest.range(of: "<svg"), let end = rest.range(of: "</svg>", range: start.upperBound..<rest.endIndex) {
+            for match in rest[start.lowerBound..<end.upperBound].matches(of: attribute) {
+                numbers += match.1.split { " ,MLZ".contains($0) }.map(String.init)
+            }
+            rest = rest[end.upperBound...]
+        }
+        return numbers
+    }
+
+    /// Every packet at one epoch timestamp (a clock that did not advance, or a tool that stamped
+    /// them all alike): the timeline still has a width. Near 1.7e18 ns a Double's spacing is 256 ns,
+    /// so `start + 1` was `start`, the span 0 and every position NaN.
+    @Test func timelineWithOneTimestampForEveryPacket() throws {
+        var capture = SampleCaptures.named("E-keepalive-stall")
+        for i in capture.packets.indices { capture.packets[i].timeNs = 1_700_000_000_123_456_789 }
+        let path = writeTemporaryCapture(capture, format: .pcap(nanoseconds: true), name: "one-timestamp")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let analysis = CaptureAnalysis()
+        analysis.read(paths: [path])
+        let html = HTMLReport.render(analysis.report(engine: RuleEngine()))
+        let total = Self.svgCounts(html).reduce(into: [String: Int]()) { acc, c in c.forEach { acc[$0.key, default: 0] += $0.value } }
+        // Still the whole drawing: a bar per connection.
+        let bars = ["admin", "io", "discovery", "unknown"].map { total["rect." + $0] ?? 0 }.reduce(0, +)
+        #expect(bars == (try GroundTruth(sample: "E-keepalive-stall")).connections.count)
+        let numbers = Self.svgNumbers(html)
+        #expect(numbers.count > 50)
+        let bad = numbers.filter { Double($0)?.isFinite != true }
+        #expect(bad.isEmpty, "not finite numbers in the SVG: \(Set(bad))")
+        #expect(!html.contains("nan") && !html.contains("NaN") && !html.contains("inf\""), "NaN or infinity in the page")
+    }
+
     /// Renders the page in headless Chromium when it is installed, saving screenshots for a person
     /// to look at (in the test output directory printed below).
     @Test(.enabled(if: chromium() != nil, "needs chromium for screenshots (apt-get install chromium)"))

@@ -136,6 +136,38 @@ final class StreamRecorder: StreamSink {
         #expect(r.bufferedBytes == 0)
     }
 
+    /// A flood of one-byte segments out of order, a byte apart, that store (almost) nothing: cut
+    /// by the snap length to no bytes at all, or with their one byte captured. Each is still a
+    /// buffered piece, and the pieces must meet the cap (each counts `pieceOverhead`) rather than
+    /// grow the buffer, and the cost of every insertion, without bound. Past the cap, holes are
+    /// given up as gaps as for any other overflow.
+    @Test(arguments: [false, true])
+    func tinyOutOfOrderPiecesMeetTheCap(captured: Bool) {
+        let cap = 64 * 1024
+        let (r, rec) = make(cap: cap)
+        let bound = cap / (StreamReassembler.pieceOverhead + (captured ? 1 : 0))
+        let count = 50_000
+        let byte: [UInt8] = [0x5A]
+        var peak = 0
+        for i in 0..<count {
+            let seq = Self.isn &+ 1 &+ UInt32(2 + 2 * i)  // stream offsets 2, 4, 6, ...: a hole before each
+            byte.withUnsafeBytes { raw in
+                r.segment(seq: seq, payload: UnsafeRawBufferPointer(rebasing: raw.prefix(captured ? 1 : 0)),
+                          announcedLength: 1, fin: false, ref: ref(i + 2))
+            }
+            peak = max(peak, r.pendingPieces)
+            if r.pendingPieces > bound || r.bufferedCost > cap {
+                Issue.record("segment \(i): \(r.pendingPieces) pieces buffered (\(r.bufferedCost) counted), cap \(cap)")
+                break  // without the bound the rest would only take long
+            }
+        }
+        #expect(peak == bound)  // the buffer filled up to the cap, no further
+        #expect(r.stats.gaps == rec.gaps.count && rec.gaps.count >= count - bound)
+        r.flush(ref: ref(count + 2))
+        #expect(r.pendingPieces == 0 && r.bufferedBytes == 0)
+        #expect(rec.bytes.count == 2 * count + 1)  // every stream byte delivered or reported missing
+    }
+
     @Test func sequenceNumbersWrapAround() {
         let isn: UInt32 = 0xFFFF_FF00
         let (r, rec) = make(isn: isn)

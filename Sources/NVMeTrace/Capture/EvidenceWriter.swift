@@ -24,13 +24,33 @@ public enum EvidenceWriter {
         }
     }
 
-    /// Reads `files` again and writes the packets of `connections` to `output`. Returns how many
-    /// packets were written.
     public static let keepWholeBelow = 1200
 
+    /// What `write` wrote.
+    public struct Written: Sendable, Equatable {
+        /// Packets written.
+        public var packets = 0
+        /// Packets whose time a pcap record cannot hold (`recordTime`), written at the nearest time
+        /// it can.
+        public var clampedTimes = 0
+    }
+
+    /// The seconds and nanoseconds of a pcap record header for a capture time. The header holds
+    /// two unsigned 32-bit values (so the pcap specification, Wireshark and libpcap from 1.11 read
+    /// them), which reach from 1970 to 2106: a time outside that range (before 1970 through a
+    /// pcapng if_tsoffset, or a 64-bit timestamp wrapped when scaled to nanoseconds) becomes the
+    /// nearest time they hold. Clamped as a whole, not per field, so the fraction stays in
+    /// 0..<1e9 and packets stay in time order.
+    static func recordTime(_ timeNs: Int64) -> (seconds: UInt32, nanoseconds: UInt32, clamped: Bool) {
+        let last = Int64(UInt32.max) * 1_000_000_000 + 999_999_999
+        let t = min(max(timeNs, 0), last)
+        return (UInt32(t / 1_000_000_000), UInt32(t % 1_000_000_000), t != timeNs)
+    }
+
+    /// Reads `files` again and writes the packets of `connections` to `output`.
     @discardableResult
     public static func write(files: [String], connections: [Connection], to output: String,
-                             snaplen: Int? = nil) throws(CaptureError) -> Int {
+                             snaplen: Int? = nil) throws(CaptureError) -> Written {
         if files.contains("-") {
             throw .cannotOpen(file: output, reason: "evidence is cut from files read again; standard input cannot be")
         }
@@ -39,7 +59,7 @@ public enum EvidenceWriter {
         var dead: OpaquePointer?
         var dumper: OpaquePointer?
         var linkType: Int32 = -1
-        var written = 0
+        var written = Written()
         defer {
             if let dumper { pcap_dump_flush(dumper); pcap_dump_close(dumper) }
             if let dead { pcap_close(dead) }
@@ -64,14 +84,16 @@ public enum EvidenceWriter {
                 let cut = segment.payloadLength > keepWholeBelow ? (snaplen ?? Int.max) : Int.max
                 let caplen = min(packet.bytes.count, cut)
                 var header = pcap_pkthdr()
-                header.ts.tv_sec = Int(packet.ref.timeNs / 1_000_000_000)
-                header.ts.tv_usec = Int(packet.ref.timeNs % 1_000_000_000)  // nanoseconds (dead handle is nano)
+                let time = recordTime(packet.ref.timeNs)
+                header.ts.tv_sec = Int(time.seconds)
+                header.ts.tv_usec = Int(time.nanoseconds)  // nanoseconds (dead handle is nano)
                 header.caplen = UInt32(caplen)
                 header.len = UInt32(max(packet.wireLength, caplen))
                 if let base = packet.bytes.baseAddress {
                     pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &header,
                               base.assumingMemoryBound(to: UInt8.self))
-                    written += 1
+                    written.packets += 1
+                    if time.clamped { written.clampedTimes += 1 }
                 }
             }
         }

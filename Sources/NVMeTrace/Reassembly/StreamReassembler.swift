@@ -8,6 +8,10 @@ import DequeModule
 /// (they were lost before the capture point and will not be sent again), when the buffer would
 /// exceed its cap, or when the stream ends. Sequence numbers are tracked as 64-bit stream offsets
 /// so wrap-around is harmless.
+///
+/// The cap counts each buffered piece's bytes plus `pieceOverhead`: pieces that store few or no
+/// bytes (a segment cut by the snap length keeps only its length) still take memory and time, and
+/// a flood of them must meet the cap too.
 public final class StreamReassembler {
     struct Pending {
         var offset: UInt64         // stream offset of bytes[0]
@@ -38,6 +42,17 @@ public final class StreamReassembler {
     public private(set) var bufferedBytes = 0
     public private(set) var finOffset: UInt64?
     private var maxAckedOffset: UInt64 = 0
+
+    /// What one buffered piece costs beyond its stored bytes (its entry, the array's header and
+    /// allocation), counted toward `maxBufferedBytes`.
+    static let pieceOverhead = 64
+
+    /// The out-of-order pieces buffered now.
+    var pendingPieces: Int { pendingCount }
+
+    /// What the out-of-order buffer counts against `maxBufferedBytes`: its bytes and, per piece,
+    /// `pieceOverhead`.
+    var bufferedCost: Int { bufferedBytes + pendingCount * Self.pieceOverhead }
 
     public init(maxBufferedBytes: Int = 1 << 20) {
         self.maxBufferedBytes = maxBufferedBytes
@@ -97,8 +112,9 @@ public final class StreamReassembler {
         } else {
             stats.outOfOrderSegments += 1
             buffer(offset: start, payload: payload, missingTail: length - payload.count)
-            if bufferedBytes > maxBufferedBytes {
-                skipToFirstPending(ref: ref)
+            if bufferedCost > maxBufferedBytes {
+                // One segment can add several pieces: give up holes until the buffer fits again.
+                repeat { skipToFirstPending(ref: ref) } while pendingCount > 0 && bufferedCost > maxBufferedBytes
             } else {
                 ageAckedHole(ref: ref)
             }
@@ -226,11 +242,23 @@ public final class StreamReassembler {
         }
     }
 
+    /// The index of the first buffered piece that ends after `offset` (`pending` is sorted and
+    /// disjoint, so its ends are sorted too): a segment past all of them (the common case) costs a
+    /// binary search, not a walk over the buffer.
+    private func firstPending(endingAfter offset: UInt64) -> Int {
+        var low = 0, high = pending.count
+        while low < high {
+            let mid = low + (high - low) / 2
+            if pending[mid].end <= offset { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
     /// Inserts a copy of the bytes not already buffered, keeping `pending` sorted and disjoint.
     private func buffer(offset start: UInt64, payload: UnsafeRawBufferPointer, missingTail: Int) {
         var cursor = start
         let end = start + UInt64(payload.count + missingTail)
-        var index = 0
+        var index = firstPending(endingAfter: start)
         var pieces: [(Int, Pending)] = []
         while cursor < end {
             // Skip past buffered segments that end before cursor.

@@ -65,17 +65,24 @@ public enum HTMLReport {
 
     public static func render(_ r: Report, config: RuleConfig = RuleConfig()) -> String {
         let m = r.model
-        // Times in Double: capture timestamps are untrusted and their Int64 differences can
-        // overflow (a 64-bit pcapng timestamp scaled to nanoseconds wraps).
-        let start = Double(m.captureStart?.timeNs ?? m.connections.map(\.firstRef.timeNs).min() ?? 0)
-        let end = max(Double(m.captureEnd.timeNs), start + 1)
-        let span = (end - start) / 1e9
+        // Times relative to the start, as Int64 differences (exact) where they fit and in Double
+        // where they do not: capture timestamps are untrusted and can be as far apart as Int64
+        // allows (a 64-bit pcapng timestamp scaled to nanoseconds wraps). Absolute times stay out
+        // of Double: near today's 1.7e18 ns its spacing is 256 ns, so `start + 1` is `start`.
+        let start = m.captureStart?.timeNs ?? m.connections.map(\.firstRef.timeNs).min() ?? 0
+        func since(_ ns: Int64) -> Double {
+            let (d, overflow) = ns.subtractingReportingOverflow(start)
+            return overflow ? Double(ns) - Double(start) : Double(d)
+        }
+        // At least 1 ns: every packet can carry the same timestamp (or time can run backwards).
+        let spanNs = max(since(m.captureEnd.timeNs), 1)
+        let span = spanNs / 1e9
         // Long captures get a wider drawing (scrolls, and the zoom control scales it).
         let plotWidth = max(width, min(20_000, span * 4))
-        func x(_ ns: Int64) -> Double { xd(Double(ns)) }
+        func x(_ ns: Int64) -> Double { xd(since(ns)) }
         // Clamped to the drawing: packets out of time order must not put marks miles away.
-        func xd(_ ns: Double) -> Double {
-            labelWidth + min(max((ns - start) / (end - start), -0.01), 1.01) * plotWidth
+        func xd(_ sinceStart: Double) -> Double {
+            labelWidth + min(max(sinceStart / spanNs, -0.01), 1.01) * plotWidth
         }
         func t(_ ref: FrameRef) -> String { String(format: "%.3f s", r.relative(ref)) }
 
@@ -105,7 +112,7 @@ public enum HTMLReport {
                     let controller = m.controllers[ctl]
                     if case .known(let kato, _) = EffectiveKATO.of(controller, config: config), let last = controller.timerSeries.last {
                         let from = x(last.ref.timeNs)
-                        let to = xd(Double(last.ref.timeNs) + Double(kato) * 1e6)
+                        let to = xd(since(last.ref.timeNs) + Double(kato) * 1e6)
                         window = Window(x: from, w: max(1, min(to, labelWidth + plotWidth) - from),
                                         title: "KATO window after the last timer restart (\(last.what), frame \(last.ref.frame)): \(kato) ms")
                     }
