@@ -36,7 +36,7 @@ import NVMeTraceSynth
                     if cmd.queue == .io && cmd.opcode == 0x01 {
                         if r.pdu.shape.dataLength > 0 { inCapsuleWrites += 1 } else { r2tWrites += 1 }
                     }
-                    if case .connect(let cc) = cmd.detail, let d = cc.data { connectHostid.append(hexString(d.hostid)) }
+                    if case .connect = cmd.detail, let d = r.decoded.connectData { connectHostid.append(hexString(d.hostid)) }
                 case .completion(let cqe, let done):
                     if case .connect(let cntlid, _)? = done?.detail { responses.append((Int(cqe.status.code), Int(cntlid))) }
                     else if done?.command.fctype == 0x01 { responses.append((Int(cqe.status.code), -1)) }
@@ -176,5 +176,36 @@ import NVMeTraceSynth
         #expect(done.connectData?.hostnqn == "nqn.h2c:host")
         #expect(done.detail == .connect(cntlid: 3, authreq: 0))
         #expect(decoder.qid == 2)
+
+        // The session model learns the NQNs and the controller id from the H2CData as it does
+        // from in-capsule data.
+        let tracker = SessionTracker()
+        let host = Endpoint(address: IPAddress(v4: 0x0A00_0001), port: 40000)
+        let target = Endpoint(address: IPAddress(v4: 0x0A00_0002), port: 4420)
+        for d in decoded {
+            tracker.record(PDURecord(connection: 0, src: d.fromHost ? host : target, dst: d.fromHost ? target : host,
+                                     qid: 2, decoded: d))
+        }
+        let model = tracker.model(files: [], packets: 4, captureStart: nil, captureEnd: FrameRef(file: 0, frame: 1, timeNs: 0))
+        #expect(model.connections.count == 1)
+        #expect(model.connections.first?.subnqn == "nqn.h2c:sub")
+        #expect(model.connections.first?.hostnqn == "nqn.h2c:host")
+        #expect(model.connections.first?.cntlid == 3)
+        #expect(model.connections.first?.qid == 2)
+    }
+
+    @Test func fixedStringsAreTrimmedAndEscaped() {
+        // NQN fields are NUL-padded; trailing spaces go, and bytes that are not printable ASCII
+        // are escaped (the fast path takes plain ASCII as it is).
+        var field = [UInt8](repeating: 0, count: 32)
+        let plain = Array("nqn.2014-08.org.example:x  ".utf8)
+        field.replaceSubrange(0..<plain.count, with: plain)
+        #expect(field.fixedString(at: 0, length: 32) == "nqn.2014-08.org.example:x")
+        var odd = [UInt8](repeating: 0x20, count: 16)
+        odd[0] = 0x41; odd[1] = 0x01; odd[2] = 0x20; odd[3] = 0xC3; odd[4] = 0xA9
+        #expect(odd.fixedString(at: 0, length: 16) == "A\\x01 \\xc3\\xa9")
+        #expect(odd.fixedString(at: 10, length: 6) == "")
+        #expect(odd.fixedString(at: 12, length: 8) == nil)
+        #expect([UInt8](repeating: 0, count: 4).fixedString(at: 0, length: 4) == "")
     }
 }

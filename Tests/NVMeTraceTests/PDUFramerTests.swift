@@ -74,11 +74,11 @@ import NVMeTraceSynth
         #expect(rec.pdus[1].dataDigest == .ok)
         let decoder = NVMeConnectionDecoder()
         let d = decoder.decode(rec.pdus[0])
-        guard case .command(let c) = d.body, case .connect(let cc) = c.detail else {
+        guard case .command(let c) = d.body, case .connect = c.detail else {
             Issue.record("not a Connect"); return
         }
-        #expect(cc.data?.subnqn == "nqn.pad:sub")
-        #expect(cc.data?.hostnqn == "nqn.pad:host")
+        #expect(d.connectData?.subnqn == "nqn.pad:sub")
+        #expect(d.connectData?.hostnqn == "nqn.pad:host")
     }
 
     @Test func headerDigestMismatchIsReportedAndNotTrusted() {

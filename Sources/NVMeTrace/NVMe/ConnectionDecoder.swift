@@ -7,6 +7,7 @@ public final class NVMeConnectionDecoder {
         var ref: FrameRef
         var data: [UInt8] = []
         var dataLimit: Int
+        var connectData: ConnectData?
     }
 
     /// Queue id from this connection's Connect (nil until seen).
@@ -54,11 +55,12 @@ public final class NVMeConnectionDecoder {
 
     /// Takes the PDU over (the framer hands it on): moved into the result, not copied.
     public func decode(_ pdu: consuming PDU) -> DecodedPDU {
-        let body = decodeBody(pdu)
-        return DecodedPDU(pdu: pdu, body: body)
+        var connectData: ConnectData?
+        let body = decodeBody(pdu, connectData: &connectData)
+        return DecodedPDU(pdu: pdu, body: body, connectData: connectData)
     }
 
-    private func decodeBody(_ pdu: PDU) -> DecodedPDU.Body {
+    private func decodeBody(_ pdu: PDU, connectData: inout ConnectData?) -> DecodedPDU.Body {
         if case .mismatch = pdu.headerDigest { return .untrusted }
         switch pdu.type {
         case .icReq:
@@ -70,7 +72,7 @@ public final class NVMeConnectionDecoder {
         case .h2cTermReq, .c2hTermReq:
             return .termReq(TerminationRequest(header: pdu.header))
         case .capsuleCmd:
-            return decodeCommand(pdu)
+            return decodeCommand(pdu, connectData: &connectData)
         case .capsuleResp:
             guard let cqe = pdu.header.withUnsafeBytes({ $0.slice(8, 16).flatMap(NVMeCompletion.init(cqe:)) }) else {
                 return .untrusted
@@ -78,7 +80,6 @@ public final class NVMeConnectionDecoder {
             return .completion(cqe, complete(cqe, ref: pdu.ref))
         case .h2cData:
             let dh = DataTransferHeader(header: pdu.header)
-            var connectData: ConnectData?
             if let dh, !pdu.data.isEmpty, let p = outstanding.position(of: dh.cccid),
                outstanding[position: p].command.keepsHostData, Int(dh.offset) == outstanding[position: p].data.count {
                 let have = outstanding[position: p].data.count
@@ -86,7 +87,7 @@ public final class NVMeConnectionDecoder {
                 if outstanding[position: p].data.count >= ConnectData.size,
                    let cd = ConnectData(outstanding[position: p].data) {
                     connectData = cd
-                    outstanding[position: p].command.detail = withConnectData(outstanding[position: p].command.detail, cd)
+                    outstanding[position: p].connectData = cd
                 }
             }
             return .h2cData(dh, connectData: connectData)
@@ -107,7 +108,7 @@ public final class NVMeConnectionDecoder {
         }
     }
 
-    private func decodeCommand(_ pdu: PDU) -> DecodedPDU.Body {
+    private func decodeCommand(_ pdu: PDU, connectData: inout ConnectData?) -> DecodedPDU.Body {
         guard var cmd = pdu.header.withUnsafeBytes({ $0.slice(8, 64).flatMap { NVMeCommand(sqe: $0, qid: qid) } }) else {
             return .untrusted
         }
@@ -116,7 +117,7 @@ public final class NVMeConnectionDecoder {
             cmd.qid = c.qid
             if !pdu.data.isEmpty {
                 if let cd = ConnectData(pdu.data) {
-                    cmd.detail = withConnectData(cmd.detail, cd)
+                    connectData = cd
                 } else {
                     onEvent?(.shortConnectData(bytes: pdu.data.count), pdu.ref)
                 }
@@ -127,15 +128,10 @@ public final class NVMeConnectionDecoder {
             onEvent?(.cidReused(cid: cmd.cid), pdu.ref)
         }
         if outstanding.count < maxOutstanding || reused {
-            outstanding.set(Outstanding(command: cmd, ref: pdu.ref, dataLimit: cmd.dataToKeep), for: cmd.cid)
+            outstanding.set(Outstanding(command: cmd, ref: pdu.ref, dataLimit: cmd.dataToKeep, connectData: connectData),
+                            for: cmd.cid)
         }
         return .command(cmd)
-    }
-
-    private func withConnectData(_ detail: CommandDetail, _ cd: ConnectData) -> CommandDetail {
-        guard case .connect(var c) = detail else { return detail }
-        c.data = cd
-        return .connect(c)
     }
 
     /// Matches a completion with its command and decodes what the completion means for it.
@@ -166,6 +162,6 @@ public final class NVMeConnectionDecoder {
             }
         }
         return CompletedCommand(command: o.command, issued: o.ref, latencyNs: ref.timeNs &- o.ref.timeNs,
-                                detail: detail)
+                                detail: detail, connectData: o.connectData)
     }
 }

@@ -9,22 +9,20 @@ public final class CompletedCommand: Sendable, Equatable {
     public let issued: FrameRef
     public let latencyNs: Int64
     public let detail: CompletionDetail
+    /// Connect data, when the command was a Connect whose data was seen.
+    public let connectData: ConnectData?
 
-    init(command: NVMeCommand, issued: FrameRef, latencyNs: Int64, detail: CompletionDetail) {
+    init(command: NVMeCommand, issued: FrameRef, latencyNs: Int64, detail: CompletionDetail, connectData: ConnectData?) {
         self.command = command
         self.issued = issued
         self.latencyNs = latencyNs
         self.detail = detail
+        self.connectData = connectData
     }
 
     public static func == (a: CompletedCommand, b: CompletedCommand) -> Bool {
-        a === b || (a.command == b.command && a.issued == b.issued && a.latencyNs == b.latencyNs && a.detail == b.detail)
-    }
-
-    /// Connect data, when the command was a Connect whose data was seen.
-    public var connectData: ConnectData? {
-        if case .connect(let c) = command.detail { return c.data }
-        return nil
+        a === b || (a.command == b.command && a.issued == b.issued && a.latencyNs == b.latencyNs && a.detail == b.detail
+            && a.connectData == b.connectData)
     }
 }
 
@@ -46,6 +44,9 @@ public struct DecodedPDU: Sendable {
 
     public var pdu: PDU
     public var body: Body
+    /// The Connect data this PDU carried in full: in-capsule on the Connect's CapsuleCmd, or on
+    /// the H2CData that brought its last byte.
+    public var connectData: ConnectData?
     /// True for PDUs the host sends (by PDU type).
     public var fromHost: Bool { pdu.type.fromHost }
 }

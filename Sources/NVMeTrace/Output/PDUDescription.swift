@@ -12,7 +12,7 @@ public enum PDUDescription {
             if let t { parts.append("FES \(t.fes) \(TermReqFES.name(t.fes, fromHost: pdu.type == .h2cTermReq)) fei=\(hexValue(t.fei))") }
         case .command(let cmd):
             parts.append("cid=\(cmd.cid) \(cmd.name)")
-            parts.append(contentsOf: commandFields(cmd))
+            parts.append(contentsOf: commandFields(cmd, connectData: record.decoded.connectData))
         case .completion(let cqe, let done):
             parts.append(completionText(cqe, done))
         case .h2cData(let dh, let cd):
@@ -33,12 +33,12 @@ public enum PDUDescription {
         return parts.joined(separator: " ")
     }
 
-    public static func commandFields(_ cmd: NVMeCommand) -> [String] {
+    public static func commandFields(_ cmd: NVMeCommand, connectData: ConnectData? = nil) -> [String] {
         switch cmd.detail {
         case .connect(let c):
             var f = ["qid=\(c.qid) sqsize=\(c.sqsize) kato=\(c.kato)ms"]
             if c.cattr != 0 { f.append("cattr=\(hexValue(c.cattr))") }
-            if let d = c.data { f.append(connectDataText(d)) }
+            if let d = connectData { f.append(connectDataText(d)) }
             return f
         case .propertyGet(let off, let size):
             return ["\(NVMeOpcodes.propertyName(off)) (\(size) bytes)"]

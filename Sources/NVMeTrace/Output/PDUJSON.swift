@@ -131,6 +131,7 @@ public struct PDUJSON: Encodable {
             }
         case .command(let cmd):
             setCommand(cmd)
+            if let cd = r.decoded.connectData { setConnectData(cd) }
         case .completion(let cqe, let done):
             setCompletion(cqe, done)
         case .h2cData(let dh, let cd):
@@ -171,7 +172,6 @@ public struct PDUJSON: Encodable {
             sqsize = Int(c.sqsize)
             connectQid = Int(c.qid)
             qid = Int(c.qid)
-            if let d = c.data { setConnectData(d) }
         case .propertyGet(let off, _):
             property = NVMeOpcodes.propertyName(off)
         case .propertySet(let off, _, let v):

@@ -23,8 +23,8 @@ struct ConnectRejectedRule: Rule {
             let connect = c.connect
             let qid = connect.map { String($0.qid) } ?? "?"
             let kato = connect.map { String($0.kato) } ?? "?"
-            let subnqn = connect?.data?.subnqn ?? "?"
-            let hostnqn = connect?.data?.hostnqn ?? "?"
+            let subnqn = c.subnqn ?? "?"
+            let hostnqn = c.hostnqn ?? "?"
             let detail = "Connect (qid " + qid + ", KATO " + kato + " ms, subnqn " + subnqn + ", hostnqn " + hostnqn
                 + ") completed at frame \(resp.frame) with status \(hexValue(st.code, digits: 3)) \(name)."
             out.findings.append(finding(

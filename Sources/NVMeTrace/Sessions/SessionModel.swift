@@ -86,10 +86,13 @@ public struct ConnectionModel: Sendable {
     public var icReq: InitializeConnection?
     public var icResp: InitializeConnection?
     public var connect: ConnectCommand? {
+        didSet { qid = connect?.qid }
+    }
+    /// The Connect's data (host and subsystem NQNs, host id), once seen.
+    public var connectData: ConnectData? {
         didSet {
-            qid = connect?.qid
-            subnqn = connect?.data?.subnqn
-            hostnqn = connect?.data?.hostnqn
+            subnqn = connectData?.subnqn
+            hostnqn = connectData?.hostnqn
         }
     }
     public var connectRef: FrameRef?

@@ -81,12 +81,18 @@ public final class SessionTracker {
         case .termReq(let t):
             c.termReqs.append((ref, fromHost ? .host : .target, t?.fes ?? 0))
         case .command(let cmd):
-            command(cmd, ref: ref, in: &c)
+            command(cmd, connectData: r.decoded.connectData, ref: ref, in: &c)
         case .completion(let cqe, let done):
             if let done { completion(cqe, done, ref: ref, in: &c) }
         case .c2hData(_, let cqe, let done):
             if let cqe, let done { completion(cqe, done, ref: ref, in: &c) }
-        case .h2cData, .r2t, .untrusted:
+        case .h2cData(_, let connectData):
+            // Connect data sent by H2CData (after an R2T) rather than in the capsule.
+            if let connectData, let cc = c.connect, c.connectData == nil {
+                c.connectData = connectData
+                if cc.qid != 0 { c.cntlid = connectData.cntlid }
+            }
+        case .r2t, .untrusted:
             break
         }
     }
@@ -110,15 +116,16 @@ public final class SessionTracker {
 
     // MARK: - commands and completions
 
-    private func command(_ cmd: NVMeCommand, ref: FrameRef, in c: inout ConnectionModel) {
+    private func command(_ cmd: NVMeCommand, connectData: ConnectData?, ref: FrameRef, in c: inout ConnectionModel) {
         c.commands += 1
         c.lastHostCommand = ref
         let event = TimerEvent(ref: ref, connection: c.id, command: cmd.kind)
         switch cmd.detail {
         case .connect(let cc):
             c.connect = cc
+            c.connectData = connectData
             c.connectRef = ref
-            if cc.qid != 0 { c.cntlid = cc.data?.cntlid }
+            if cc.qid != 0 { c.cntlid = connectData?.cntlid }
         case .keepAlive where cmd.queue == .admin:
             c.keepAlives.append(KeepAliveExchange(cid: cmd.cid, command: ref))
             c.keepAliveSeries.add(event)
@@ -138,7 +145,7 @@ public final class SessionTracker {
         case .connect(let cc):
             c.connectStatus = cqe.status
             c.connectResponseRef = ref
-            guard cqe.status.isSuccess, let data = cc.data else { return }
+            guard cqe.status.isSuccess, let data = done.connectData else { return }
             if cc.qid == 0 {
                 if case .connect(let cntlid, _) = done.detail { c.cntlid = cntlid }
                 createController(for: &c, connect: cc, data: data, connectRef: done.issued)

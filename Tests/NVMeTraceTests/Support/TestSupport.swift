@@ -50,7 +50,7 @@ struct AnalysisResult {
             if case .command(let c) = r.decoded.body, case .connect(let cc) = c.detail {
                 out[r.connection, default: []].append(ConnectFact(
                     frame: r.pdu.ref.frame, qid: Int(cc.qid), kato: Int(cc.kato), sqsize: Int(cc.sqsize),
-                    subnqn: cc.data?.subnqn, hostnqn: cc.data?.hostnqn))
+                    subnqn: r.decoded.connectData?.subnqn, hostnqn: r.decoded.connectData?.hostnqn))
             }
         }
         return out
