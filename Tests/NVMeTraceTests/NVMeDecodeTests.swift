@@ -159,11 +159,11 @@ import NVMeTraceSynth
             let decoder: NVMeConnectionDecoder
             var out: [DecodedPDU] = []
             init(_ d: NVMeConnectionDecoder) { decoder = d }
-            func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
+            override func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
                 decoder.dataBytesToKeep(shape, header: header)
             }
-            func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) { out.append(decoder.decode(pdu)) }
-            func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {}
+            override func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) { out.append(decoder.decode(pdu)) }
+            override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {}
         }
         let bridge = Bridge(decoder)
         f.delegate = bridge

@@ -104,13 +104,13 @@ public enum FuzzTargets {
 
 final class FuzzPDUSink: PDUFramerDelegate {
     let decoder = NVMeConnectionDecoder()
-    func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
+    override func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
         decoder.dataBytesToKeep(shape, header: header)
     }
-    func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) {
+    override func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) {
         let d = decoder.decode(pdu)
         _ = PDUDescription.summary(PDURecord(connection: 0, src: Endpoint(address: IPAddress(v4: 1), port: 1),
                                              dst: Endpoint(address: IPAddress(v4: 2), port: 2), qid: decoder.qid, decoded: d))
     }
-    func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {}
+    override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {}
 }

@@ -1,11 +1,17 @@
-/// What the framer reports to the stage after it.
-public protocol PDUFramerDelegate: AnyObject {
+/// What the framer reports to the stage after it; subclasses override all three.
+///
+/// A class rather than a protocol, like `StreamSink`: the framer calls it for every PDU through
+/// an unretained reference (`Unmanaged` needs a class). Loading an `unowned(unsafe)` protocol
+/// reference costs an atomic retain and a release per call, even in release builds that count
+/// references non-atomically.
+open class PDUFramerDelegate {
+    public init() {}
     /// Called once a PDU's header is complete: how many of its data bytes to keep (0 to skip
     /// them). I/O payloads are skipped; Connect data, Identify and log pages are kept.
-    func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int
+    open func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int { 0 }
     /// The PDU is handed over, so the stage after can keep it without a copy.
-    func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU)
-    func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef)
+    open func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) {}
+    open func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {}
 }
 
 /// Splits one direction's reassembled byte stream into NVMe/TCP PDUs.
@@ -16,7 +22,11 @@ public protocol PDUFramerDelegate: AnyObject {
 /// (`PDUHeaderCheck.plausible`, confirmed by the header digest when there is one).
 public final class PDUFramer: StreamSink {
     /// The owner of the framer (it outlives it), so not retained.
-    public unowned(unsafe) var delegate: PDUFramerDelegate?
+    public var delegate: PDUFramerDelegate? {
+        get { delegateRef?.takeUnretainedValue() }
+        set { delegateRef = newValue.map { Unmanaged.passUnretained($0) } }
+    }
+    private var delegateRef: Unmanaged<PDUFramerDelegate>?
     public let verifyDataDigests: Bool
     public let maxPDULength: Int
     /// How many bytes the resync window may hold before unmatched bytes are dropped.
@@ -221,8 +231,8 @@ public final class PDUFramer: StreamSink {
         crc = CRC32C()
         keep = 0
         if s.dataLength > 0 {
-            let wanted = headerBuf.withUnsafeBytes {
-                delegate?.framer(self, dataBytesToKeepFor: s, header: $0.prefix(s.hlen)) ?? 0
+            let wanted = headerBuf.withUnsafeBytes { header in
+                delegateRef?._withUnsafeGuaranteedRef { $0.framer(self, dataBytesToKeepFor: s, header: header.prefix(s.hlen)) } ?? 0
             }
             keep = max(0, min(wanted, s.dataLength))
             if keep > 0 { data.reserveCapacity(keep) }
@@ -313,7 +323,8 @@ public final class PDUFramer: StreamSink {
     /// Hands a PDU on; it is released when this returns.
     @inline(never)
     private func emit(_ pdu: consuming PDU) {
-        delegate?.framer(self, didFrame: consume pdu)
+        var handed: PDU? = consume pdu
+        delegateRef?._withUnsafeGuaranteedRef { $0.framer(self, didFrame: handed.take()!) }
     }
 
     // MARK: resync

@@ -6,9 +6,10 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     let server: Endpoint
     let framers: [PDUFramer]
     let decoder = NVMeConnectionDecoder()
-    /// The analyzer owns the flow table, which owns this; unowned(unsafe) because a checked
-    /// unowned reference costs an atomic retain and release on every PDU.
-    unowned(unsafe) let analyzer: Analyzer
+    /// The analyzer owns the flow table, which owns this, so it is not retained. `Unmanaged`:
+    /// an `unowned` reference costs an atomic retain and a release at every PDU.
+    private let analyzerRef: Unmanaged<Analyzer>
+    var analyzer: Analyzer { analyzerRef.takeUnretainedValue() }
     var warnings = 0
     /// The host's first byte was a TLS handshake record: framing warnings would only describe
     /// ciphertext, so after saying so once they are dropped.
@@ -18,12 +19,13 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         flowIndex = flow.index
         client = flow.client
         server = flow.server
-        self.analyzer = analyzer
+        analyzerRef = Unmanaged.passUnretained(analyzer)
         let opts = analyzer.options
         framers = [
             PDUFramer(synchronized: synchronized, verifyDataDigests: opts.verifyDataDigests, maxPDULength: opts.maxPDULength),
             PDUFramer(synchronized: synchronized, verifyDataDigests: opts.verifyDataDigests, maxPDULength: opts.maxPDULength),
         ]
+        super.init()
         framers[0].delegate = self
         framers[1].delegate = self
         decoder.onEvent = { [unowned self] event, ref in
@@ -60,11 +62,11 @@ final class NVMeTCPConnection: PDUFramerDelegate {
 
     // MARK: PDUFramerDelegate
 
-    func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
+    override func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
         decoder.dataBytesToKeep(shape, header: header)
     }
 
-    func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) {
+    override func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) {
         let dir = direction(of: framer)
         if case .mismatch(let received, let computed) = pdu.headerDigest {
             warn("\(pdu.type.name) header digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8))): header not trusted", pdu.ref)
@@ -78,10 +80,11 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         let decoded = decoder.decode(consume pdu)
         let src = dir == .clientToServer ? client : server
         let dst = dir == .clientToServer ? server : client
-        analyzer.emit(PDURecord(connection: flowIndex, src: src, dst: dst, qid: decoder.qid, decoded: decoded))
+        var record: PDURecord? = PDURecord(connection: flowIndex, src: src, dst: dst, qid: decoder.qid, decoded: decoded)
+        analyzerRef._withUnsafeGuaranteedRef { $0.emit(record.take()!) }
     }
 
-    func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {
+    override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {
         let dir = direction(of: framer)
         let side = dir == .clientToServer ? "host→controller" : "controller→host"
         // NVMe/TCP secured with TLS starts with a TLS ClientHello (record type 0x16) where the

@@ -8,9 +8,9 @@ final class FramerRecorder: PDUFramerDelegate {
     var events: [FramingEvent] = []
     var keep: (PDUShape) -> Int = { _ in 0 }
 
-    func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int { keep(shape) }
-    func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) { pdus.append(pdu) }
-    func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) { events.append(event) }
+    override func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int { keep(shape) }
+    override func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) { pdus.append(pdu) }
+    override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) { events.append(event) }
 }
 
 /// Feeds byte chunks to a framer, each chunk as its own frame.
