@@ -58,19 +58,24 @@ import NVMeTraceSynth
             #expect(connectHostid == connects.map { $0["hostid"] as! String })
             // ICReq / ICResp parameters.
             let icreq = c["icreq"] as! [String: Any], icresp = c["icresp"] as! [String: Any]
+            var icreqs = 0, icresps = 0
             for r in recs {
                 if case .icReq(let ic?) = r.decoded.body {
+                    icreqs += 1
                     #expect(ic.headerDigest == icreq["hdgst"] as! Bool)
                     #expect(ic.dataDigest == icreq["ddgst"] as! Bool)
                     #expect(Int(ic.pda) == icreq["hpda"] as! Int)
                     #expect(Int(ic.maxValue) == icreq["maxr2t"] as! Int)
                 }
                 if case .icResp(let ic?) = r.decoded.body {
+                    icresps += 1
                     #expect(ic.headerDigest == icresp["hdgst"] as! Bool)
                     #expect(Int(ic.pda) == icresp["cpda"] as! Int)
                     #expect(Int(ic.maxValue) == icresp["maxh2cdata"] as! Int)
                 }
             }
+            // Every sample connection starts with its handshake: the checks above did run.
+            #expect(icreqs == 1 && icresps == 1, "\(sample) \(host): \(icreqs) ICReq, \(icresps) ICResp decoded")
         }
     }
 

@@ -117,6 +117,8 @@ struct GroundTruth {
     }
     var packets: Int
     var connections: [Connection]
+    /// Every PDU tshark decoded, over all connections.
+    var totalPDUs: Int { connections.reduce(0) { $0 + $1.pduTypes.values.reduce(0, +) } }
 
     init(sample: String) throws {
         let url = samplesDirectory.appendingPathComponent(sample + ".json")
