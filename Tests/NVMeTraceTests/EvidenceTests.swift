@@ -54,14 +54,8 @@ import NVMeTraceSynth
         // EPB timestamps (ns); with the offset: -1.5 s, -0.5 s, 0.5 s and 5e9 s (the year 2128).
         let stamps: [UInt64] = [500_000_000, 1_500_000_000, 2_500_000_000, 5_000_000_002_000_000_000]
         var w = ByteWriter()
-        func block(_ type: UInt32, _ body: [UInt8]) {
-            var b = body
-            while b.count % 4 != 0 { b.append(0) }
-            w.u32(type); w.u32(UInt32(b.count + 12)); w.append(b); w.u32(UInt32(b.count + 12))
-        }
-        var shb = ByteWriter()
-        shb.u32(0x1A2B_3C4D); shb.u16(1); shb.u16(0); shb.u64(UInt64.max)
-        block(0x0A0D_0D0A, shb.bytes)
+        func block(_ type: UInt32, _ body: [UInt8]) { w.pcapngBlock(type, body) }
+        w.pcapngSectionHeader()
         var idb = ByteWriter()
         idb.u16(UInt16(LinkTypeValue.ethernet)); idb.u16(0); idb.u32(0)
         idb.u16(9); idb.u16(1); idb.append([9, 0, 0, 0])                      // if_tsresol: nanoseconds

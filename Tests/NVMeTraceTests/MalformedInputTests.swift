@@ -184,14 +184,8 @@ import NVMeTraceSynth
     /// first 60 packets and +9.2e18 ns after.
     static func extremeCapture() throws -> String {
         var w = ByteWriter()
-        func block(_ type: UInt32, _ body: [UInt8]) {
-            var b = body
-            while b.count % 4 != 0 { b.append(0) }
-            w.u32(type); w.u32(UInt32(b.count + 12)); w.append(b); w.u32(UInt32(b.count + 12))
-        }
-        var shb = ByteWriter()
-        shb.u32(0x1A2B_3C4D); shb.u16(1); shb.u16(0); shb.u64(UInt64.max)
-        block(0x0A0D_0D0A, shb.bytes)
+        func block(_ type: UInt32, _ body: [UInt8]) { w.pcapngBlock(type, body) }
+        w.pcapngSectionHeader()
         var idb = ByteWriter()
         idb.u16(1); idb.u16(0); idb.u32(0)
         block(1, idb.bytes)

@@ -22,17 +22,24 @@ struct CIDMap<Value> {
         Int(truncatingIfNeeded: (UInt32(key) &* 0x9E37_79B9) >> UInt32(shift))
     }
 
-    /// The dense position of `key`, or nil.
-    func position(of key: UInt16) -> Int? {
+    /// The index slot holding `key`, or nil.
+    @inline(__always)
+    private func slot(of key: UInt16) -> Int? {
         guard !slots.isEmpty else { return nil }
         let mask = slots.count - 1
         var s = home(key)
         while true {
             let p = Int(slots[s])
             if p < 0 { return nil }
-            if keys[p] == key { return p }
+            if keys[p] == key { return s }
             s = (s + 1) & mask
         }
+    }
+
+    /// The dense position of `key`, or nil.
+    func position(of key: UInt16) -> Int? {
+        guard let s = slot(of: key) else { return nil }
+        return Int(slots[s])
     }
 
     subscript(key: UInt16) -> Value? {
@@ -61,15 +68,8 @@ struct CIDMap<Value> {
 
     @discardableResult
     mutating func removeValue(for key: UInt16) -> Value? {
-        guard !slots.isEmpty else { return nil }
+        guard let s = slot(of: key) else { return nil }
         let mask = slots.count - 1
-        var s = home(key)
-        while true {
-            let p = Int(slots[s])
-            if p < 0 { return nil }
-            if keys[p] == key { break }
-            s = (s + 1) & mask
-        }
         let p = Int(slots[s])
         deleteSlot(s)
         // Keep storage dense: the last entry moves into the freed position.

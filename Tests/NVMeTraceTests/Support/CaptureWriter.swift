@@ -99,6 +99,18 @@ struct ByteWriter {
     mutating func u64(_ v: UInt64) { for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
     mutating func append<C: Collection>(_ c: C) where C.Element == UInt8 { bytes.append(contentsOf: c) }
     mutating func pad4() { while bytes.count % 4 != 0 { bytes.append(0) } }
+    /// A pcapng block: type, total length, the body padded to 4 bytes, total length again.
+    mutating func pcapngBlock(_ type: UInt32, _ body: [UInt8]) {
+        var b = body
+        while b.count % 4 != 0 { b.append(0) }
+        u32(type); u32(UInt32(b.count + 12)); append(b); u32(UInt32(b.count + 12))
+    }
+    /// A little-endian pcapng Section Header Block (version 1.0, length unknown).
+    mutating func pcapngSectionHeader() {
+        var shb = ByteWriter()
+        shb.u32(0x1A2B_3C4D); shb.u16(1); shb.u16(0); shb.u64(UInt64.max)
+        pcapngBlock(0x0A0D_0D0A, shb.bytes)
+    }
     /// Overwrites a little-endian UInt32 already written.
     mutating func set32(_ v: UInt32, at offset: Int) {
         for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) }
