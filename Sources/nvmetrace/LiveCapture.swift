@@ -85,8 +85,8 @@ extension AnalyzeCommand {
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
         let queue = DispatchQueue(label: "nvmetrace.signals")
-        // The handler runs on the signal queue's thread, so it holds no NVMeTrace object (whose
-        // reference counts are not atomic in release builds), only the pcap handle.
+        // The handler runs on the signal queue's thread: it holds only the pcap handle, nothing
+        // the capture loop uses.
         let breaker = source.loopBreaker
         let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
             let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)

@@ -124,9 +124,8 @@ public final class LivePcapSource: @unchecked Sendable {
         if let handle { pcap_breakloop(handle) }
     }
 
-    /// What another thread holds to stop `run`: the bare pcap handle, no reference to this
-    /// object. Release builds of this module count references non-atomically (Package.swift), so
-    /// no object of it may be retained or released on two threads at once.
+    /// What another thread (a signal or timer handler) holds to stop `run`: the bare pcap handle,
+    /// no reference to this object, which belongs to the capture loop's thread.
     public var loopBreaker: LoopBreaker { LoopBreaker(handle: handle) }
 
     public struct LoopBreaker: @unchecked Sendable {

@@ -2,8 +2,7 @@
 ///
 /// A class rather than a protocol, like `StreamSink`: the framer calls it for every PDU through
 /// an unretained reference (`Unmanaged` needs a class). Loading an `unowned(unsafe)` protocol
-/// reference costs an atomic retain and a release per call, even in release builds that count
-/// references non-atomically.
+/// reference costs an atomic retain and a release per call.
 open class PDUFramerDelegate {
     public init() {}
     /// Called once a PDU's header is complete: how many of its data bytes to keep (0 to skip
