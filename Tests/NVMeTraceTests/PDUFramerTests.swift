@@ -81,6 +81,21 @@ import NVMeTraceSynth
         #expect(d.connectData?.hostnqn == "nqn.pad:host")
     }
 
+    @Test func keptDataLeavesNoBufferBehind() {
+        // A connection keeps data for a few PDUs (Connect, Identify, the discovery log); holding
+        // their buffers afterwards cost up to 4 KiB per connection.
+        let data = PDUBuilder.connectData(subnqn: "nqn.keep:sub", hostnqn: "nqn.keep:host")
+        let rec = FramerRecorder()
+        rec.keep = { $0.dataLength }
+        let framer = PDUFramer(synchronized: true)
+        framer.delegate = rec
+        let bytes = PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 0), data: data)
+        bytes.withUnsafeBytes { framer.streamData($0, ref: FrameRef(file: 0, frame: 1, timeNs: 0)) }
+        #expect(rec.pdus.count == 1)
+        #expect(rec.pdus.first?.data == data)
+        #expect(framer.dataBufferCapacity == 0)
+    }
+
     @Test func headerDigestMismatchIsReportedAndNotTrusted() {
         var bad = PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x18, cid: 77), hdgst: true)
         bad[72] ^= 0xFF  // corrupt the header digest

@@ -14,7 +14,18 @@ public final class Flow {
     public private(set) var synRef: FrameRef?
     public private(set) var packets = 0
     /// FIN/RST sent by each direction (indexed by `Direction.rawValue`), first one only.
-    public private(set) var closes: [CloseEvent?] = [nil, nil]
+    public private(set) var closes = CloseEvents()
+
+    /// Two fields rather than an array: an array is an allocation per flow (100,000 in a SYN
+    /// flood).
+    public struct CloseEvents: Sendable {
+        var clientToServer: CloseEvent?
+        var serverToClient: CloseEvent?
+        public subscript(_ direction: Int) -> CloseEvent? {
+            get { direction == 0 ? clientToServer : serverToClient }
+            set { if direction == 0 { clientToServer = newValue } else { serverToClient = newValue } }
+        }
+    }
     /// Reassemblers (initiator → responder, responder → initiator), present once the flow is
     /// being decoded.
     /// `let` and created with the flow: a `let` class reference is used without a retain on the
