@@ -39,8 +39,8 @@ struct Run: ParsableCommand {
     @Option(help: "Directory for the generated captures.")
     var dir = FileManager.default.temporaryDirectory.path
 
-    @Option(help: "Runs per measurement (the fastest counts).")
-    var repeats = 3
+    @Option(help: "Runs per measurement, interleaved with the others of its comparison (the fastest counts).")
+    var repeats = 5
 
     @Flag(help: "Keep the generated captures.")
     var keep = false
@@ -93,23 +93,34 @@ struct Run: ParsableCommand {
         let fileSize = Double((try FileManager.default.attributesOfItem(atPath: main)[.size] as? NSNumber)?.int64Value ?? 0)
         let packets = Double(try countPackets(main))
 
-        func best(_ name: String, _ argv: [String]) -> Measurement {
-            var runs: [Measurement] = []
-            for _ in 0..<max(1, repeats) { runs.append(measure(name, argv)) }
-            var m = runs.min { $0.seconds < $1.seconds }!
-            m.file = argv.last ?? ""
-            return m
+        /// Runs the commands of one comparison in turn, `repeats` rounds, and keeps each one's
+        /// fastest run. Interleaved rather than one after the other: on a shared VM a slow phase
+        /// (seen here: the same run taking 36 ms or 59 ms minutes apart) then hits every side of a
+        /// ratio alike instead of only one of them.
+        func bestOf(_ runs: [(String, [String])]) -> [Measurement] {
+            var all = runs.map { _ in [Measurement]() }
+            for _ in 0..<max(1, repeats) {
+                for (i, (name, argv)) in runs.enumerated() { all[i].append(measure(name, argv)) }
+            }
+            return zip(runs, all).map { run, ms in
+                var m = ms.min { $0.seconds < $1.seconds }!
+                m.file = run.1.last ?? ""
+                return m
+            }
         }
+        func best(_ name: String, _ argv: [String]) -> Measurement { bestOf([(name, argv)])[0] }
         func bytes(_ path: String) -> Double {
             Double((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0)
         }
         let buffer = String(PcapFileSource.readBufferSize)
-        let floor = best("libpcap floor", [floorTool, main])
-        let bufferedFloor = best("libpcap floor, 1 MiB stdio buffer", [floorTool, "--stdio-buffer", buffer, main])
-        let full = best("nvmetrace", [nvmetrace, "-q", "--fail-on", "none", main])
-        let digestFloor = best("libpcap floor (digests)", [floorTool, digest])
-        let bufferedDigestFloor = best("libpcap floor (digests), 1 MiB buf", [floorTool, "--stdio-buffer", buffer, digest])
-        let verify = best("nvmetrace --verify-data-digests", [nvmetrace, "-q", "--fail-on", "none", "--verify-data-digests", digest])
+        let mainRuns = bestOf([("libpcap floor", [floorTool, main]),
+                               ("libpcap floor, 1 MiB stdio buffer", [floorTool, "--stdio-buffer", buffer, main]),
+                               ("nvmetrace", [nvmetrace, "-q", "--fail-on", "none", main])])
+        let (floor, bufferedFloor, full) = (mainRuns[0], mainRuns[1], mainRuns[2])
+        let digestRuns = bestOf([("libpcap floor (digests)", [floorTool, digest]),
+                                 ("libpcap floor (digests), 1 MiB buf", [floorTool, "--stdio-buffer", buffer, digest]),
+                                 ("nvmetrace --verify-data-digests", [nvmetrace, "-q", "--fail-on", "none", "--verify-data-digests", digest])])
+        let (digestFloor, bufferedDigestFloor, verify) = (digestRuns[0], digestRuns[1], digestRuns[2])
         var tshark: Measurement?
         if !noTshark, let t = which("tshark") {
             tshark = best("tshark -Y nvme-tcp -q", [t, "-r", main, "-Y", "nvme-tcp", "-q"])
@@ -119,9 +130,10 @@ struct Run: ParsableCommand {
         // Small I/O: every I/O 4 KiB, so about one PDU per 2.5 packets (the main capture mixes
         // 4 KiB to 128 KiB: one per 12). The per-PDU work shows here.
         let small = try generate("small-io-256M", size: "256M", ioBlockExponents: 3...3)
-        let smallFloor = best("libpcap floor, 4 KiB I/O", [floorTool, small])
-        let smallBuffered = best("libpcap floor, 4 KiB I/O, 1 MiB buf", [floorTool, "--stdio-buffer", buffer, small])
-        let smallRun = best("nvmetrace, 4 KiB I/O", [nvmetrace, "-q", "--fail-on", "none", small])
+        let smallRuns = bestOf([("libpcap floor, 4 KiB I/O", [floorTool, small]),
+                                ("libpcap floor, 4 KiB I/O, 1 MiB buf", [floorTool, "--stdio-buffer", buffer, small]),
+                                ("nvmetrace, 4 KiB I/O", [nvmetrace, "-q", "--fail-on", "none", small])])
+        let (smallFloor, smallBuffered, smallRun) = (smallRuns[0], smallRuns[1], smallRuns[2])
 
         print("")
         print("capture: \(main) — \(Int(fileSize)) bytes, \(Int(packets)) packets")

@@ -20,8 +20,8 @@ public final class CaptureAnalysis {
         // not refer back, so there is no cycle).
         let tracker = self.tracker
         analyzer.onPDU = { tracker.record($0) }
-        analyzer.onFlowEnd = { [unowned self] in tracker.flowEnded($0) }
-        analyzer.onFlowClose = { [unowned self] in tracker.flowEnded($0) }
+        analyzer.onFlowEnd = { tracker.flowEnded($0) }
+        analyzer.onFlowClose = { tracker.flowEnded($0) }
         analyzer.onDiagnostic = { [unowned self] d in
             warningCount += 1
             if warningSamples.count < Self.warningSampleLimit { warningSamples.append(d.description) }

@@ -128,9 +128,11 @@ public enum HTMLReport {
                     marks.append(Mark(kind: "connect", x: x(cr.timeNs), y: y, y2: y + 16,
                                       title: "Connect, frame \(cr.frame), \(t(cr)), KATO \(c.connect?.kato ?? 0) ms", path: nil))
                 }
-                for ka in c.keepAlives {
+                // A long connection's Keep Alives are an even sample (KeepAliveLog); say so.
+                let every = c.keepAlives.isThinned ? " (every \(c.keepAlives.stride)th of \(c.keepAlives.count) drawn)" : ""
+                for ka in c.keepAlives.sample {
                     marks.append(Mark(kind: "ka", x: x(ka.command.timeNs), y: y + 2, y2: y + 14,
-                                      title: "Keep Alive, frame \(ka.command.frame), \(t(ka.command))", path: nil))
+                                      title: "Keep Alive, frame \(ka.command.frame), \(t(ka.command))\(every)", path: nil))
                 }
                 if let e = c.end, let by = e.by {
                     let ex = x(e.ref.timeNs)

@@ -50,7 +50,7 @@ struct TerminationRequestRule: Rule {
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
         for c in model.connections {
-            for t in c.termReqs {
+            for t in c.termReqs.kept {
                 let name = TermReqFES.name(t.fes, fromHost: t.from == .host)
                 let type = t.from == .host ? "H2CTermReq" : "C2HTermReq"
                 out.findings.append(finding(
@@ -58,6 +58,9 @@ struct TerminationRequestRule: Rule {
                     connection: c.id, ref: t.ref,
                     detail: "\(type) at frame \(t.ref.frame), FES \(t.fes) (\(name)).",
                     evidence: [Evidence(t.ref, "\(type) FES \(t.fes)", connection: c.id)]))
+            }
+            if c.termReqs.notKept > 0 {
+                out.findings[out.findings.count - 1].detail += " \(c.termReqs.total) termination requests on this connection in all; the first \(c.termReqs.kept.count) are listed."
             }
         }
         return out
@@ -79,14 +82,14 @@ struct DigestErrorRule: Rule {
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
         for c in model.connections where !c.digestErrors.isEmpty {
-            let headers = c.digestErrors.filter(\.header).count
-            let data = c.digestErrors.count - headers
-            let first = c.digestErrors[0]
-            let shown = c.digestErrors.prefix(20)
+            let headers = c.headerDigestErrors
+            let data = c.digestErrors.total - headers
+            let first = c.digestErrors.kept[0]
+            let shown = c.digestErrors.kept.prefix(20)
             out.findings.append(finding(
                 title: "Digest mismatch on \(describe(c)): \(headers) header, \(data) data",
                 connection: c.id, ref: first.ref,
-                detail: "first at frame \(first.ref.frame) (\(first.type.name) \(first.header ? "header" : "data") digest)" + (c.digestErrors.count > shown.count ? "; the first \(shown.count) of \(c.digestErrors.count) are cited" : "") + ".",
+                detail: "first at frame \(first.ref.frame) (\(first.type.name) \(first.header ? "header" : "data") digest)" + (c.digestErrors.total > shown.count ? "; the first \(shown.count) of \(c.digestErrors.total) are cited" : "") + ".",
                 evidence: shown.map { Evidence($0.ref, "\($0.type.name) \($0.header ? "HDGST" : "DDGST") mismatch", connection: c.id) }))
         }
         return out
@@ -108,13 +111,16 @@ struct KeepAliveFailedRule: Rule {
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
         for c in model.connections {
-            for f in c.failedKeepAlives {
+            for f in c.failedKeepAlives.kept {
                 let name = f.status.name()
                 out.findings.append(finding(
                     title: "Keep Alive failed on \(describe(c)): \(name)",
                     connection: c.id, ref: f.ref,
                     detail: "Keep Alive completion at frame \(f.ref.frame) with status \(hexValue(f.status.code, digits: 3)) \(name).",
                     evidence: [Evidence(f.ref, "Keep Alive completion: \(name)", connection: c.id)]))
+            }
+            if c.failedKeepAlives.notKept > 0 {
+                out.findings[out.findings.count - 1].detail += " \(c.failedKeepAlives.total) Keep Alives failed on this connection in all; the first \(c.failedKeepAlives.kept.count) are listed."
             }
         }
         return out

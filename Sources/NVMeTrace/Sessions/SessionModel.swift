@@ -111,9 +111,10 @@ public struct ConnectionModel: Sendable {
     public var readDiscoveryLog = false
     public var lastDiscoveryLogRef: FrameRef?
     public var commands = 0
-    /// Keep Alive commands in order, with their completions: the connection's keep-alive timeline.
-    public var keepAlives: [KeepAliveExchange] = []
-    public var failedKeepAlives: [(ref: FrameRef, status: NVMeStatus)] = []
+    /// Keep Alive commands with their completions: the connection's keep-alive timeline (a count
+    /// and a bounded sample).
+    public var keepAlives = KeepAliveLog()
+    public var failedKeepAlives = FirstEvents<(ref: FrameRef, status: NVMeStatus)>()
     public var keepAliveSeries = TimerSeries()
     public var lastHostPDU: FrameRef?
     public var lastHostCommand: FrameRef?
@@ -121,8 +122,10 @@ public struct ConnectionModel: Sendable {
     var outstandingAERs: [UInt16: FrameRef] = [:]
     /// The longest an AER stayed outstanding (to the connection's end if never completed).
     public var longestAERSeconds: Double = 0
-    public var termReqs: [(ref: FrameRef, from: Side, fes: UInt16)] = []
-    public var digestErrors: [(ref: FrameRef, type: PDUType, header: Bool)] = []
+    public var termReqs = FirstEvents<(ref: FrameRef, from: Side, fes: UInt16)>()
+    public var digestErrors = FirstEvents<(ref: FrameRef, type: PDUType, header: Bool)>()
+    /// Header digest mismatches among `digestErrors` (all of them, kept or not).
+    public var headerDigestErrors = 0
     public var end: ConnectionEnd?
     public var persistence: Set<PersistenceReason> = []
 

@@ -73,7 +73,10 @@ public final class SessionTracker {
     private func update(_ c: inout ConnectionModel, with r: PDURecord, fromHost: Bool, ref: FrameRef) {
         c.lastRef = ref
         if fromHost { c.lastHostPDU = ref }
-        if case .mismatch = r.pdu.headerDigest { c.digestErrors.append((ref, r.pdu.type, true)) }
+        if case .mismatch = r.pdu.headerDigest {
+            c.digestErrors.append((ref, r.pdu.type, true))
+            c.headerDigestErrors += 1
+        }
         if case .mismatch = r.pdu.dataDigest { c.digestErrors.append((ref, r.pdu.type, false)) }
         switch r.decoded.body {
         case .icReq(let ic): c.icReq = ic
@@ -127,7 +130,7 @@ public final class SessionTracker {
             c.connectRef = ref
             if cc.qid != 0 { c.cntlid = connectData?.cntlid }
         case .keepAlive where cmd.queue == .admin:
-            c.keepAlives.append(KeepAliveExchange(cid: cmd.cid, command: ref))
+            c.keepAlives.add(KeepAliveExchange(cid: cmd.cid, command: ref))
             c.keepAliveSeries.add(event)
             if let ctl = c.controller { controllers[ctl].keepAlives.add(event) }
         case .asyncEventRequest:
@@ -156,10 +159,7 @@ public final class SessionTracker {
             }
         case .keepAlive:
             if !cqe.status.isSuccess { c.failedKeepAlives.append((ref, cqe.status)) }
-            if let i = c.keepAlives.lastIndex(where: { $0.cid == done.command.cid && $0.completion == nil }) {
-                c.keepAlives[i].completion = ref
-                c.keepAlives[i].status = cqe.status
-            }
+            c.keepAlives.complete(cid: done.command.cid, ref: ref, status: cqe.status)
         case .asyncEventRequest:
             if let submitted = c.outstandingAERs.removeValue(forKey: done.command.cid) {
                 c.longestAERSeconds = max(c.longestAERSeconds, Double(ref.timeNs &- submitted.timeNs) / 1e9)

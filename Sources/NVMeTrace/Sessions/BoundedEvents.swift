@@ -1,0 +1,82 @@
+/// The first events of one kind on a connection, and how many there were in all.
+///
+/// A connection's state must not grow with the length of the capture: a corrupted link can put a
+/// digest error on every PDU of a 20 GB capture, and a broken target can fail every Keep Alive of
+/// a week-long soak. The rules cite the first ones and count the rest.
+public struct FirstEvents<Element: Sendable>: Sendable {
+    /// How many are kept.
+    public static var limit: Int { 64 }
+    /// The first `limit` events, in capture order.
+    public private(set) var kept: [Element] = []
+    /// All events, kept or not.
+    public private(set) var total = 0
+
+    public init() {}
+
+    public var isEmpty: Bool { total == 0 }
+    public var first: Element? { kept.first }
+    /// Events that were counted but not kept.
+    public var notKept: Int { total - kept.count }
+
+    mutating func append(_ event: Element) {
+        total += 1
+        if kept.count < Self.limit { kept.append(event) }
+    }
+}
+
+/// A connection's Keep Alives: how many were sent, and the exchanges themselves for the timeline
+/// (and the evidence of the first one) in bounded memory.
+///
+/// Up to `capacity` exchanges are kept one by one, which covers every real capture in `Samples/`
+/// and hours of a healthy connection. Past that the sample is thinned evenly: every other kept
+/// exchange is dropped and only every `stride`-th new one is kept, so a week of Keep Alives every
+/// 2.5 s (242,000) costs the same 1,024 entries and still spans the whole connection. Gaps are
+/// judged from `TimerSeries`, which sees every Keep Alive, never from this sample.
+public struct KeepAliveLog: Sendable {
+    public static var capacity: Int { 1024 }
+    /// Keep Alive commands seen.
+    public private(set) var count = 0
+    /// Kept exchanges in capture order: the Keep Alives whose number (from 0) is a multiple of
+    /// `stride`. The first one is always kept.
+    public private(set) var sample: [KeepAliveExchange] = []
+    /// 1 while every exchange is kept.
+    public private(set) var stride = 1
+
+    public init() {}
+
+    public var isEmpty: Bool { count == 0 }
+    public var first: KeepAliveExchange? { sample.first }
+    public var isThinned: Bool { stride > 1 }
+
+    mutating func add(_ exchange: KeepAliveExchange) {
+        defer { count += 1 }
+        guard count % stride == 0 else { return }
+        if sample.count >= Self.capacity {
+            // Kept numbers are multiples of `stride`; keeping every other one leaves the
+            // multiples of twice that.
+            var thinned: [KeepAliveExchange] = []
+            thinned.reserveCapacity(Self.capacity / 2 + 1)
+            for i in Swift.stride(from: 0, to: sample.count, by: 2) { thinned.append(sample[i]) }
+            sample = thinned
+            stride *= 2
+            guard count % stride == 0 else { return }
+        }
+        sample.append(exchange)
+    }
+
+    /// Records the completion of the latest kept Keep Alive with this CID still waiting for one.
+    /// Only the last few are searched: a completion follows its command closely, and one whose
+    /// command was not kept has nothing to update.
+    mutating func complete(cid: UInt16, ref: FrameRef, status: NVMeStatus) {
+        var i = sample.count - 1
+        let stop = max(0, sample.count - 8)
+        while i >= stop {
+            if sample[i].cid == cid && sample[i].completion == nil {
+                sample[i].completion = ref
+                sample[i].status = status
+                return
+            }
+            i -= 1
+        }
+    }
+}
