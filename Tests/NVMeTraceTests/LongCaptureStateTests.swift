@@ -37,6 +37,10 @@ import NVMeTraceSynth
         let json = try JSONSerialization.jsonObject(with: Data(JSONReport.render(r).utf8)) as! [String: Any]
         let conns = json["connections"] as! [[String: Any]]
         #expect(conns[0]["keepAlives"] as? Int == total)
+        // The timeline draws the sample and says it is one.
+        let html = HTMLReport.render(r)
+        #expect(html.components(separatedBy: "class=\"ka\"").count - 1 == kept.count)
+        #expect(html.contains("1 in \(stride) of the \(total) Keep Alives drawn"))
     }
 
     /// A target failing every Keep Alive: all counted, the first ones cited, the rest summed up

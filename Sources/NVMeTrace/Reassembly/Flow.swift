@@ -54,6 +54,8 @@ public final class Flow {
     public var attachPending = true
     /// Set when the analyzer decided this flow is not NVMe/TCP: only its end is tracked.
     public var ignored = false
+    /// Set when the flow left the flow table: a cached reference to it must not be used again.
+    public internal(set) var retired = false
 
     init(index: Int, key: FlowKey, first segment: TCPSegment, ref: FrameRef, serverPorts: Set<UInt16>) {
         self.index = index

@@ -129,7 +129,7 @@ public enum HTMLReport {
                                       title: "Connect, frame \(cr.frame), \(t(cr)), KATO \(c.connect?.kato ?? 0) ms", path: nil))
                 }
                 // A long connection's Keep Alives are an even sample (KeepAliveLog); say so.
-                let every = c.keepAlives.isThinned ? " (every \(c.keepAlives.stride)th of \(c.keepAlives.count) drawn)" : ""
+                let every = c.keepAlives.isThinned ? " (1 in \(c.keepAlives.stride) of the \(c.keepAlives.count) Keep Alives drawn)" : ""
                 for ka in c.keepAlives.sample {
                     marks.append(Mark(kind: "ka", x: x(ka.command.timeNs), y: y + 2, y2: y + 14,
                                       title: "Keep Alive, frame \(ka.command.frame), \(t(ka.command))\(every)", path: nil))

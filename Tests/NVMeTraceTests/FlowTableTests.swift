@@ -1,0 +1,139 @@
+import Testing
+@testable import NVMeTrace
+
+/// The flow table finds a segment's connection through the last flow, a cache of recent flows
+/// and the dictionary; whichever answers, every segment must reach its own connection, and flows
+/// that leave the table must leave no reference behind.
+@Suite struct FlowTableTests {
+    /// Records what one connection direction received; every payload names its connection.
+    final class TaggedRecorder: StreamSink {
+        var tags: Set<[UInt8]> = []
+        var bytes = 0
+        /// Set when the flow left the table; bytes after that reached a flow nobody can find.
+        var evicted = false
+        var bytesAfterEviction = 0
+        override func streamData(_ b: UnsafeRawBufferPointer, ref: FrameRef) {
+            bytes += b.count
+            if evicted { bytesAfterEviction += b.count }
+            for i in Swift.stride(from: 0, to: b.count, by: 4) { tags.insert(Array(b[i..<min(i + 3, b.count)])) }
+        }
+    }
+
+    struct Conn {
+        var client: Endpoint
+        var server: Endpoint
+        var seq: [UInt32] = [1001, 5001]
+        var sent = [0, 0]
+        var tag: [UInt8]
+    }
+
+    final class Harness {
+        let table: FlowTable
+        var frame = 0
+        var sinks: [Int: (TaggedRecorder, TaggedRecorder)] = [:]
+        var evicted: [Int] = []
+        init(maxFlows: Int) {
+            table = FlowTable(maxFlows: maxFlows, closedLingerSeconds: 1, serverPorts: [4420])
+            table.onCreate = { [unowned self] flow in
+                flow.enableReassembly(maxBufferedBytes: 1 << 16)
+                let pair = (TaggedRecorder(), TaggedRecorder())
+                flow.clientStream.sink = pair.0
+                flow.serverStream.sink = pair.1
+                sinks[flow.index] = pair
+            }
+            table.onEvict = { [unowned self] flow, _ in
+                evicted.append(flow.index)
+                sinks[flow.index]?.0.evicted = true
+                sinks[flow.index]?.1.evicted = true
+            }
+        }
+        func send(_ from: Endpoint, _ to: Endpoint, seq: UInt32, ack: UInt32, flags: TCPFlags, payload: [UInt8] = []) {
+            frame += 1
+            payload.withUnsafeBytes { raw in
+                let s = TCPSegment(src: from, dst: to, seq: seq, ack: ack, flags: flags, payload: raw, payloadLength: raw.count)
+                table.process(s, ref: FrameRef(file: 0, frame: frame, timeNs: Int64(frame) * 1_000_000))
+            }
+        }
+        func open(_ c: Conn) {
+            send(c.client, c.server, seq: 1000, ack: 0, flags: [.syn])
+            send(c.server, c.client, seq: 5000, ack: 1001, flags: [.syn, .ack])
+        }
+        func data(_ c: inout Conn, fromClient: Bool) {
+            let d = fromClient ? 0 : 1
+            let payload = c.tag + [UInt8(d)]
+            if fromClient {
+                send(c.client, c.server, seq: c.seq[0], ack: c.seq[1], flags: [.ack, .psh], payload: payload)
+            } else {
+                send(c.server, c.client, seq: c.seq[1], ack: c.seq[0], flags: [.ack, .psh], payload: payload)
+            }
+            c.seq[d] &+= UInt32(payload.count)
+            c.sent[d] += payload.count
+        }
+    }
+
+    static func conn(_ i: Int, host: UInt32) -> Conn {
+        Conn(client: Endpoint(address: IPAddress(v4: host), port: UInt16(30000 + i)),
+             server: Endpoint(address: IPAddress(v4: 0x0A00_0001), port: 4420),
+             tag: [UInt8(i & 0xFF), UInt8(i >> 8), 0xEE])
+    }
+
+    /// 3,000 connections (far more than the 256 cache slots, so slots collide) with their
+    /// segments interleaved at random in both directions: each connection gets exactly its own
+    /// bytes, and no segment starts a connection that does not exist.
+    @Test func interleavedConnectionsEachGetTheirOwnBytes() {
+        let h = Harness(maxFlows: 200_000)
+        var conns = (0..<3000).map { Self.conn($0, host: 0x0A00_0100 + UInt32($0 % 7)) }
+        for c in conns { h.open(c) }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<30_000 {
+            let i = Int.random(in: 0..<conns.count, using: &rng)
+            h.data(&conns[i], fromClient: Bool.random(using: &rng))
+            // Bursts on one connection go through the last-flow check.
+            if Int.random(in: 0..<4, using: &rng) == 0 { h.data(&conns[i], fromClient: true) }
+        }
+        #expect(h.table.nextIndex == conns.count)
+        for (i, c) in conns.enumerated() {
+            guard let (toServer, toClient) = h.sinks[i] else {
+                if c.sent != [0, 0] { Issue.record("connection \(i) carried data but was never attached") }
+                continue
+            }
+            #expect(toServer.bytes == c.sent[0] && toClient.bytes == c.sent[1], "connection \(i)")
+            #expect(toServer.tags.isSubset(of: [c.tag.prefix(2) + [0xEE]].map(Array.init)), "connection \(i)")
+            #expect(toClient.tags.isSubset(of: [c.tag.prefix(2) + [0xEE]].map(Array.init)), "connection \(i)")
+        }
+    }
+
+    /// A table of 16 flows under 64 interleaved connections evicts all the time, and closed
+    /// connections are re-opened on the same endpoints: segments after an eviction or a re-open
+    /// must start or find the right flow, never reach one that left the table.
+    @Test func evictedAndReopenedFlowsAreNotFoundAgain() {
+        let h = Harness(maxFlows: 16)
+        var conns = (0..<64).map { Self.conn($0, host: 0x0A00_0200) }
+        var rng = SystemRandomNumberGenerator()
+        var expectedFlows = 0
+        for round in 0..<20 {
+            for i in conns.indices.shuffled(using: &rng) {
+                if round % 5 == 0 {
+                    // Re-open: FIN both ways, then a new SYN on the same endpoints.
+                    if round > 0 {
+                        h.send(conns[i].client, conns[i].server, seq: conns[i].seq[0], ack: conns[i].seq[1], flags: [.fin, .ack])
+                        h.send(conns[i].server, conns[i].client, seq: conns[i].seq[1], ack: conns[i].seq[0] &+ 1, flags: [.fin, .ack])
+                    }
+                    conns[i].seq = [1001, 5001]
+                    h.open(conns[i])
+                    expectedFlows += 1
+                }
+                h.data(&conns[i], fromClient: true)
+            }
+        }
+        // Every flow ever created was for one of our connections, and the table never holds more
+        // than its cap.
+        #expect(h.table.flows.count <= 16)
+        #expect(!h.evicted.isEmpty)
+        for (index, (toServer, toClient)) in h.sinks {
+            #expect(toServer.tags.count <= 1, "flow \(index) received bytes of several connections: \(toServer.tags)")
+            #expect(toServer.bytesAfterEviction + toClient.bytesAfterEviction == 0, "flow \(index) got bytes after it left the table")
+        }
+        #expect(h.table.nextIndex >= expectedFlows)
+    }
+}
