@@ -5,9 +5,22 @@ public final class NVMeConnectionDecoder {
     struct Outstanding {
         var command: NVMeCommand
         var ref: FrameRef
-        var data: [UInt8] = []
-        var dataLimit: Int
+        /// Only for the commands whose data is decoded; nil for every I/O command.
+        var kept: KeptData?
+    }
+
+    /// The data kept for one of the few commands whose data is decoded (Connect, Identify
+    /// Controller, the discovery log), in a box allocated only for them: every other command's
+    /// record is a command, a frame and one empty reference, cheaper to store, move and destroy
+    /// at each command and completion than an array, a limit and a second reference.
+    final class KeptData {
+        var bytes: [UInt8] = []
+        let limit: Int
         var connectData: ConnectData?
+        init(limit: Int, connectData: ConnectData?) {
+            self.limit = limit
+            self.connectData = connectData
+        }
     }
 
     /// Queue id from this connection's Connect (nil until seen).
@@ -33,16 +46,17 @@ public final class NVMeConnectionDecoder {
             // In-capsule data matters only for Connect (opcode 0x7F, fctype 0x01).
             return header.u8(at: 8) == NVMeOpcodes.fabrics && header.u8(at: 12) == 0x01 ? ConnectData.size : 0
         case .c2hData, .h2cData:
-            guard let dh = DataTransferHeader(header: header), let p = outstanding.position(of: dh.cccid) else { return 0 }
+            guard let dh = DataTransferHeader(header: header), let p = outstanding.position(of: dh.cccid),
+                  let kept = outstanding[position: p].kept else { return 0 }
             // Fields read one by one: a copy of the whole record costs more than the rest.
             let limit: Int
             if shape.type == .h2cData {
                 guard outstanding[position: p].command.keepsHostData else { return 0 }
                 limit = ConnectData.size
             } else {
-                limit = outstanding[position: p].dataLimit
+                limit = kept.limit
             }
-            let have = outstanding[position: p].data.count
+            let have = kept.bytes.count
             // Only contiguous data is kept: an offset past what we hold means some was lost.
             guard Int(dh.offset) == have, have < limit else { return 0 }
             return limit - have
@@ -81,22 +95,20 @@ public final class NVMeConnectionDecoder {
         case .h2cData:
             let dh = DataTransferHeader(header: pdu.header)
             if let dh, !pdu.data.isEmpty, let p = outstanding.position(of: dh.cccid),
-               outstanding[position: p].command.keepsHostData, Int(dh.offset) == outstanding[position: p].data.count {
-                let have = outstanding[position: p].data.count
-                outstanding[position: p].data.append(contentsOf: pdu.data.prefix(ConnectData.size - have))
-                if outstanding[position: p].data.count >= ConnectData.size,
-                   let cd = ConnectData(outstanding[position: p].data) {
+               outstanding[position: p].command.keepsHostData, let kept = outstanding[position: p].kept,
+               Int(dh.offset) == kept.bytes.count {
+                kept.bytes.append(contentsOf: pdu.data.prefix(ConnectData.size - kept.bytes.count))
+                if kept.bytes.count >= ConnectData.size, let cd = ConnectData(kept.bytes) {
                     connectData = cd
-                    outstanding[position: p].connectData = cd
+                    kept.connectData = cd
                 }
             }
             return .h2cData(dh, connectData: connectData)
         case .c2hData:
             let dh = DataTransferHeader(header: pdu.header)
             if let dh, !pdu.data.isEmpty, let p = outstanding.position(of: dh.cccid),
-               Int(dh.offset) == outstanding[position: p].data.count {
-                let room = outstanding[position: p].dataLimit - outstanding[position: p].data.count
-                outstanding[position: p].data.append(contentsOf: pdu.data.prefix(room))
+               let kept = outstanding[position: p].kept, Int(dh.offset) == kept.bytes.count {
+                kept.bytes.append(contentsOf: pdu.data.prefix(max(0, kept.limit - kept.bytes.count)))
             }
             if let dh, pdu.flags.contains(.success) && pdu.flags.contains(.last) {
                 let cqe = NVMeCompletion(impliedSuccessFor: dh.cccid)
@@ -128,7 +140,9 @@ public final class NVMeConnectionDecoder {
             onEvent?(.cidReused(cid: cmd.cid), pdu.ref)
         }
         if outstanding.count < maxOutstanding || reused {
-            outstanding.set(Outstanding(command: cmd, ref: pdu.ref, dataLimit: cmd.dataToKeep, connectData: connectData),
+            let limit = cmd.dataToKeep
+            let kept = limit > 0 || connectData != nil ? KeptData(limit: limit, connectData: connectData) : nil
+            outstanding.set(Outstanding(command: cmd, ref: pdu.ref, kept: kept),
                             for: cmd.cid)
         }
         return .command(cmd)
@@ -150,9 +164,9 @@ public final class NVMeConnectionDecoder {
             case .asyncEventRequest:
                 detail = .asyncEvent(AsyncEvent(dw0: cqe.dw0))
             case .identify(let cns, _) where cns == 0x01:
-                if let id = IdentifyController(o.data) { detail = .identifyController(id) }
+                if let id = IdentifyController(o.kept?.bytes ?? []) { detail = .identifyController(id) }
             case .getLogPage(let lid, _, _, let offset) where lid == 0x70:
-                if let log = DiscoveryLog(o.data, offset: offset) { detail = .discoveryLog(log) }
+                if let log = DiscoveryLog(o.kept?.bytes ?? [], offset: offset) { detail = .discoveryLog(log) }
             case .getFeatures(let fid, _):
                 detail = .features(fid: fid, value: cqe.dw0)
             case .setFeatures(let fid, let value, _):
@@ -162,6 +176,6 @@ public final class NVMeConnectionDecoder {
             }
         }
         return CompletedCommand(command: o.command, issued: o.ref, latencyNs: ref.timeNs &- o.ref.timeNs,
-                                detail: detail, connectData: o.connectData)
+                                detail: detail, connectData: o.kept?.connectData)
     }
 }
