@@ -51,6 +51,9 @@ struct Run: ParsableCommand {
     @Option(help: "Concurrent connections for the connection-scaling run (0 to skip).")
     var connections = 100_000
 
+    @Option(help: "CPU every measured command runs on; -1: the quickest of a short calibration, -2: not pinned.")
+    var cpu = -1
+
     func run() throws {
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let nvmetrace = here.appendingPathComponent("nvmetrace").path
@@ -92,6 +95,7 @@ struct Run: ParsableCommand {
         let scaled = try scaling.map { try generate("scale-\($0)", size: $0) }
         let fileSize = Double((try FileManager.default.attributesOfItem(atPath: main)[.size] as? NSNumber)?.int64Value ?? 0)
         let packets = Double(try countPackets(main))
+        let placement = pinCPU(floorTool: floorTool, file: main)
 
         /// Runs the commands of one comparison in turn, `repeats` rounds, and keeps each one's
         /// fastest run. Interleaved rather than one after the other: on a shared VM a slow phase
@@ -137,6 +141,7 @@ struct Run: ParsableCommand {
 
         print("")
         print("capture: \(main) — \(Int(fileSize)) bytes, \(Int(packets)) packets")
+        print("every run \(placement)")
         print(pad("run", 38) + pad("seconds", 10) + pad("MB/s", 10) + pad("packets/s", 12) + "peak RSS")
         for m in [floor, bufferedFloor, full, digestFloor, bufferedDigestFloor, verify] + (tshark.map { [$0] } ?? []) + scaleRuns + [smallFloor, smallBuffered, smallRun] {
             let mbps = bytes(m.file) / 1e6 / m.seconds
@@ -170,6 +175,29 @@ struct Run: ParsableCommand {
                          connections, m.seconds, Double(m.maxRSSKiB) / 1024, connections / 10, Double(s.maxRSSKiB) / 1024,
                          Double(m.maxRSSKiB - s.maxRSSKiB) / Double(max(1, connections - connections / 10))))
         }
+    }
+
+    /// On a VM one vCPU can run the same work 1.5x slower than the other for minutes at a time
+    /// (seen here: the same analysis in 40 ms on one, 60 ms on the other), so a ratio of two runs
+    /// that landed on different CPUs measures placement, not work. This process is pinned, and
+    /// every command it starts inherits the CPU.
+    func pinCPU(floorTool: String, file: String) -> String {
+        if cpu == -2 { return "not pinned" }
+        var chosen = cpu
+        var calibration = ""
+        if cpu == -1 {
+            let n = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+            var best = Double.infinity
+            var parts: [String] = []
+            for c in 0..<n where nvmetrace_pin_to_cpu(Int32(c)) == 0 {
+                let t = (0..<3).map { _ in measure("calibration", [floorTool, file]).seconds }.min()!
+                parts.append(String(format: "CPU %d %.3f s", c, t))
+                if t < best { best = t; chosen = c }
+            }
+            calibration = " (the bare floor on each: " + parts.joined(separator: ", ") + ")"
+        }
+        guard chosen >= 0, nvmetrace_pin_to_cpu(Int32(chosen)) == 0 else { return "not pinned (pinning failed)" }
+        return "pinned to CPU \(chosen)\(calibration)"
     }
 
     func countPackets(_ path: String) throws -> Int {
