@@ -27,7 +27,9 @@ import NVMeTraceSynth
         #expect(stride > 1 && stride.nonzeroBitCount == 1)
         for (i, ka) in kept.enumerated() {
             #expect(abs(r.relative(ka.command) - Double(i * stride + 1) * 5) < 1e-6)
-            #expect(ka.completion != nil && ka.status?.isSuccess == true)
+            // Its own completion, 0.3 ms after it (as the script sends it).
+            #expect(ka.completion.map { r.relative($0) - r.relative(ka.command) }.map { abs($0 - 0.0003) < 1e-6 } == true)
+            #expect(ka.status?.isSuccess == true)
         }
         #expect(Double(total) * 5 - r.relative(kept.last!.command) <= Double(stride) * 5)
         // The gap is judged from every Keep Alive, not from the sample.

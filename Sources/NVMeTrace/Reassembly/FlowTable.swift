@@ -12,19 +12,22 @@ public final class FlowTable {
     public private(set) var nextIndex = 0
     public private(set) var evictedLive = 0
     private var nextSweepNs: Int64 = 0
-    /// The flow of the previous segment, unretained: cleared whenever a flow leaves the table.
-    private var lastFlowRef: Unmanaged<Flow>?
-    /// Recently used flows by a cheap hash of their endpoints, unretained, in front of the
-    /// dictionary: segments of a few busy connections interleave (each direction's data and the
-    /// other's ACKs, several queues), and a SipHash lookup of the key costs ~320 instructions,
-    /// 35% of packets missing the last-flow check in coalesced 4 KiB traffic (callgrind). Only a
-    /// cache: a collision costs a dictionary lookup, so crafted endpoints cannot make it slower
-    /// than the dictionary. Cleared with `lastFlowRef`.
+    /// Recently used flows by a cheap hash of their endpoints, in front of the dictionary:
+    /// segments of a few busy connections interleave (each direction's data and the other's ACKs,
+    /// several queues), and a SipHash lookup of the key costs ~320 instructions, 35% of packets
+    /// missing the last-flow check in coalesced 4 KiB traffic (callgrind). Only a cache: a
+    /// collision costs a dictionary lookup, so crafted endpoints cannot make it slower than the
+    /// dictionary.
+    ///
+    /// Read through `recent` (unretained, no reference counting per packet); `recentAlive` holds
+    /// the same flows retained, so no entry can dangle. A flow that leaves the table is marked
+    /// `retired` and never matched again, so nothing needs clearing when flows are removed.
     private var recent = [Unmanaged<Flow>?](repeating: nil, count: FlowTable.recentSlots)
-    /// The same flows, retained: an entry is never a dangling reference, and a flow that left the
-    /// table is recognised by `Flow.retired` even if a cache entry were left behind.
     private var recentAlive = [Flow?](repeating: nil, count: FlowTable.recentSlots)
     private static let recentSlots = 256
+    /// The flow of the previous segment. Always also in `recent` (it is set only together with a
+    /// slot, or from one), so it is retained there too.
+    private var lastFlowRef: Unmanaged<Flow>?
 
     /// Called before the first segment of a flow that carries payload is processed (to attach
     /// decoding).
@@ -64,7 +67,6 @@ public final class FlowTable {
                 // A new SYN on a finished connection starts a new one, as Wireshark counts streams.
                 onEvict?(existing, ref)
                 remove(key)
-                forgetRecent()
             }
             if ref.timeNs >= nextSweepNs { sweep(now: ref) }
             if flows.count >= maxFlows { evictLeastRecent(ref: ref) }
@@ -117,16 +119,7 @@ public final class FlowTable {
         recentAlive[slot] = flow
     }
 
-    /// A flow left the table: no unretained reference to it may stay behind.
-    private func forgetRecent() {
-        lastFlowRef = nil
-        for i in recent.indices {
-            recent[i] = nil
-            recentAlive[i] = nil
-        }
-    }
-
-    /// Takes a flow out of the table.
+    /// Takes a flow out of the table; the only way one leaves it.
     @discardableResult
     private func remove(_ key: FlowKey) -> Flow? {
         let flow = flows.removeValue(forKey: key)
@@ -149,14 +142,12 @@ public final class FlowTable {
         for key in gone {
             if let flow = remove(key) { onEvict?(flow, now) }
         }
-        if !gone.isEmpty { forgetRecent() }
     }
 
     /// The table is full: drop closed flows first, then the longest idle tenth of the rest.
     private func evictLeastRecent(ref: FrameRef) {
         let closed = flows.filter { $0.value.isClosed }.map(\.key)
         for key in closed { if let f = remove(key) { onEvict?(f, ref) } }
-        forgetRecent()
         guard flows.count >= maxFlows else { return }
         let victims = flows.values.sorted { $0.lastRef.timeNs < $1.lastRef.timeNs }
             .prefix(max(1, flows.count / 10))
@@ -165,7 +156,6 @@ public final class FlowTable {
             evictedLive += 1
             onEvict?(flow, ref)
         }
-        forgetRecent()
     }
 
     /// Every flow still in the table, in index order (for end-of-capture processing).
@@ -174,6 +164,8 @@ public final class FlowTable {
     public func removeAll() {
         for flow in flows.values { flow.retired = true }
         flows.removeAll()
-        forgetRecent()
+        lastFlowRef = nil
+        recent = recent.map { _ in nil }
+        recentAlive = recentAlive.map { _ in nil }
     }
 }

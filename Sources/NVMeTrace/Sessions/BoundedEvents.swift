@@ -64,14 +64,14 @@ public struct KeepAliveLog: Sendable {
         sample.append(exchange)
     }
 
-    /// Records the completion of the latest kept Keep Alive with this CID still waiting for one.
-    /// Only the last few are searched: a completion follows its command closely, and one whose
-    /// command was not kept has nothing to update.
-    mutating func complete(cid: UInt16, ref: FrameRef, status: NVMeStatus) {
+    /// Records the completion of the Keep Alive sent at frame `issued` (the decoder matched it by
+    /// CID), when that one was kept. Only the last few are searched: a completion follows its
+    /// command closely, and one whose command was not kept has nothing to update.
+    mutating func complete(issued: FrameRef, ref: FrameRef, status: NVMeStatus) {
         var i = sample.count - 1
         let stop = max(0, sample.count - 8)
         while i >= stop {
-            if sample[i].cid == cid && sample[i].completion == nil {
+            if sample[i].command == issued {
                 sample[i].completion = ref
                 sample[i].status = status
                 return

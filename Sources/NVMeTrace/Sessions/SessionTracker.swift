@@ -159,7 +159,7 @@ public final class SessionTracker {
             }
         case .keepAlive:
             if !cqe.status.isSuccess { c.failedKeepAlives.append((ref, cqe.status)) }
-            c.keepAlives.complete(cid: done.command.cid, ref: ref, status: cqe.status)
+            c.keepAlives.complete(issued: done.issued, ref: ref, status: cqe.status)
         case .asyncEventRequest:
             if let submitted = c.outstandingAERs.removeValue(forKey: done.command.cid) {
                 c.longestAERSeconds = max(c.longestAERSeconds, Double(ref.timeNs &- submitted.timeNs) / 1e9)
