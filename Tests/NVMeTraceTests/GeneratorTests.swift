@@ -32,8 +32,8 @@ import NVMeTraceSynth
         let commands = r.records.filter { if case .command = $0.decoded.body { true } else { false } }.count
         let completions = r.records.filter {
             switch $0.decoded.body {
-            case .completion(_, let done): done != nil
-            case .c2hData(_, let cqe, let done): cqe != nil && done != nil
+            case .completion: $0.decoded.completed != nil
+            case .c2hData(_, let cqe): cqe != nil && $0.decoded.completed != nil
             default: false
             }
         }.count

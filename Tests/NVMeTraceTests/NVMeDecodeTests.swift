@@ -37,12 +37,13 @@ import NVMeTraceSynth
                         if r.pdu.shape.dataLength > 0 { inCapsuleWrites += 1 } else { r2tWrites += 1 }
                     }
                     if case .connect = cmd.detail, let d = r.decoded.connectData { connectHostid.append(hexString(d.hostid)) }
-                case .completion(let cqe, let done):
+                case .completion(let cqe):
+                    let done = r.decoded.completed
                     if case .connect(let cntlid, _)? = done?.detail { responses.append((Int(cqe.status.code), Int(cntlid))) }
                     else if done?.command.fctype == 0x01 { responses.append((Int(cqe.status.code), -1)) }
-                case .c2hData(let dh, _, _):
+                case .c2hData(let dh, _):
                     c2hBytes += Int(dh?.length ?? 0)
-                case .h2cData(let dh, _):
+                case .h2cData(let dh):
                     h2cBytes += Int(dh?.length ?? 0)
                 default: break
                 }
@@ -85,7 +86,7 @@ import NVMeTraceSynth
     @Test func identifyControllerFields() throws {
         func identify(_ sample: String) -> [IdentifyController] {
             analyze(samplePath(sample)).records.compactMap {
-                if case .completion(_, let done?) = $0.decoded.body, case .identifyController(let id) = done.detail { return id }
+                if case .completion = $0.decoded.body, let done = $0.decoded.completed, case .identifyController(let id) = done.detail { return id }
                 return nil
             }
         }
@@ -101,7 +102,7 @@ import NVMeTraceSynth
     /// and 2, TRSVCID 8009, TRADDR 10.0.0.1).
     @Test func discoveryLogEntries() throws {
         let logs: [DiscoveryLog] = analyze(samplePath("A-persistent-discovery-kato0")).records.compactMap {
-            if case .completion(_, let done?) = $0.decoded.body, case .discoveryLog(let l) = done.detail { return l }
+            if case .completion = $0.decoded.body, let done = $0.decoded.completed, case .discoveryLog(let l) = done.detail { return l }
             return nil
         }
         let full = try #require(logs.first { !$0.entries.isEmpty })
@@ -121,7 +122,7 @@ import NVMeTraceSynth
         _ = feed(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x0C, cid: 5)))
         // Notice (2) / Discovery Log Page Change (0xF0) / log 0x70.
         let ok = feed(PDUBuilder.capsuleResp(cid: 5, dw0: 0x0070_F002))
-        guard case .completion(_, let done?) = ok.body, case .asyncEvent(let e) = done.detail else {
+        guard case .completion = ok.body, let done = ok.completed, case .asyncEvent(let e) = done.detail else {
             Issue.record("AER not decoded"); return
         }
         #expect(e.type == 2 && e.info == 0xF0 && e.logPage == 0x70)
@@ -129,7 +130,7 @@ import NVMeTraceSynth
         _ = feed(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x0C, cid: 6)))
         // Aborted at teardown: Internal Error with DNR; dw0 is not an event.
         let aborted = feed(PDUBuilder.capsuleResp(cid: 6, status: 0x06 | 0x4000, dw0: 0x0001_0100))
-        guard case .completion(let cqe, let d2?) = aborted.body else { Issue.record("no completion"); return }
+        guard case .completion(let cqe) = aborted.body, let d2 = aborted.completed else { Issue.record("no completion"); return }
         #expect(d2.detail == .none)
         #expect(cqe.status.name() == "Internal Error (DNR)")
     }
@@ -167,7 +168,7 @@ import NVMeTraceSynth
             override func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
                 decoder.dataBytesToKeep(shape, header: header)
             }
-            override func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) { out.append(decoder.decode(pdu)) }
+            override func framer(_ framer: PDUFramer, didFrame pdu: FramedPDU) { out.append(decoder.decode(PDU(pdu))) }
             override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {}
         }
         let bridge = Bridge(decoder)
@@ -175,9 +176,9 @@ import NVMeTraceSynth
         stream.withUnsafeBytes { f.streamData($0, ref: FrameRef(file: 0, frame: 1, timeNs: 0)) }
         decoded = bridge.out
         #expect(decoded.count == 4)
-        guard case .h2cData(_, let cd?) = decoded[2].body else { Issue.record("no Connect data on the last H2CData"); return }
+        guard case .h2cData = decoded[2].body, let cd = decoded[2].connectData else { Issue.record("no Connect data on the last H2CData"); return }
         #expect(cd.subnqn == "nqn.h2c:sub" && cd.hostnqn == "nqn.h2c:host" && cd.cntlid == 3)
-        guard case .completion(_, let done?) = decoded[3].body else { Issue.record("no completion"); return }
+        guard case .completion = decoded[3].body, let done = decoded[3].completed else { Issue.record("no completion"); return }
         #expect(done.connectData?.hostnqn == "nqn.h2c:host")
         #expect(done.detail == .connect(cntlid: 3, authreq: 0))
         #expect(decoder.qid == 2)

@@ -107,8 +107,8 @@ final class FuzzPDUSink: PDUFramerDelegate {
     override func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
         decoder.dataBytesToKeep(shape, header: header)
     }
-    override func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) {
-        let d = decoder.decode(pdu)
+    override func framer(_ framer: PDUFramer, didFrame pdu: FramedPDU) {
+        let d = decoder.decode(PDU(pdu))
         _ = PDUDescription.summary(PDURecord(connection: 0, src: Endpoint(address: IPAddress(v4: 1), port: 1),
                                              dst: Endpoint(address: IPAddress(v4: 2), port: 2), qid: decoder.qid, decoded: d))
     }

@@ -67,14 +67,17 @@ public final class NVMeConnectionDecoder {
         }
     }
 
-    /// Takes the PDU over (the framer hands it on): moved into the result, not copied.
-    public func decode(_ pdu: consuming PDU) -> DecodedPDU {
+    /// Decodes an owned PDU (tests, tools): the same decode as the pipeline's.
+    public func decode(_ pdu: PDU) -> DecodedPDU {
         var connectData: ConnectData?
-        let body = decodeBody(pdu, connectData: &connectData)
-        return DecodedPDU(pdu: pdu, body: body, connectData: connectData)
+        var completed: CompletedCommand?
+        let body = pdu.withFramed { decode($0, connectData: &connectData, completed: &completed) }
+        return DecodedPDU(pdu: pdu, body: body, connectData: connectData, completed: completed)
     }
 
-    private func decodeBody(_ pdu: PDU, connectData: inout ConnectData?) -> DecodedPDU.Body {
+    /// Decodes a lent PDU (the pipeline: nothing of it is copied unless kept). `connectData` is
+    /// set when this PDU completed the Connect data, `completed` when it completed a command.
+    public func decode(_ pdu: FramedPDU, connectData: inout ConnectData?, completed: inout CompletedCommand?) -> DecodedPDU.Body {
         if case .mismatch = pdu.headerDigest { return .untrusted }
         switch pdu.type {
         case .icReq:
@@ -88,10 +91,11 @@ public final class NVMeConnectionDecoder {
         case .capsuleCmd:
             return decodeCommand(pdu, connectData: &connectData)
         case .capsuleResp:
-            guard let cqe = pdu.header.withUnsafeBytes({ $0.slice(8, 16).flatMap(NVMeCompletion.init(cqe:)) }) else {
+            guard let cqe = pdu.header.slice(8, 16).flatMap(NVMeCompletion.init(cqe:)) else {
                 return .untrusted
             }
-            return .completion(cqe, complete(cqe, ref: pdu.ref))
+            completed = complete(cqe, ref: pdu.ref)
+            return .completion(cqe)
         case .h2cData:
             let dh = DataTransferHeader(header: pdu.header)
             if let dh, !pdu.data.isEmpty, let p = outstanding.position(of: dh.cccid),
@@ -103,7 +107,7 @@ public final class NVMeConnectionDecoder {
                     kept.connectData = cd
                 }
             }
-            return .h2cData(dh, connectData: connectData)
+            return .h2cData(dh)
         case .c2hData:
             let dh = DataTransferHeader(header: pdu.header)
             if let dh, !pdu.data.isEmpty, let p = outstanding.position(of: dh.cccid),
@@ -112,23 +116,24 @@ public final class NVMeConnectionDecoder {
             }
             if let dh, pdu.flags.contains(.success) && pdu.flags.contains(.last) {
                 let cqe = NVMeCompletion(impliedSuccessFor: dh.cccid)
-                return .c2hData(dh, completion: cqe, complete(cqe, ref: pdu.ref))
+                completed = complete(cqe, ref: pdu.ref)
+                return .c2hData(dh, completion: cqe)
             }
-            return .c2hData(dh, completion: nil, nil)
+            return .c2hData(dh, completion: nil)
         case .r2t:
             return .r2t(DataTransferHeader(header: pdu.header))
         }
     }
 
-    private func decodeCommand(_ pdu: PDU, connectData: inout ConnectData?) -> DecodedPDU.Body {
-        guard var cmd = pdu.header.withUnsafeBytes({ $0.slice(8, 64).flatMap { NVMeCommand(sqe: $0, qid: qid) } }) else {
+    private func decodeCommand(_ pdu: FramedPDU, connectData: inout ConnectData?) -> DecodedPDU.Body {
+        guard var cmd = pdu.header.slice(8, 64).flatMap({ NVMeCommand(sqe: $0, qid: qid) }) else {
             return .untrusted
         }
         if case .connect(let c) = cmd.detail {
             qid = c.qid
             cmd.qid = c.qid
             if !pdu.data.isEmpty {
-                if let cd = ConnectData(pdu.data) {
+                if let cd = ConnectData(Array(pdu.data)) {
                     connectData = cd
                 } else {
                     onEvent?(.shortConnectData(bytes: pdu.data.count), pdu.ref)

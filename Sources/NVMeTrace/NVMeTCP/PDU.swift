@@ -42,6 +42,45 @@ public struct PDU: Sendable {
     public var streamOffset: UInt64
 }
 
+extension PDU {
+    /// An owned copy of a lent PDU.
+    public init(_ f: FramedPDU) {
+        self.init(shape: f.shape, header: Array(f.header), data: Array(f.data), headerDigest: f.headerDigest,
+                  dataDigest: f.dataDigest, incomplete: f.incomplete, firstRef: f.firstRef, ref: f.ref,
+                  streamOffset: f.streamOffset)
+    }
+
+    /// Lends this PDU as the framer does.
+    public func withFramed<R>(_ body: (FramedPDU) throws -> R) rethrows -> R {
+        try header.withUnsafeBytes { h in
+            try data.withUnsafeBytes { d in
+                try body(FramedPDU(shape: shape, header: h, data: d, headerDigest: headerDigest, dataDigest: dataDigest,
+                                   incomplete: incomplete, firstRef: firstRef, ref: ref, streamOffset: streamOffset))
+            }
+        }
+    }
+}
+
+/// A framed PDU as the framer lends it to the stage after: the same fields as `PDU`, but its
+/// header and data point into the framer's buffers, valid only for the length of the call.
+/// Nothing is allocated, retained or destroyed per PDU (per-PDU arrays, moves and destroys were
+/// a quarter of the analysis on 4 KiB I/O; callgrind).
+public struct FramedPDU {
+    public var shape: PDUShape
+    public var type: PDUType { shape.type }
+    public var flags: PDUFlags { shape.flags }
+    /// The HLEN header bytes (common header included).
+    public var header: UnsafeRawBufferPointer
+    /// The first data bytes (as many as were asked for); empty when data was skipped.
+    public var data: UnsafeRawBufferPointer
+    public var headerDigest: DigestStatus
+    public var dataDigest: DigestStatus
+    public var incomplete: Bool
+    public var firstRef: FrameRef
+    public var ref: FrameRef
+    public var streamOffset: UInt64
+}
+
 /// Something the framer noticed about the byte stream, reported as a warning.
 public enum FramingEvent: Sendable, Equatable {
     /// A header that cannot be a PDU where one was expected; the framer hunts for the next one.

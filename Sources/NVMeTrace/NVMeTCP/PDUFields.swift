@@ -9,6 +9,11 @@ public struct InitializeConnection: Sendable, Equatable {
     public var maxValue: UInt32
 
     public init?(header h: [UInt8]) {
+        guard let v = h.withUnsafeBytes({ InitializeConnection(header: $0) }) else { return nil }
+        self = v
+    }
+
+    public init?(header h: UnsafeRawBufferPointer) {
         guard let pfv = h.le16(at: 8), let pda = h.u8(at: 10), let dg = h.u8(at: 11), let m = h.le32(at: 12) else {
             return nil
         }
@@ -26,6 +31,11 @@ public struct TerminationRequest: Sendable, Equatable {
     public var fei: UInt32
 
     public init?(header h: [UInt8]) {
+        guard let v = h.withUnsafeBytes({ TerminationRequest(header: $0) }) else { return nil }
+        self = v
+    }
+
+    public init?(header h: UnsafeRawBufferPointer) {
         guard let fes = h.le16(at: 8), let fei = h.le32(at: 10) else { return nil }
         self.fes = fes; self.fei = fei
     }
@@ -43,13 +53,11 @@ public struct DataTransferHeader: Sendable, Equatable {
     public var length: UInt32
 
     public init?(header h: [UInt8]) {
-        guard let c = h.le16(at: 8), let t = h.le16(at: 10), let o = h.le32(at: 12), let l = h.le32(at: 16) else {
-            return nil
-        }
-        cccid = c; ttag = t; offset = o; length = l
+        guard let v = h.withUnsafeBytes({ DataTransferHeader(header: $0) }) else { return nil }
+        self = v
     }
 
-    init?(header h: UnsafeRawBufferPointer) {
+    public init?(header h: UnsafeRawBufferPointer) {
         guard let c = h.le16(at: 8), let t = h.le16(at: 10), let o = h.le32(at: 12), let l = h.le32(at: 16) else {
             return nil
         }

@@ -13,15 +13,15 @@ public enum PDUDescription {
         case .command(let cmd):
             parts.append("cid=\(cmd.cid) \(cmd.name)")
             parts.append(contentsOf: commandFields(cmd, connectData: record.decoded.connectData))
-        case .completion(let cqe, let done):
-            parts.append(completionText(cqe, done))
-        case .h2cData(let dh, let cd):
+        case .completion(let cqe):
+            parts.append(completionText(cqe, record.decoded.completed))
+        case .h2cData(let dh):
             if let dh { parts.append("cccid=\(dh.cccid) ttag=\(dh.ttag) datao=\(dh.offset) datal=\(dh.length)") }
-            if let cd { parts.append(connectDataText(cd)) }
-        case .c2hData(let dh, let cqe, let done):
+            if let cd = record.decoded.connectData { parts.append(connectDataText(cd)) }
+        case .c2hData(let dh, let cqe):
             if let dh { parts.append("cccid=\(dh.cccid) datao=\(dh.offset) datal=\(dh.length)") }
             if pdu.flags.contains(.last) { parts.append("LAST") }
-            if let cqe { parts.append("SUCCESS → " + completionText(cqe, done)) }
+            if let cqe { parts.append("SUCCESS → " + completionText(cqe, record.decoded.completed)) }
         case .r2t(let dh):
             if let dh { parts.append("cccid=\(dh.cccid) ttag=\(dh.ttag) r2to=\(dh.offset) r2tl=\(dh.length)") }
         case .untrusted:

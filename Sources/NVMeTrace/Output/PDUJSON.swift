@@ -132,14 +132,14 @@ public struct PDUJSON: Encodable {
         case .command(let cmd):
             setCommand(cmd)
             if let cd = r.decoded.connectData { setConnectData(cd) }
-        case .completion(let cqe, let done):
-            setCompletion(cqe, done)
-        case .h2cData(let dh, let cd):
+        case .completion(let cqe):
+            setCompletion(cqe, r.decoded.completed)
+        case .h2cData(let dh):
             setTransfer(dh)
-            if let cd { setConnectData(cd) }
-        case .c2hData(let dh, let cqe, let done):
+            if let cd = r.decoded.connectData { setConnectData(cd) }
+        case .c2hData(let dh, let cqe):
             setTransfer(dh)
-            if let cqe { setCompletion(cqe, done) }
+            if let cqe { setCompletion(cqe, r.decoded.completed) }
         case .r2t(let dh):
             setTransfer(dh)
         case .untrusted:

@@ -4,6 +4,10 @@ public final class Analyzer {
     public let options: AnalyzerOptions
     public private(set) var fileNames: [String] = []
     public let flows: FlowTable
+    /// Each PDU, lent (see `PDURecordView`): the session model reads it in place.
+    public var onPDUView: ((PDURecordView) -> Void)?
+    /// Each PDU as an owned record, for consumers that keep or print them: a copy is made per PDU
+    /// only when this is set.
     public var onPDU: ((PDURecord) -> Void)?
     public var onDiagnostic: ((Diagnostic) -> Void)?
     /// Called when a connection leaves the flow table (closed and lingered, evicted, or at the end
@@ -197,9 +201,10 @@ public final class Analyzer {
         flow.releaseState()
     }
 
-    func emit(_ record: PDURecord) {
+    func emit(_ view: PDURecordView) {
         pduCount += 1
-        onPDU?(record)
+        onPDUView?(view)
+        if let onPDU { onPDU(PDURecord(view)) }
     }
 
     func report(_ severity: Diagnostic.Severity, _ message: String, ref: FrameRef, connection: Int?) {

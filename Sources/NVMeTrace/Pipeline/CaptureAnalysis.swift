@@ -19,7 +19,7 @@ public final class CaptureAnalysis {
         // The tracker itself, not self: no unowned-reference check per PDU (the tracker does
         // not refer back, so there is no cycle).
         let tracker = self.tracker
-        analyzer.onPDU = { tracker.record($0) }
+        analyzer.onPDUView = { tracker.record($0) }
         analyzer.onFlowEnd = { tracker.flowEnded($0) }
         analyzer.onFlowClose = { tracker.flowEnded($0) }
         analyzer.onDiagnostic = { [unowned self] d in

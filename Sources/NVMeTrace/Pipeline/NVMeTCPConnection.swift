@@ -66,7 +66,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         decoder.dataBytesToKeep(shape, header: header)
     }
 
-    override func framer(_ framer: PDUFramer, didFrame pdu: consuming PDU) {
+    override func framer(_ framer: PDUFramer, didFrame pdu: FramedPDU) {
         let dir = direction(of: framer)
         if case .mismatch(let received, let computed) = pdu.headerDigest {
             warn("\(pdu.type.name) header digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8))): header not trusted", pdu.ref)
@@ -77,11 +77,14 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         if pdu.type.fromHost != (dir == .clientToServer) {
             warn("\(pdu.type.name) sent by the \(dir == .clientToServer ? "initiator" : "responder"), which does not send this type", pdu.ref)
         }
-        let decoded = decoder.decode(consume pdu)
+        var connectData: ConnectData?
+        var completed: CompletedCommand?
+        let body = decoder.decode(pdu, connectData: &connectData, completed: &completed)
         let src = dir == .clientToServer ? client : server
         let dst = dir == .clientToServer ? server : client
-        var record: PDURecord? = PDURecord(connection: flowIndex, src: src, dst: dst, qid: decoder.qid, decoded: decoded)
-        analyzerRef._withUnsafeGuaranteedRef { $0.emit(record.take()!) }
+        let view = PDURecordView(connection: flowIndex, src: src, dst: dst, qid: decoder.qid, pdu: pdu, body: body,
+                                 connectData: connectData, completed: completed)
+        analyzerRef._withUnsafeGuaranteedRef { $0.emit(view) }
     }
 
     override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {

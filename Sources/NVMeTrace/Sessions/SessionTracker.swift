@@ -38,8 +38,13 @@ public final class SessionTracker {
 
     // MARK: - input
 
+    /// An owned record: the same as the pipeline's lent form.
     public func record(_ r: PDURecord) {
-        let fromHost = r.decoded.fromHost
+        r.withView { record($0) }
+    }
+
+    public func record(_ r: PDURecordView) {
+        let fromHost = r.fromHost
         let ref = r.pdu.ref
         // PDUs come in runs per connection; entries are never removed, so an index stays valid.
         var index = r.connection == lastConnection ? lastIndex : position(of: r.connection)
@@ -70,7 +75,7 @@ public final class SessionTracker {
         positionByID[id] = Int32(position)
     }
 
-    private func update(_ c: inout ConnectionModel, with r: PDURecord, fromHost: Bool, ref: FrameRef) {
+    private func update(_ c: inout ConnectionModel, with r: PDURecordView, fromHost: Bool, ref: FrameRef) {
         c.lastRef = ref
         if fromHost { c.lastHostPDU = ref }
         if case .mismatch = r.pdu.headerDigest {
@@ -78,20 +83,20 @@ public final class SessionTracker {
             c.headerDigestErrors += 1
         }
         if case .mismatch = r.pdu.dataDigest { c.digestErrors.append((ref, r.pdu.type, false)) }
-        switch r.decoded.body {
+        switch r.body {
         case .icReq(let ic): c.icReq = ic
         case .icResp(let ic): c.icResp = ic
         case .termReq(let t):
             c.termReqs.append((ref, fromHost ? .host : .target, t?.fes ?? 0))
         case .command(let cmd):
-            command(cmd, connectData: r.decoded.connectData, ref: ref, in: &c)
-        case .completion(let cqe, let done):
-            if let done { completion(cqe, done, ref: ref, in: &c) }
-        case .c2hData(_, let cqe, let done):
-            if let cqe, let done { completion(cqe, done, ref: ref, in: &c) }
-        case .h2cData(_, let connectData):
+            command(cmd, connectData: r.connectData, ref: ref, in: &c)
+        case .completion(let cqe):
+            if let done = r.completed { completion(cqe, done, ref: ref, in: &c) }
+        case .c2hData(_, let cqe):
+            if let cqe, let done = r.completed { completion(cqe, done, ref: ref, in: &c) }
+        case .h2cData:
             // Connect data sent by H2CData (after an R2T) rather than in the capsule.
-            if let connectData, let cc = c.connect, c.connectData == nil {
+            if let connectData = r.connectData, let cc = c.connect, c.connectData == nil {
                 c.connectData = connectData
                 if cc.qid != 0 { c.cntlid = connectData.cntlid }
             }
