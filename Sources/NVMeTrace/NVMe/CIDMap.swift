@@ -69,6 +69,19 @@ struct CIDMap<Value> {
     @discardableResult
     mutating func removeValue(for key: UInt16) -> Value? {
         guard let s = slot(of: key) else { return nil }
+        return remove(slot: s)
+    }
+
+    /// Removes the entry at a position from `position(of:)` (no second lookup by key).
+    mutating func remove(at p: Int) {
+        let mask = slots.count - 1
+        var s = home(keys[p])
+        while Int(slots[s]) != p { s = (s + 1) & mask }
+        remove(slot: s)
+    }
+
+    @discardableResult
+    private mutating func remove(slot s: Int) -> Value {
         let mask = slots.count - 1
         let p = Int(slots[s])
         deleteSlot(s)

@@ -65,6 +65,24 @@ public struct DecodedPDU: Sendable {
     public var fromHost: Bool { pdu.type.fromHost }
 }
 
+/// A PDU of plain I/O traffic as the session model needs it (see
+/// `NVMeConnectionDecoder.decodePlainIO`): where and when, which way, and for a command its kind.
+public struct PlainIOPDU: Sendable {
+    public enum Kind: Sendable {
+        /// A command (it restarts the controller's timer when TBKAS is set).
+        case command(CommandKind)
+        /// A completion, a data PDU or an R2T.
+        case other
+    }
+    public var connection: Int
+    public var src: Endpoint
+    public var dst: Endpoint
+    public var kind: Kind
+    public var fromHost: Bool
+    public var firstRef: FrameRef
+    public var ref: FrameRef
+}
+
 /// Something notable the NVMe decoder saw (reported as a warning).
 public enum NVMeDecodeEvent: Sendable, Equatable {
     /// A completion for a command the capture did not show (started mid-connection, or lost).

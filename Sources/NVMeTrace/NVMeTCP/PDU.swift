@@ -9,6 +9,11 @@ public enum DigestStatus: Sendable, Equatable {
     /// Present but part of what it covers was not captured.
     case unverifiable
 
+    public var isMismatch: Bool {
+        if case .mismatch = self { return true }
+        return false
+    }
+
     public var name: String {
         switch self {
         case .absent: "absent"

@@ -9,6 +9,11 @@ public final class Analyzer {
     /// Each PDU as an owned record, for consumers that keep or print them: a copy is made per PDU
     /// only when this is set.
     public var onPDU: ((PDURecord) -> Void)?
+    /// When set (and `onPDU` is not), PDUs of plain I/O traffic (see
+    /// `NVMeConnectionDecoder.decodePlainIO`) are summarised to this instead of being decoded in
+    /// full and lent to `onPDUView`: for a consumer that needs no more of them (the session
+    /// model). Set it before reading: each connection decides when it starts.
+    public var onPlainIOPDU: ((PlainIOPDU) -> Void)?
     public var onDiagnostic: ((Diagnostic) -> Void)?
     /// Called when a connection leaves the flow table (closed and lingered, evicted, or at the end
     /// of the input), after its last PDU.
@@ -199,6 +204,11 @@ public final class Analyzer {
         }
         onFlowEnd?(flow)
         flow.releaseState()
+    }
+
+    func emit(_ plain: PlainIOPDU) {
+        pduCount += 1
+        onPlainIOPDU?(plain)
     }
 
     func emit(_ view: PDURecordView) {

@@ -20,6 +20,7 @@ public final class CaptureAnalysis {
         // not refer back, so there is no cycle).
         let tracker = self.tracker
         analyzer.onPDUView = { tracker.record($0) }
+        analyzer.onPlainIOPDU = { tracker.record($0) }
         analyzer.onFlowEnd = { tracker.flowEnded($0) }
         analyzer.onFlowClose = { tracker.flowEnded($0) }
         analyzer.onDiagnostic = { [unowned self] d in

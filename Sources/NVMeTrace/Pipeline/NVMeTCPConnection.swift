@@ -11,6 +11,9 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     private let analyzerRef: Unmanaged<Analyzer>
     var analyzer: Analyzer { analyzerRef.takeUnretainedValue() }
     var warnings = 0
+    /// Plain I/O PDUs go to the analyzer's `onPlainIOPDU` (see `Analyzer`), fixed when the
+    /// connection starts.
+    let plainIO: Bool
     /// The host's first byte was a TLS handshake record: framing warnings would only describe
     /// ciphertext, so after saying so once they are dropped.
     var looksLikeTLS = false
@@ -21,6 +24,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         server = flow.server
         analyzerRef = Unmanaged.passUnretained(analyzer)
         let opts = analyzer.options
+        plainIO = analyzer.onPlainIOPDU != nil && analyzer.onPDU == nil
         framers = [
             PDUFramer(synchronized: synchronized, verifyDataDigests: opts.verifyDataDigests, maxPDULength: opts.maxPDULength),
             PDUFramer(synchronized: synchronized, verifyDataDigests: opts.verifyDataDigests, maxPDULength: opts.maxPDULength),
@@ -68,6 +72,17 @@ final class NVMeTCPConnection: PDUFramerDelegate {
 
     override func framer(_ framer: PDUFramer, didFrame pdu: FramedPDU) {
         let dir = direction(of: framer)
+        // Plain I/O traffic, for a consumer that needs only its summary: no warning can apply
+        // (digests matched, sent the right way), and the decoder takes only what it can decode
+        // as `decode` would.
+        if plainIO, pdu.type.fromHost == (dir == .clientToServer), !pdu.dataDigest.isMismatch,
+           let kind = decoder.decodePlainIO(pdu) {
+            let fromHost = dir == .clientToServer
+            let plain = PlainIOPDU(connection: flowIndex, src: fromHost ? client : server, dst: fromHost ? server : client,
+                                   kind: kind, fromHost: fromHost, firstRef: pdu.firstRef, ref: pdu.ref)
+            analyzerRef._withUnsafeGuaranteedRef { $0.emit(plain) }
+            return
+        }
         if case .mismatch(let received, let computed) = pdu.headerDigest {
             warn("\(pdu.type.name) header digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8))): header not trusted", pdu.ref)
         }

@@ -44,21 +44,51 @@ public final class SessionTracker {
     }
 
     public func record(_ r: PDURecordView) {
-        let fromHost = r.fromHost
-        let ref = r.pdu.ref
-        // PDUs come in runs per connection; entries are never removed, so an index stays valid.
-        var index = r.connection == lastConnection ? lastIndex : position(of: r.connection)
-        if index == nil {
-            connections.append(ConnectionModel(
-                id: r.connection, host: fromHost ? r.src : r.dst, target: fromHost ? r.dst : r.src,
-                firstRef: r.pdu.firstRef, lastRef: ref, synSeen: false))
-            index = connections.count - 1
-            setPosition(connections.count - 1, of: r.connection)
-        }
-        lastConnection = r.connection
-        lastIndex = index
+        let index = connectionIndex(r.connection, fromHost: r.fromHost, src: r.src, dst: r.dst, firstRef: r.pdu.firstRef)
         // Mutate the stored model in place: a copy out and back would copy its arrays on every PDU.
-        update(&connections[index!], with: r, fromHost: fromHost, ref: ref)
+        update(&connections[index], with: r, fromHost: r.fromHost, ref: r.pdu.ref)
+    }
+
+    /// A PDU of plain I/O traffic: what `record` does for it, without the decoded PDU.
+    public func record(_ p: PlainIOPDU) {
+        let index = connectionIndex(p.connection, fromHost: p.fromHost, src: p.src, dst: p.dst, firstRef: p.firstRef)
+        touch(&connections[index], fromHost: p.fromHost, ref: p.ref)
+        if case .command(let kind) = p.kind { countCommand(kind, ref: p.ref, in: &connections[index]) }
+    }
+
+    /// The position of a connection's model, created at its first PDU.
+    @inline(__always)
+    private func connectionIndex(_ id: Int, fromHost: Bool, src: Endpoint, dst: Endpoint, firstRef: FrameRef) -> Int {
+        // PDUs come in runs per connection; entries are never removed, so an index stays valid.
+        if id == lastConnection, let lastIndex { return lastIndex }
+        let index: Int
+        if let known = position(of: id) {
+            index = known
+        } else {
+            connections.append(ConnectionModel(
+                id: id, host: fromHost ? src : dst, target: fromHost ? dst : src,
+                firstRef: firstRef, lastRef: firstRef, synSeen: false))
+            index = connections.count - 1
+            setPosition(index, of: id)
+        }
+        lastConnection = id
+        lastIndex = index
+        return index
+    }
+
+    /// What every PDU changes.
+    @inline(__always)
+    private func touch(_ c: inout ConnectionModel, fromHost: Bool, ref: FrameRef) {
+        c.lastRef = ref
+        if fromHost { c.lastHostPDU = ref }
+    }
+
+    /// What every command changes: counts, and the controller's any-command timer.
+    @inline(__always)
+    private func countCommand(_ kind: CommandKind, ref: FrameRef, in c: inout ConnectionModel) {
+        c.commands += 1
+        c.lastHostCommand = ref
+        if let ctl = c.controller { controllers[ctl].anyCommand.add(TimerEvent(ref: ref, connection: c.id, command: kind)) }
     }
 
     private func position(of id: Int) -> Int? {
@@ -76,8 +106,7 @@ public final class SessionTracker {
     }
 
     private func update(_ c: inout ConnectionModel, with r: PDURecordView, fromHost: Bool, ref: FrameRef) {
-        c.lastRef = ref
-        if fromHost { c.lastHostPDU = ref }
+        touch(&c, fromHost: fromHost, ref: ref)
         if case .mismatch = r.pdu.headerDigest {
             c.digestErrors.append((ref, r.pdu.type, true))
             c.headerDigestErrors += 1
@@ -125,9 +154,6 @@ public final class SessionTracker {
     // MARK: - commands and completions
 
     private func command(_ cmd: NVMeCommand, connectData: ConnectData?, ref: FrameRef, in c: inout ConnectionModel) {
-        c.commands += 1
-        c.lastHostCommand = ref
-        let event = TimerEvent(ref: ref, connection: c.id, command: cmd.kind)
         switch cmd.detail {
         case .connect(let cc):
             c.connect = cc
@@ -135,6 +161,7 @@ public final class SessionTracker {
             c.connectRef = ref
             if cc.qid != 0 { c.cntlid = connectData?.cntlid }
         case .keepAlive where cmd.queue == .admin:
+            let event = TimerEvent(ref: ref, connection: c.id, command: cmd.kind)
             c.keepAlives.add(KeepAliveExchange(cid: cmd.cid, command: ref))
             c.keepAliveSeries.add(event)
             if let ctl = c.controller { controllers[ctl].keepAlives.add(event) }
@@ -145,7 +172,7 @@ public final class SessionTracker {
         default:
             break
         }
-        if let ctl = c.controller { controllers[ctl].anyCommand.add(event) }
+        countCommand(cmd.kind, ref: ref, in: &c)
     }
 
     private func completion(_ cqe: NVMeCompletion, _ done: CompletedCommand, ref: FrameRef, in c: inout ConnectionModel) {
