@@ -60,6 +60,46 @@ import NVMeTraceSynth
         }
     }
 
+    /// PDUs that lie whole in one chunk are framed in place; split ones go through the header and
+    /// body paths. Both must hand on the same PDUs, field for field, whatever is verified or kept.
+    @Test(arguments: [(false, false, false), (true, false, false), (true, true, false), (true, false, true), (false, false, true)])
+    func wholeAndSplitPDUsAreFramedAlike(digests: Bool, verify: Bool, keep: Bool) {
+        var stream = Self.mixedStream(hdgst: digests, ddgst: digests)
+        if digests {
+            // One bad data digest (the last byte of the H2CData's) and one bad header digest (the
+            // R2T's), so that mismatches are compared too.
+            let h2cEnd = stream.count - 48
+            stream[h2cEnd - 1] ^= 0x01
+            stream[h2cEnd - 8192 - 4 - 28 - 1] ^= 0x01
+        }
+        let keepFn: (PDUShape) -> Int = keep ? { $0.dataLength / 2 } : { _ in 0 }
+        // All in one chunk (every PDU whole), and every PDU cut in two at its middle.
+        let whole = frame([stream], verify: verify, keep: keepFn)
+        var chunks: [[UInt8]] = []
+        var offset = 0
+        for p in whole.pdus {
+            let n = p.shape.plen
+            chunks.append(Array(stream[offset..<offset + n / 2]))
+            chunks.append(Array(stream[offset + n / 2..<offset + n]))
+            offset += n
+        }
+        let split = frame(chunks, verify: verify, keep: keepFn)
+        #expect(whole.pdus.count == Self.expectedTypes.count)
+        #expect(whole.events.isEmpty && split.events.isEmpty)
+        // Frame numbers differ by construction (one chunk each); compare everything else.
+        func sansFrames(_ p: PDU) -> String {
+            "\(p.type) \(p.header) \(p.data) \(p.headerDigest) \(p.dataDigest) \(p.incomplete) \(p.streamOffset)"
+        }
+        #expect(split.pdus.map(sansFrames) == whole.pdus.map(sansFrames))
+        for (i, p) in split.pdus.enumerated() {
+            #expect(p.firstRef.frame == 2 * i + 1 && p.ref.frame == 2 * i + 2)
+        }
+        if keep { #expect(whole.pdus.contains { !$0.data.isEmpty }) }
+        if digests && verify {
+            #expect(whole.pdus.contains { $0.dataDigest.isMismatch } && whole.pdus.contains { $0.headerDigest.isMismatch })
+        }
+    }
+
     @Test func dataIsLocatedByPDONotByFixedOffset() {
         // CPDA padding: PDO lies 16 bytes past header + digest; the data must come from PDO.
         let data = PDUBuilder.connectData(subnqn: "nqn.pad:sub", hostnqn: "nqn.pad:host")

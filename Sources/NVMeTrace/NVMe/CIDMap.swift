@@ -60,6 +60,11 @@ struct CIDMap<Value> {
             values[p] = value
             return
         }
+        insertNew(value, for: key)
+    }
+
+    /// Inserts a value for a key known to be absent (`position(of:)` was nil): no second lookup.
+    mutating func insertNew(_ value: consuming Value, for key: UInt16) {
         if (keys.count + 1) * 2 > slots.count { grow() }
         keys.append(key)
         values.append(value)

@@ -48,7 +48,8 @@ public final class NVMeConnectionDecoder {
             // In-capsule data matters only for Connect (opcode 0x7F, fctype 0x01).
             return header.u8(at: 8) == NVMeOpcodes.fabrics && header.u8(at: 12) == 0x01 ? ConnectData.size : 0
         case .c2hData, .h2cData:
-            guard let dh = DataTransferHeader(header: header), let p = outstanding.position(of: dh.cccid),
+            // No command keeps data (the usual case once a queue is connected): no lookup.
+            guard !kept.isEmpty, let dh = DataTransferHeader(header: header), let p = outstanding.position(of: dh.cccid),
                   outstanding[position: p].keepsData, let kept = kept[dh.cccid] else { return 0 }
             // Fields read one by one: a copy of the whole record costs more than the rest.
             let limit: Int
@@ -182,7 +183,7 @@ public final class NVMeConnectionDecoder {
                   let cmd = NVMeCommand(sqe: sqe, qid: qid),
                   outstanding.position(of: cmd.cid) == nil,   // reused CID: `decode` warns
                   outstanding.count < maxOutstanding else { return nil }
-            outstanding.set(Outstanding(command: cmd, ref: pdu.ref, keepsData: false), for: cmd.cid)
+            outstanding.insertNew(Outstanding(command: cmd, ref: pdu.ref, keepsData: false), for: cmd.cid)
             return .command(cmd.kind)
         case .capsuleResp:
             // CQE (§3.6.2.6): the CID is at byte 12 of the 16 after the common header.

@@ -200,6 +200,9 @@ public final class PDUFramer: StreamSink {
             // once. Anything else takes the byte-collecting path below.
             if bytes.count >= 8, case .success(let s) = PDUHeaderCheck.shape(bytes.prefix(8), maxPDULength: maxPDULength),
                bytes.count >= s.headerBytes {
+                // The whole PDU is here (commands, responses, R2Ts, small data PDUs): framed and
+                // lent in place, without the header copy and the body state machine.
+                if bytes.count >= s.plen { return framedInPlace(s, bytes, ref: ref) }
                 appendHeader(bytes.prefix(s.headerBytes))
                 streamOffset += UInt64(s.headerBytes)
                 shape = s
@@ -235,6 +238,40 @@ public final class PDUFramer: StreamSink {
         }
         headerComplete(ref: ref)
         return rest
+    }
+
+    /// Frames a PDU that lies whole in `bytes` (which start with it) and lends it to the delegate
+    /// straight from them; exactly what the header and body paths would hand on.
+    private func framedInPlace(_ s: PDUShape, _ bytes: UnsafeRawBufferPointer, ref: FrameRef) -> UnsafeRawBufferPointer {
+        let header = bytes.prefix(s.hlen)
+        var hd = DigestStatus.absent
+        if s.headerDigestLength == 4 {
+            let received = bytes.le32(at: s.hlen) ?? 0
+            let computed = CRC32C.checksum(header)
+            hd = received == computed ? .ok : .mismatch(received: received, computed: computed)
+        }
+        var keepBytes = 0
+        if s.dataLength > 0 {
+            let wanted = delegateRef?._withUnsafeGuaranteedRef { $0.framer(self, dataBytesToKeepFor: s, header: header) } ?? 0
+            keepBytes = max(0, min(wanted, s.dataLength))
+        }
+        var dd = DigestStatus.absent
+        if s.dataDigestLength == 4 {
+            let received = bytes.le32(at: s.dataStart + s.dataLength) ?? 0
+            if !verifyDataDigests {
+                dd = .notVerified
+            } else {
+                let computed = CRC32C.checksum(bytes.slice(s.dataStart, s.dataLength) ?? UnsafeRawBufferPointer(start: nil, count: 0))
+                dd = received == computed ? .ok : .mismatch(received: received, computed: computed)
+            }
+        }
+        let data = keepBytes > 0 ? bytes.slice(s.dataStart, keepBytes) ?? UnsafeRawBufferPointer(start: nil, count: 0)
+                                 : UnsafeRawBufferPointer(start: nil, count: 0)
+        streamOffset += UInt64(s.plen)
+        pduCount += 1
+        emit(FramedPDU(shape: s, header: header, data: data, headerDigest: hd, dataDigest: dd, incomplete: false,
+                       firstRef: ref, ref: ref, streamOffset: pduStart))
+        return bytes.dropFirst(s.plen)
     }
 
     private func headerComplete(ref: FrameRef) {

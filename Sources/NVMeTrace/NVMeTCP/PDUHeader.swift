@@ -48,10 +48,11 @@ public enum PDUHeaderCheck {
     public static func shape(_ ch: UnsafeRawBufferPointer, maxPDULength: Int = defaultMaxPDULength)
         -> Result<PDUShape, HeaderProblem>
     {
-        guard let t = ch.u8(at: 0), let f = ch.u8(at: 1), let h = ch.u8(at: 2), let p = ch.u8(at: 3),
-              let l = ch.le32(at: 4) else {
-            return .failure(.unknownType(0))
-        }
+        // One bounds check for the eight bytes (this runs for every PDU).
+        guard ch.count >= 8, let base = ch.baseAddress else { return .failure(.unknownType(0)) }
+        let t = base.load(as: UInt8.self), f = base.load(fromByteOffset: 1, as: UInt8.self)
+        let h = base.load(fromByteOffset: 2, as: UInt8.self), p = base.load(fromByteOffset: 3, as: UInt8.self)
+        let l = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         guard let type = PDUType(rawValue: t) else { return .failure(.unknownType(t)) }
         let flags = PDUFlags(rawValue: f)
         let hlen = Int(h), pdo = Int(p), plen = Int(l)

@@ -52,8 +52,12 @@ public final class SessionTracker {
     /// A PDU of plain I/O traffic: what `record` does for it, without the decoded PDU.
     public func record(_ p: PlainIOPDU) {
         let index = connectionIndex(p.connection, fromHost: p.fromHost, src: p.src, dst: p.dst, firstRef: p.firstRef)
-        touch(&connections[index], fromHost: p.fromHost, ref: p.ref)
-        if case .command(let kind) = p.kind { countCommand(kind, ref: p.ref, in: &connections[index]) }
+        update(&connections[index], with: p)
+    }
+
+    private func update(_ c: inout ConnectionModel, with p: PlainIOPDU) {
+        touch(&c, fromHost: p.fromHost, ref: p.ref)
+        if case .command(let kind) = p.kind { countCommand(kind, ref: p.ref, in: &c) }
     }
 
     /// The position of a connection's model, created at its first PDU.
