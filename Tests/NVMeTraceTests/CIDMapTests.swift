@@ -25,12 +25,28 @@ import Testing
         var rng = Rng(state: UInt64(keyMask))
         for step in 0..<60_000 {
             let key = UInt16(truncatingIfNeeded: rng.next()) & keyMask
-            switch rng.next() % 4 {
+            switch rng.next() % 6 {
             case 0, 1:
                 map.set(step, for: key)
                 model[key] = step
             case 2:
+                // The decoder's way: insert without a second lookup when absent.
+                if map.position(of: key) == nil {
+                    #expect(model[key] == nil)
+                    map.insertNew(step, for: key)
+                    model[key] = step
+                }
+            case 3:
                 #expect(map.removeValue(for: key) == model.removeValue(forKey: key))
+            case 4:
+                // Removal at a looked-up position.
+                if let p = map.position(of: key) {
+                    #expect(map[position: p] == model[key])
+                    map.remove(at: p)
+                    model[key] = nil
+                } else {
+                    #expect(model[key] == nil)
+                }
             default:
                 #expect(map[key] == model[key])
             }
