@@ -98,10 +98,13 @@ public final class PcapFileSource {
     /// anything else (standard input, a pipe, an empty file, a failed mapping): those are read
     /// through stdio.
     private static func mapRegularFile(_ path: String) -> (base: UnsafeMutableRawPointer, size: Int, stream: UnsafeMutablePointer<FILE>)? {
+        // Checked by name before opening: opening a pipe here would take its writer's first
+        // bytes from the stdio path that must then read it.
+        var st = stat()
+        guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var st = stat()
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size > 0, let size = Int(exactly: st.st_size) else { return nil }
         guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != UnsafeMutableRawPointer(bitPattern: -1) else { return nil }
         _ = madvise(base, size, MADV_SEQUENTIAL)
