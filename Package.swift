@@ -28,11 +28,14 @@ let package = Package(
         ),
         // CRC32C with the CPU's instruction (SSE4.2 / ARMv8 CRC), chosen at run time.
         .target(name: "CCRC32C", path: "Sources/CCRC32C"),
+        // Capture files mapped for reading, surviving a file that shrinks meanwhile (SIGBUS).
+        .target(name: "CMappedFile", path: "Sources/CMappedFile"),
         .target(
             name: "NVMeTrace",
             dependencies: [
                 "CPcap",
                 "CCRC32C",
+                "CMappedFile",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Mustache", package: "swift-mustache"),

@@ -80,4 +80,30 @@ import Glibc
         let file = Self.digest(try PcapFileSource(path: samplePath("C-oneshot-discovery"), fileIndex: 0))
         #expect(piped.0 > 100 && piped.0 == file.0 && piped.1 == file.1 && piped.2 == nil)
     }
+
+    /// A file that shrinks while it is read (tcpdump -W reopens its oldest ring file with
+    /// O_TRUNC) must not kill the process with SIGBUS: the read ends with an error naming the
+    /// last good frame.
+    @Test func aFileThatShrinksWhileReadIsAnErrorNotACrash() throws {
+        let path = GeneratorTests.generate(seed: 6, steps: 500)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let source = try PcapFileSource(path: path, fileIndex: 0)
+        #expect(source.isMapped)
+        var frames = 0
+        var truncatedAt = 0
+        do {
+            try source.forEach { _ in
+                frames += 1
+                if frames == 2000 {
+                    truncatedAt = frames
+                    #expect(truncate(path, 100_000) == 0)
+                }
+            }
+            Issue.record("no error after the file shrank")
+        } catch {
+            #expect(error.description.contains("shrank while it was being read"), "\(error)")
+            if case .readFailed(_, let lastGood, _) = error { #expect(lastGood >= truncatedAt) }
+        }
+        #expect(truncatedAt == 2000)
+    }
 }

@@ -1,3 +1,4 @@
+import CMappedFile
 import CPcap
 
 #if canImport(Glibc)
@@ -66,7 +67,7 @@ public final class PcapFileSource {
         guard let h = pcap_fopen_offline_with_tstamp_precision(file, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
             if path != "-" { fclose(file) }
             readBuffer?.deallocate()
-            if let mapping { munmap(mapping, mappingSize) }
+            if let mapping { nvmetrace_unmap_file(mapping, mappingSize) }
             throw .cannotOpen(file: path, reason: cString(errbuf))
         }
         handle = h
@@ -91,7 +92,7 @@ public final class PcapFileSource {
     deinit {
         if let handle { pcap_close(handle) }  // closes the stream (not standard input)
         readBuffer?.deallocate()
-        if let mapping { munmap(mapping, mappingSize) }
+        if let mapping { nvmetrace_unmap_file(mapping, mappingSize) }
     }
 
     /// Maps a non-empty regular file and opens a stream over it; nil (nothing left open) for
@@ -106,10 +107,10 @@ public final class PcapFileSource {
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size > 0, let size = Int(exactly: st.st_size) else { return nil }
-        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != UnsafeMutableRawPointer(bitPattern: -1) else { return nil }
-        _ = madvise(base, size, MADV_SEQUENTIAL)
+        // Mapped with a guard against the file shrinking meanwhile (CMappedFile).
+        guard let base = nvmetrace_map_file(fd, size) else { return nil }
         guard let stream = fmemopen(base, size, "rb") else {
-            munmap(base, size)
+            nvmetrace_unmap_file(base, size)
             return nil
         }
         return (base, size, stream)
@@ -138,8 +139,15 @@ public final class PcapFileSource {
         guard let handle else { return }
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
+        let faultsBefore = nvmetrace_mapped_faults_total()
         while true {
             let rc = pcap_next_ex(handle, &header, &data)
+            if mapping != nil && nvmetrace_mapped_faults_total() != faultsBefore, let mapping,
+               nvmetrace_mapping_faults(mapping) > 0 {
+                // Part of the file was gone when read: what libpcap read there is zeros.
+                throw .readFailed(file: path, lastGoodFrame: framesRead,
+                                  reason: "the file shrank while it was being read")
+            }
             if rc == 1, let header, let data {
                 framesRead += 1
                 let h = header.pointee
