@@ -4,7 +4,6 @@
 // (5-7 ms: dynamic linking and runtime metadata): nvmetrace is timed against the leanest reader.
 //
 //   nvmetrace-floor FILE                  libpcap as it opens files (stdio's default 4 KiB buffer)
-//   nvmetrace-floor --stdio-buffer N FILE the same loop reading through an N-byte stdio buffer
 //   nvmetrace-floor --mapped FILE         the same loop reading the file as nvmetrace does: mapped,
 //                                         through an fmemopen stream, pages dropped behind every
 //                                         8 MiB (the stricter floor)
@@ -19,17 +18,13 @@
 #include <unistd.h>
 
 int main(int argc, char **argv) {
-    size_t buffer = 0;
     int mapped = 0;
     int i = 1;
-    if (argc == 4 && strcmp(argv[1], "--stdio-buffer") == 0) {
-        buffer = (size_t)strtoull(argv[2], NULL, 10);
-        i = 3;
-    } else if (argc == 3 && strcmp(argv[1], "--mapped") == 0) {
+    if (argc == 3 && strcmp(argv[1], "--mapped") == 0) {
         mapped = 1;
         i = 2;
     } else if (argc != 2) {
-        fprintf(stderr, "usage: nvmetrace-floor [--stdio-buffer BYTES | --mapped] FILE\n");
+        fprintf(stderr, "usage: nvmetrace-floor [--mapped] FILE\n");
         return 2;
     }
     char err[PCAP_ERRBUF_SIZE];
@@ -47,11 +42,6 @@ int main(int argc, char **argv) {
         mapStream = fmemopen(map, (size_t)st.st_size, "rb");
         if (!mapStream) { perror("fmemopen"); return 2; }
         p = pcap_fopen_offline(mapStream, err);
-    } else if (buffer > 0) {
-        FILE *f = fopen(argv[i], "rb");
-        if (!f) { perror(argv[i]); return 2; }
-        if (setvbuf(f, malloc(buffer), _IOFBF, buffer) != 0) { perror("setvbuf"); return 2; }
-        p = pcap_fopen_offline(f, err);
     } else {
         p = pcap_open_offline(argv[i], err);
     }

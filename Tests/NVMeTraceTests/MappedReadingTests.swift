@@ -72,6 +72,13 @@ import Glibc
                 h.write(bytes)
                 try? h.close()
             }
+            // A reader that wrongly opens the pipe a second time would wait for a writer forever:
+            // open and close it a few more times, so that such a bug fails the test, not hangs it.
+            for _ in 0..<30 {
+                usleep(100_000)
+                let fd = open(fifo, O_WRONLY | O_NONBLOCK)
+                if fd >= 0 { close(fd) }
+            }
         }
         writer.start()
         let source = try PcapFileSource(path: fifo, fileIndex: 0)

@@ -50,7 +50,7 @@ public final class NVMeConnectionDecoder {
         case .c2hData, .h2cData:
             // No command keeps data (the usual case once a queue is connected): no lookup.
             guard !kept.isEmpty, let dh = DataTransferHeader(header: header), let p = outstanding.position(of: dh.cccid),
-                  outstanding[position: p].keepsData, let kept = kept[dh.cccid] else { return 0 }
+                  let kept = keptData(at: p, cid: dh.cccid) else { return 0 }
             // Fields read one by one: a copy of the whole record costs more than the rest.
             let limit: Int
             if shape.type == .h2cData {
@@ -102,7 +102,7 @@ public final class NVMeConnectionDecoder {
         case .h2cData:
             let dh = DataTransferHeader(header: pdu.header)
             if let dh, !pdu.data.isEmpty, let p = outstanding.position(of: dh.cccid),
-               outstanding[position: p].command.keepsHostData, outstanding[position: p].keepsData, let kept = kept[dh.cccid],
+               outstanding[position: p].command.keepsHostData, let kept = keptData(at: p, cid: dh.cccid),
                Int(dh.offset) == kept.bytes.count {
                 kept.bytes.append(contentsOf: pdu.data.prefix(ConnectData.size - kept.bytes.count))
                 if kept.bytes.count >= ConnectData.size, let cd = ConnectData(kept.bytes) {
@@ -114,7 +114,7 @@ public final class NVMeConnectionDecoder {
         case .c2hData:
             let dh = DataTransferHeader(header: pdu.header)
             if let dh, !pdu.data.isEmpty, let p = outstanding.position(of: dh.cccid),
-               outstanding[position: p].keepsData, let kept = kept[dh.cccid], Int(dh.offset) == kept.bytes.count {
+               let kept = keptData(at: p, cid: dh.cccid), Int(dh.offset) == kept.bytes.count {
                 kept.bytes.append(contentsOf: pdu.data.prefix(max(0, kept.limit - kept.bytes.count)))
             }
             if let dh, pdu.flags.contains(.success) && pdu.flags.contains(.last) {
@@ -160,6 +160,13 @@ public final class NVMeConnectionDecoder {
                             for: cmd.cid)
         }
         return .command(cmd)
+    }
+
+    /// The data being kept for the outstanding command at `p` (with CID `cid`); the flag is
+    /// checked first so that commands keeping nothing cost no hashing.
+    @inline(__always)
+    private func keptData(at p: Int, cid: UInt16) -> KeptData? {
+        outstanding[position: p].keepsData ? kept[cid] : nil
     }
 
     // MARK: - plain I/O

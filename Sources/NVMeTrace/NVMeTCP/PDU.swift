@@ -9,6 +9,11 @@ public enum DigestStatus: Sendable, Equatable {
     /// Present but part of what it covers was not captured.
     case unverifiable
 
+    /// `.ok`, or `.mismatch` with both values.
+    static func checked(received: UInt32, computed: UInt32) -> DigestStatus {
+        received == computed ? .ok : .mismatch(received: received, computed: computed)
+    }
+
     public var isMismatch: Bool {
         if case .mismatch = self { return true }
         return false

@@ -244,26 +244,14 @@ public final class PDUFramer: StreamSink {
     /// straight from them; exactly what the header and body paths would hand on.
     private func framedInPlace(_ s: PDUShape, _ bytes: UnsafeRawBufferPointer, ref: FrameRef) -> UnsafeRawBufferPointer {
         let header = bytes.prefix(s.hlen)
-        var hd = DigestStatus.absent
-        if s.headerDigestLength == 4 {
-            let received = bytes.le32(at: s.hlen) ?? 0
-            let computed = CRC32C.checksum(header)
-            hd = received == computed ? .ok : .mismatch(received: received, computed: computed)
-        }
+        let hd = Self.headerDigestStatus(s, bytes)
         var keepBytes = 0
         if s.dataLength > 0 {
             let wanted = delegateRef?._withUnsafeGuaranteedRef { $0.framer(self, dataBytesToKeepFor: s, header: header) } ?? 0
             keepBytes = max(0, min(wanted, s.dataLength))
         }
-        var dd = DigestStatus.absent
-        if s.dataDigestLength == 4 {
-            let received = bytes.le32(at: s.dataStart + s.dataLength) ?? 0
-            if !verifyDataDigests {
-                dd = .notVerified
-            } else {
-                let computed = CRC32C.checksum(bytes.slice(s.dataStart, s.dataLength) ?? UnsafeRawBufferPointer(start: nil, count: 0))
-                dd = received == computed ? .ok : .mismatch(received: received, computed: computed)
-            }
+        let dd = dataDigestStatus(s, incomplete: false, received: bytes.le32(at: s.dataStart + s.dataLength) ?? 0) {
+            CRC32C.checksum(bytes.slice(s.dataStart, s.dataLength) ?? UnsafeRawBufferPointer(start: nil, count: 0))
         }
         let data = keepBytes > 0 ? bytes.slice(s.dataStart, keepBytes) ?? UnsafeRawBufferPointer(start: nil, count: 0)
                                  : UnsafeRawBufferPointer(start: nil, count: 0)
@@ -274,14 +262,28 @@ public final class PDUFramer: StreamSink {
         return bytes.dropFirst(s.plen)
     }
 
+    /// The header digest of a PDU whose header (and digest) start `bytes` (§3.6.2.1: CRC32C over
+    /// the HLEN header bytes).
+    @inline(__always)
+    private static func headerDigestStatus(_ s: PDUShape, _ bytes: UnsafeRawBufferPointer) -> DigestStatus {
+        guard s.headerDigestLength == 4 else { return .absent }
+        return .checked(received: bytes.le32(at: s.hlen) ?? 0, computed: CRC32C.checksum(bytes.prefix(s.hlen)))
+    }
+
+    /// The data digest: computed only with `--verify-data-digests`, and not at all when some of
+    /// the data was lost.
+    @inline(__always)
+    private func dataDigestStatus(_ s: PDUShape, incomplete: Bool, received: @autoclosure () -> UInt32,
+                                  computed: () -> UInt32) -> DigestStatus {
+        guard s.dataDigestLength == 4 else { return .absent }
+        if incomplete { return .unverifiable }
+        if !verifyDataDigests { return .notVerified }
+        return .checked(received: received(), computed: computed())
+    }
+
     private func headerComplete(ref: FrameRef) {
         guard let s = shape else { return }
-        headerDigest = .absent
-        if s.headerDigestLength == 4 {
-            let received = headerBytes.le32(at: s.hlen) ?? 0
-            let computed = CRC32C.checksum(headerBytes.prefix(s.hlen))
-            headerDigest = received == computed ? .ok : .mismatch(received: received, computed: computed)
-        }
+        headerDigest = Self.headerDigestStatus(s, headerBytes)
         bodyPos = s.headerBytes
         incomplete = false
         // Usually empty already; emptying an empty array still costs a generic call.
@@ -355,16 +357,7 @@ public final class PDUFramer: StreamSink {
 
     private func finishPDU(ref: FrameRef) {
         guard let s = shape else { return }
-        var dataDigest = DigestStatus.absent
-        if s.dataDigestLength == 4 {
-            let received = ddgst.le32(at: 0) ?? 0
-            if incomplete { dataDigest = .unverifiable }
-            else if !verifyDataDigests { dataDigest = .notVerified }
-            else {
-                let computed = crc.value
-                dataDigest = received == computed ? .ok : .mismatch(received: received, computed: computed)
-            }
-        }
+        let dataDigest = dataDigestStatus(s, incomplete: incomplete, received: ddgst.le32(at: 0) ?? 0) { crc.value }
         pduCount += 1
         shape = nil
         blindUntil = 0

@@ -36,8 +36,9 @@ public struct PDURecord: Sendable {
 }
 
 /// A decoded PDU in its connection's context, lent for the length of a call: the PDU's header
-/// and data still point into the framer's buffers. Every PDU is handed on in this form; the
-/// session model reads it in place, and a `PDURecord` (a copy) is made only for a consumer
+/// and data still point into the framer's buffers (or the packet). Every PDU decoded in full is
+/// handed on in this form (plain I/O PDUs may be summarised instead: `Analyzer.onPlainIOPDU`);
+/// the session model reads it in place, and a `PDURecord` (a copy) is made only for a consumer
 /// that keeps or prints records.
 public struct PDURecordView {
     public var connection: Int
