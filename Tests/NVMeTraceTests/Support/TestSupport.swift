@@ -14,6 +14,7 @@ let sampleNames = [
     "D-io-traffic",
     "D2-io-traffic-digests",
     "E-keepalive-stall",
+    "K2-io-timeout-read-host-error-recovery",
 ]
 
 func samplePath(_ name: String) -> String {
