@@ -168,7 +168,7 @@ import NVMeTraceSynth
         f.delegate = rec
         let ref = FrameRef(file: 0, frame: 1, timeNs: 0)
         big.withUnsafeBytes { f.streamData($0.prefix(3000), ref: ref) }
-        f.streamGap(4000, ref: ref)
+        f.streamGap(4000, cause: .lost, ref: ref)
         big.withUnsafeBytes { f.streamData($0.dropFirst(7000), ref: ref) }
         next.withUnsafeBytes { f.streamData($0, ref: ref) }
         #expect(rec.pdus.map(\.type) == [.c2hData, .capsuleResp])
@@ -188,7 +188,7 @@ import NVMeTraceSynth
         let ref = FrameRef(file: 0, frame: 1, timeNs: 0)
         // Lose bytes 60..<100: the end of `a` and the start of `b`'s header.
         stream.withUnsafeBytes { f.streamData($0.prefix(60), ref: ref) }
-        f.streamGap(40, ref: ref)
+        f.streamGap(40, cause: .lost, ref: ref)
         stream.withUnsafeBytes { f.streamData($0.dropFirst(100), ref: ref) }
         // `a` and `b` are lost; the framer finds `c` and `d` again.
         #expect(rec.pdus.map(\.type) == [.capsuleResp, .capsuleCmd])

@@ -10,7 +10,7 @@ final class StreamRecorder: StreamSink {
         bytes.append(contentsOf: b)
         frames.append(ref.frame)
     }
-    override func streamGap(_ length: UInt64, ref: FrameRef) {
+    override func streamGap(_ length: UInt64, cause: GapCause, ref: FrameRef) {
         gaps.append((bytes.count, length))
         bytes.append(contentsOf: [UInt8](repeating: 0xEE, count: Int(length)))
     }
@@ -215,7 +215,7 @@ final class StreamRecorder: StreamSink {
         var data: [(count: Int, frame: Int)] = []
         override func skipIfUnneeded(_ length: Int) -> Bool { skipped += length; return true }
         override func streamData(_ b: UnsafeRawBufferPointer, ref: FrameRef) { data.append((b.count, ref.frame)) }
-        override func streamGap(_ length: UInt64, ref: FrameRef) { gaps.append((length, ref.frame)) }
+        override func streamGap(_ length: UInt64, cause: GapCause, ref: FrameRef) { gaps.append((length, ref.frame)) }
     }
 
     /// The fast path for in-order data must still act on a new acknowledgement it carries: here

@@ -53,7 +53,7 @@ public enum FuzzTargets {
             let len = min(chunk, stream.count - offset)
             let ref = FrameRef(file: 0, frame: n + 1, timeNs: Int64(n))
             if gapEvery > 0 && n % gapEvery == gapEvery - 1 {
-                framer.streamGap(UInt64(len), ref: ref)
+                framer.streamGap(UInt64(len), cause: flags & 4 != 0 ? .notCaptured : .lost, ref: ref)
             } else {
                 framer.streamData(stream.slice(offset, len)!, ref: ref)
             }

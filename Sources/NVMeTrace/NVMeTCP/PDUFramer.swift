@@ -128,7 +128,7 @@ public final class PDUFramer: StreamSink {
         return true
     }
 
-    public override func streamGap(_ length: UInt64, ref: FrameRef) {
+    public override func streamGap(_ length: UInt64, cause: GapCause, ref: FrameRef) {
         let at = streamOffset
         switch phase {
         case .body:

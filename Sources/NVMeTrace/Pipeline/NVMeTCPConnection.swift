@@ -151,7 +151,7 @@ final class ICReqProbe: StreamSink {
         if bytes.count >= 8 { decide(self, ref) }
     }
 
-    override func streamGap(_ length: UInt64, ref: FrameRef) {
+    override func streamGap(_ length: UInt64, cause: GapCause, ref: FrameRef) {
         bytes.removeAll()
         decide(self, ref)
     }

@@ -208,12 +208,16 @@ public final class StreamReassembler {
         drainPending(ref: ref)
     }
 
-    private func gap(_ length: UInt64, ref: FrameRef) {
+    private func gap(_ length: UInt64, cause: GapCause = .lost, ref: FrameRef) {
         guard length > 0 else { return }
-        stats.gaps += 1
-        stats.gapBytes += length
+        if cause == .lost {
+            stats.gaps += 1
+            stats.gapBytes += length
+        } else {
+            stats.notCapturedBytes += length
+        }
         nextOffset += length
-        sinkRef?._withUnsafeGuaranteedRef { $0.streamGap(length, ref: ref) }
+        sinkRef?._withUnsafeGuaranteedRef { $0.streamGap(length, cause: cause, ref: ref) }
     }
 
     private func deliver(payload: UnsafeRawBufferPointer, missingTail: Int, skip: Int, ref: FrameRef) {
@@ -222,10 +226,11 @@ public final class StreamReassembler {
             nextOffset += UInt64(bytes.count)
             stats.deliveredBytes += UInt64(bytes.count)
             sinkRef?._withUnsafeGuaranteedRef { $0.streamData(bytes, ref: ref) }
-            if missingTail > 0 { gap(UInt64(missingTail), ref: ref) }
+            if missingTail > 0 { gap(UInt64(missingTail), cause: .notCaptured, ref: ref) }
         } else {
+            // Only uncaptured bytes are left past `skip`: what was captured lies before it.
             let missing = payload.count + missingTail - skip
-            if missing > 0 { gap(UInt64(missing), ref: ref) }
+            if missing > 0 { gap(UInt64(missing), cause: .notCaptured, ref: ref) }
         }
     }
 

@@ -1,3 +1,14 @@
+/// Why bytes of a stream are missing.
+public enum GapCause: Sendable, Equatable {
+    /// The packets carrying them were captured but cut by the snap length: IP announced the
+    /// bytes, the capture did not store them. The normal case for headers-only captures
+    /// (`tcpdump -s 128`), not a fault of the capture or the network.
+    case notCaptured
+    /// Never seen: lost before the capture point (the peer acknowledged them), or given up when
+    /// the out-of-order buffer overflowed or the stream ended with a hole.
+    case lost
+}
+
 /// What a reassembled TCP byte stream (one direction of a connection) delivers, in stream order.
 ///
 /// A class rather than a protocol: the reassembler calls it through an unretained reference on
@@ -9,9 +20,9 @@ open class StreamSink {
     /// deliverable (for a segment that filled a hole, the filling frame, as Wireshark shows it).
     open func streamData(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) {}
 
-    /// `length` bytes of the stream will never be seen (lost before the capture point, cut by the
-    /// snap length, or given up on when the out-of-order buffer overflowed).
-    open func streamGap(_ length: UInt64, ref: FrameRef) {}
+    /// `length` bytes of the stream will never be seen, for `cause`. Stream offsets stay exact
+    /// either way: the next bytes delivered start `length` bytes further on.
+    open func streamGap(_ length: UInt64, cause: GapCause, ref: FrameRef) {}
 
     /// The next `length` in-order bytes, offered without their contents: returns true when the
     /// sink accounted for them without needing to see them (I/O payload it skips anyway), false
@@ -22,8 +33,11 @@ open class StreamSink {
 /// Counters one direction of a stream keeps, for reports and tests.
 public struct StreamStats: Sendable, Equatable {
     public var deliveredBytes: UInt64 = 0
+    /// Bytes lost (`GapCause.lost`) and the gaps they came in.
     public var gapBytes: UInt64 = 0
     public var gaps = 0
+    /// Bytes cut by the snap length (`GapCause.notCaptured`).
+    public var notCapturedBytes: UInt64 = 0
     public var retransmittedSegments = 0
     public var outOfOrderSegments = 0
     /// Overlapping bytes that differ from what was buffered before (a retransmission that does
