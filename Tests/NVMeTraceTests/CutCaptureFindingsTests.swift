@@ -34,34 +34,48 @@ enum CutCases {
     /// just before each target teardown (the FIN/RST the first packet), 10 % and 50 % of the
     /// capture; plus snap 128 with the first connection's Connect gone. The two 5.9 MB captures
     /// (D, D2) get them all too: an analysis of a variant takes well under a second there.
+    /// A held-back capture (a path, from NVMETRACE_HELDBACK_CAPTURES) has no ground-truth file:
+    /// its Connect frames and target teardowns come from the test's reference walk instead.
     static func variants(_ sample: String) -> [CutVariant] {
-        let truth = try! GroundTruth(sample: sample)
         var out: [CutVariant] = [CutVariant(snaplen: nil)]
         out += snapLengths.map { CutVariant(snaplen: $0) }
-        var ks: [(Int, String)] = []
-        for c in truth.connections {
-            for connect in c.connects { ks.append((connect.frame, "Connect of \(c.host) at frame \(connect.frame) gone")) }
-        }
-        if truth.connections.contains(where: { $0.closedBy == "target" }) {
-            for c in CutSamples.full(sample).connections where c.tornDownByTarget {
-                if let t = c.targetClose { ks.append((t - 1, "starts at the target's FIN/RST of \(c.ref.host), frame \(t)")) }
+        var connects: [(host: String, frame: Int)] = []
+        var teardowns: [(host: String, frame: Int)] = []
+        let n: Int
+        if !CutSamples.isPath(sample), let truth = try? GroundTruth(sample: sample) {
+            for c in truth.connections { for x in c.connects { connects.append((c.host, x.frame)) } }
+            if truth.connections.contains(where: { $0.closedBy == "target" }) {
+                for c in CutSamples.full(sample).connections where c.tornDownByTarget { teardowns.append((c.ref.host, c.targetClose!)) }
             }
+            n = truth.packets
+        } else {
+            let full = CutSamples.full(sample)
+            for c in full.connections {
+                if let x = c.connect { connects.append((c.ref.host, x.firstFrame)) }
+                if c.tornDownByTarget { teardowns.append((c.ref.host, c.targetClose!)) }
+            }
+            n = full.capture.packets.count
         }
-        let n = truth.packets
+        var ks: [(Int, String)] = connects.map { ($0.frame, "Connect of \($0.host) at frame \($0.frame) gone") }
+        ks += teardowns.map { ($0.frame - 1, "starts at the target's FIN/RST of \($0.host), frame \($0.frame)") }
         ks.append((n / 10, "10%"))
         ks.append((n / 2, "50%"))
         var seen = Set<Int>()
         for (k, why) in ks where k > 0 && k < n && seen.insert(k).inserted {
             out.append(CutVariant(snaplen: nil, dropFirst: k, why: why))
         }
-        if let first = truth.connections.first?.connects.first {
-            out.append(CutVariant(snaplen: 128, dropFirst: first.frame,
-                                  why: "Connect of \(truth.connections[0].host) at frame \(first.frame) gone"))
+        if let first = connects.first {
+            out.append(CutVariant(snaplen: 128, dropFirst: first.frame, why: "Connect of \(first.host) at frame \(first.frame) gone"))
         }
         return out
     }
 
-    static let all: [CutCase] = sampleNames.flatMap { s in variants(s).map { CutCase(sample: s, variant: $0) } }
+    /// Captures kept back from the repository (issue #13: "the same must hold on captures we keep
+    /// back"): Ethernet/IPv4 pcap or pcapng paths, separated by ':', in NVMETRACE_HELDBACK_CAPTURES.
+    static let heldBack: [String] = (ProcessInfo.processInfo.environment["NVMETRACE_HELDBACK_CAPTURES"] ?? "")
+        .split(separator: ":").map(String.init).filter { !$0.isEmpty }
+
+    static let all: [CutCase] = (sampleNames + heldBack).flatMap { s in variants(s).map { CutCase(sample: s, variant: $0) } }
 }
 
 /// Each sample's full capture, reference facts and full analysis, made once per test process.
@@ -93,12 +107,19 @@ final class CutSamples: @unchecked Sendable {
         return v
     }
 
+    /// A held-back capture is named by its path; a sample by its name in Samples/.
+    static func isPath(_ s: String) -> Bool { s.contains("/") }
+
     static func full(_ s: String) -> FullCapture {
-        shared.get(s, \.full) { fullCaptureFacts(SampleCaptures.named(s)) }
+        shared.get(s, \.full) {
+            let capture = isPath(s) ? try! loadCapture(s) : SampleCaptures.named(s)
+            precondition(capture.linkType == LinkTypeValue.ethernet, "\(s): the reference framer reads Ethernet captures only")
+            return fullCaptureFacts(capture)
+        }
     }
 
     static func report(_ s: String) -> Report {
-        shared.get(s, \.report) { runCaptureAnalysis(samplePath(s)).report }
+        shared.get(s, \.report) { runCaptureAnalysis(isPath(s) ? s : samplePath(s)).report }
     }
 }
 
