@@ -66,6 +66,7 @@ extension AnalyzeCommand {
             err.write("nvmetrace: listening on \(device), link-type \(source.linkTypeName), snapshot length \(options.snaplen) bytes, filter '\(options.filter)'")
         }
         let liveAnalysis = LiveAnalysis(device: device, options: decode.analyzerOptions(), engine: engine())
+        liveAnalysis.analysis.liveSnapLengths = [Int(options.snaplen)]
         if !decode.quiet {
             liveAnalysis.analysis.onWarning = { d in err.write("nvmetrace: warning: \(d)") }
         }

@@ -36,11 +36,11 @@ import NVMeTraceSynth
                     if cmd.queue == .io && cmd.opcode == 0x01 {
                         if r.pdu.shape.dataLength > 0 { inCapsuleWrites += 1 } else { r2tWrites += 1 }
                     }
-                    if case .connect = cmd.detail, let d = r.decoded.connectData { connectHostid.append(hexString(d.hostid)) }
+                    if case .connect = cmd.detail, let d = r.decoded.connectData { connectHostid.append(hexString(d.hostid ?? [])) }
                 case .completion(let cqe):
                     let done = r.decoded.completed
-                    if case .connect(let cntlid, _)? = done?.detail { responses.append((Int(cqe.status.code), Int(cntlid))) }
-                    else if done?.command.fctype == 0x01 { responses.append((Int(cqe.status.code), -1)) }
+                    if case .connect(let cntlid, _)? = done?.detail { responses.append((Int(cqe.status?.code ?? 0xFFFF), Int(cntlid))) }
+                    else if done?.command.fctype == 0x01 { responses.append((Int(cqe.status?.code ?? 0xFFFF), -1)) }
                 case .c2hData(let dh, _):
                     c2hBytes += Int(dh?.length ?? 0)
                 case .h2cData(let dh):
@@ -91,9 +91,9 @@ import NVMeTraceSynth
             }
         }
         let disc = try #require(identify("A-persistent-discovery-kato0").first)
-        #expect(disc.cntrltype == 2 && disc.kas == 0 && !disc.tbkas)
+        #expect(disc.cntrltype == 2 && disc.kas == 0 && disc.tbkas == false)
         let io = try #require(identify("D-io-traffic").first)
-        #expect(io.cntrltype == 1 && io.kas == 10 && io.tbkas)
+        #expect(io.cntrltype == 1 && io.kas == 10 && io.tbkas == true)
         #expect(io.subnqn == "nqn.2024-01.org.example.nvme-tcp-lab:subsys1")
     }
 
@@ -132,7 +132,7 @@ import NVMeTraceSynth
         let aborted = feed(PDUBuilder.capsuleResp(cid: 6, status: 0x06 | 0x4000, dw0: 0x0001_0100))
         guard case .completion(let cqe) = aborted.body, let d2 = aborted.completed else { Issue.record("no completion"); return }
         #expect(d2.detail == .none)
-        #expect(cqe.status.name() == "Internal Error (DNR)")
+        #expect(cqe.status?.name() == "Internal Error (DNR)")
     }
 
     @Test func statusNames() {

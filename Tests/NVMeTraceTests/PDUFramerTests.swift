@@ -173,7 +173,7 @@ import NVMeTraceSynth
         next.withUnsafeBytes { f.streamData($0, ref: ref) }
         #expect(rec.pdus.map(\.type) == [.c2hData, .capsuleResp])
         #expect(rec.pdus[0].incomplete)
-        #expect(rec.events == [.gap(bytes: 4000, insidePDU: true, streamOffset: 3000)])
+        #expect(rec.events == [.gap(bytes: 4000, insidePDU: true, cause: .lost, streamOffset: 3000)])
     }
 
     @Test func gapAcrossAHeaderResynchronisesOnTheNextPDU() {
@@ -186,16 +186,18 @@ import NVMeTraceSynth
         let f = PDUFramer(synchronized: true)
         f.delegate = rec
         let ref = FrameRef(file: 0, frame: 1, timeNs: 0)
-        // Lose bytes 60..<100: the end of `a` and the start of `b`'s header.
+        // Lose bytes 60..<100: the end of `a`'s header and the start of `b`'s.
         stream.withUnsafeBytes { f.streamData($0.prefix(60), ref: ref) }
         f.streamGap(40, cause: .lost, ref: ref)
         stream.withUnsafeBytes { f.streamData($0.dropFirst(100), ref: ref) }
-        // `a` and `b` are lost; the framer finds `c` and `d` again.
-        #expect(rec.pdus.map(\.type) == [.capsuleResp, .capsuleCmd])
-        #expect(rec.pdus[0].streamOffset == UInt64(a.count + b.count))
+        // `a`'s common header was there, so its length was known: it is framed with the 60 header
+        // bytes captured. `b`'s start is lost; the framer finds `c` and `d` again.
+        #expect(rec.pdus.map(\.type) == [.capsuleCmd, .capsuleResp, .capsuleCmd])
+        #expect(rec.pdus[0].header.count == 60 && rec.pdus[0].incomplete && rec.pdus[0].streamOffset == 0)
+        #expect(rec.pdus[1].streamOffset == UInt64(a.count + b.count))
         let resumeAt = UInt64(a.count + b.count)
-        // Skipped: every byte received but not framed (the 60 before the gap and those after it).
-        let expected = FramingEvent.resynchronized(skippedBytes: resumeAt - 40, streamOffset: resumeAt)
+        // Skipped: the bytes of `b` received after the gap.
+        let expected = FramingEvent.resynchronized(skippedBytes: resumeAt - 100, streamOffset: resumeAt, lostPlace: .lost)
         #expect(rec.events.contains(expected))
     }
 
@@ -207,7 +209,7 @@ import NVMeTraceSynth
         let rec = frame([Array(pdus[500...])], synchronized: false)
         #expect(rec.pdus.map(\.type) == [.capsuleResp, .capsuleCmd])
         let skipped = UInt64(pdus.count - 500 - 24 - 72)
-        let expected = FramingEvent.resynchronized(skippedBytes: skipped, streamOffset: skipped)
+        let expected = FramingEvent.resynchronized(skippedBytes: skipped, streamOffset: skipped, lostPlace: .streamStart)
         #expect(rec.events.first == expected)
     }
 
@@ -219,7 +221,7 @@ import NVMeTraceSynth
                         synchronized: false)
         #expect(rec.pdus.isEmpty)
         // It says so at the end, rather than claiming framing resumed.
-        #expect(rec.events.last == .unframedAtEnd(skippedBytes: UInt64(noise.count), streamOffset: UInt64(noise.count)))
+        #expect(rec.events.last == .unframedAtEnd(skippedBytes: UInt64(noise.count), streamOffset: UInt64(noise.count), lostPlace: .streamStart))
         #expect(!rec.events.contains { if case .resynchronized = $0 { true } else { false } })
     }
 
@@ -243,11 +245,27 @@ import NVMeTraceSynth
         #expect(rec.pdus.map(\.type) == [.capsuleResp])
     }
 
+    /// The capture ends inside a PDU: it is reported, and the PDU is still handed on (incomplete)
+    /// with what was captured of it, as far as its header.
     @Test func streamEndingInsideAPDUIsReported() {
         let pdu = PDUBuilder.c2hData(cid: 1, data: [UInt8](repeating: 0, count: 100))
         let rec = frame([Array(pdu.prefix(50))])
-        #expect(rec.pdus.isEmpty)
+        #expect(rec.pdus.map(\.type) == [.c2hData])
+        #expect(rec.pdus.first?.incomplete == true && rec.pdus.first?.header.count == 24)
         #expect(rec.events == [.truncatedAtEnd(bytesMissing: pdu.count - 50, streamOffset: 0)])
+    }
+
+    /// The capture ends inside a header: with the common header captured the PDU is framed from
+    /// it (its header partial); with less, nothing is.
+    @Test(arguments: [7, 8, 13, 71])
+    func streamEndingInsideAHeader(captured: Int) {
+        let pdu = PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x18, cid: 4))
+        let rec = frame([Array(pdu.prefix(captured))])
+        #expect(rec.pdus.count == (captured >= 8 ? 1 : 0))
+        if let p = rec.pdus.first {
+            #expect(p.type == .capsuleCmd && p.incomplete && p.header.count == captured && p.headerIsPartial)
+        }
+        #expect(rec.events == [.truncatedAtEnd(bytesMissing: (captured >= 8 ? 72 : 8) - captured, streamOffset: 0)])
     }
 }
 

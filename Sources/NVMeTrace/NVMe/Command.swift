@@ -4,14 +4,27 @@ public enum QueueKind: String, Sendable, Codable {
 }
 
 /// Fabrics Connect command (NVMe over Fabrics 1.1 §3.3, Figure 20) and its data (Figure 21).
+/// Each field is nil when the capture cut the SQE before it (a snap length): never guessed.
 public struct ConnectCommand: Sendable, Equatable {
-    public var recfmt: UInt16
-    public var qid: UInt16
+    public var recfmt: UInt16?
+    public var qid: UInt16?
     /// Submission queue size, 0's based as on the wire.
-    public var sqsize: UInt16
-    public var cattr: UInt8
+    public var sqsize: UInt16?
+    public var cattr: UInt8?
     /// Keep Alive Timeout in milliseconds (0: no keep-alive requested).
-    public var kato: UInt32
+    public var kato: UInt32?
+
+    public init(recfmt: UInt16?, qid: UInt16?, sqsize: UInt16?, cattr: UInt8?, kato: UInt32?) {
+        self.recfmt = recfmt
+        self.qid = qid
+        self.sqsize = sqsize
+        self.cattr = cattr
+        self.kato = kato
+    }
+
+    /// The SQE bytes each field needs (SQE bytes 40-51: CDW10 RECFMT and QID, CDW11 SQSIZE and
+    /// CATTR, CDW12 KATO).
+    static let qidEnd = 44, katoEnd = 52
     // The Connect data (Figure 21) is not part of the command: it travels beside it
     // (`DecodedPDU.connectData`, `CompletedCommand.connectData`), so that a decoded command is
     // a plain value, copied without reference counting (copies and destroys of commands were
@@ -20,30 +33,46 @@ public struct ConnectCommand: Sendable, Equatable {
 
 /// A class: decoded once, then shared by the PDU that carried it, the outstanding command and
 /// its completion. Immutable.
+///
+/// A capture cut by a snap length may hold only the first bytes of the data (a `tcpdump -s 256`
+/// keeps the host id and CNTLID of an in-capsule Connect): each field is nil when its bytes were
+/// not captured. An NQN is known when its terminating NUL (or all 256 bytes) was captured.
 public final class ConnectData: Sendable, Equatable {
-    public let hostid: [UInt8]
-    public let cntlid: UInt16
-    public let subnqn: String
-    public let hostnqn: String
+    public let hostid: [UInt8]?
+    public let cntlid: UInt16?
+    public let subnqn: String?
+    public let hostnqn: String?
+    /// The bytes captured (1024 when whole).
+    public let capturedBytes: Int
 
     public static func == (a: ConnectData, b: ConnectData) -> Bool {
-        a === b || (a.hostid == b.hostid && a.cntlid == b.cntlid && a.subnqn == b.subnqn && a.hostnqn == b.hostnqn)
+        a === b || (a.hostid == b.hostid && a.cntlid == b.cntlid && a.subnqn == b.subnqn && a.hostnqn == b.hostnqn
+            && a.capturedBytes == b.capturedBytes)
     }
 
     public static let size = 1024
 
-    /// Decodes the 1024-byte Connect data; nil when fewer bytes were captured.
-    public init?(_ d: [UInt8]) {
-        guard d.count >= ConnectData.size, let c = d.le16(at: 16),
-              let sub = d.fixedString(at: 256, length: 256),
-              let host = d.fixedString(at: 512, length: 256) else { return nil }
-        hostid = Array(d[0..<16])
-        cntlid = c
-        subnqn = sub
-        hostnqn = host
+    /// Decodes the 1024-byte Connect data; nil when fewer bytes were sent (a malformed Connect).
+    public convenience init?(_ d: [UInt8]) {
+        guard d.count >= ConnectData.size else { return nil }
+        self.init(captured: d)
     }
 
-    public var hostidString: String {
+    /// Decodes as much of the Connect data as `d`, its first bytes, holds (nil for none).
+    public init?(captured d: [UInt8]) {
+        guard !d.isEmpty else { return nil }
+        let n = min(d.count, ConnectData.size)
+        capturedBytes = n
+        hostid = n >= 16 ? Array(d[0..<16]) : nil
+        cntlid = n >= 18 ? d.le16(at: 16) : nil
+        subnqn = Array(d.prefix(n)).capturedString(at: 256, length: 256)
+        hostnqn = Array(d.prefix(n)).capturedString(at: 512, length: 256)
+    }
+
+    public var isComplete: Bool { capturedBytes >= ConnectData.size }
+
+    public var hostidString: String? {
+        guard let hostid else { return nil }
         // Printed as a UUID, as nvme-cli shows --hostid.
         let h = hexString(hostid)
         guard h.count == 32 else { return h }
@@ -62,7 +91,9 @@ public enum CommandDetail: Sendable, Equatable {
     case authenticationSend(secp: UInt8, spsp: UInt16, length: UInt32)
     case authenticationReceive(secp: UInt8, spsp: UInt16, length: UInt32)
     case identify(cns: UInt8, cntid: UInt16)
-    case getLogPage(lid: UInt8, lsp: UInt8, length: UInt64, offset: UInt64)
+    /// Length (NUMD) and offset are nil when the capture cut the SQE before CDW11-13; the LID,
+    /// in CDW10, is what tells a discovery log read.
+    case getLogPage(lid: UInt8, lsp: UInt8, length: UInt64?, offset: UInt64?)
     case setFeatures(fid: UInt8, value: UInt32, save: Bool)
     case getFeatures(fid: UInt8, select: UInt8)
     case keepAlive
@@ -100,6 +131,13 @@ public struct NVMeCommand: Sendable, Equatable {
     /// Command Dword 10-15 (for output of undecoded commands).
     public var cdw10: UInt32
     public var cdw11: UInt32
+    /// SQE bytes the capture held: 64, or fewer when a snap length cut the capsule's header.
+    /// Fields past them are unknown: `detail` then holds only what was captured (`.other` when
+    /// the bytes it needs are missing), `nsid`, `cdw10` and `cdw11` read 0 (see `known(upTo:)`).
+    public var capturedBytes: UInt8 = 64
+
+    /// True when the SQE bytes before `end` were captured.
+    public func known(upTo end: Int) -> Bool { Int(capturedBytes) >= end }
 
     public var isFabrics: Bool { fctype != nil }
 
@@ -108,7 +146,63 @@ public struct NVMeCommand: Sendable, Equatable {
 
     public var isKeepAlive: Bool { fctype == nil && queue == .admin && opcode == 0x18 }
 
-    /// Decodes an SQE. `qid` is the connection's queue id if its Connect was seen.
+    /// Decodes the first bytes of an SQE a capture holds (at least opcode, flags and CID: 4
+    /// bytes): the fields they contain, the rest unknown (`capturedBytes`). Nil under 4 bytes.
+    public init?(capturedSQE sqe: UnsafeRawBufferPointer, qid: UInt16?) {
+        if sqe.count >= 64 {
+            self.init(sqe: sqe, qid: qid)
+            return
+        }
+        guard sqe.count >= 4, let src = sqe.baseAddress else { return nil }
+        let n = sqe.count
+        // Decode from a zero-padded copy, then forget what came from the padding.
+        let decoded = withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { buf -> NVMeCommand? in
+            guard let base = buf.baseAddress else { return nil }
+            base.initializeMemory(as: UInt8.self, repeating: 0, count: 64)
+            base.copyMemory(from: src, byteCount: n)
+            return NVMeCommand(sqe: UnsafeRawBufferPointer(buf), qid: qid)
+        }
+        guard var cmd = decoded else { return nil }
+        cmd.capturedBytes = UInt8(n)
+        cmd.forgetUncaptured()
+        self = cmd
+    }
+
+    /// Clears what the zero padding of a partial SQE made up (see `init(capturedSQE:qid:)`).
+    private mutating func forgetUncaptured() {
+        if !known(upTo: 8) {
+            nsid = 0
+            // The queue guess (no Connect seen) rests on the NSID: without it there is none.
+            if queueGuessed { queue = .admin }
+        }
+        if !known(upTo: 44) { cdw10 = 0 }
+        if !known(upTo: 48) { cdw11 = 0 }
+        if fctype != nil, !known(upTo: 5) { fctype = nil; detail = .other; return }
+        switch detail {
+        case .connect(let c):
+            // Each field from the bytes that hold it (SQE 40-51).
+            let kept = ConnectCommand(recfmt: known(upTo: 42) ? c.recfmt : nil, qid: known(upTo: ConnectCommand.qidEnd) ? c.qid : nil,
+                                      sqsize: known(upTo: 46) ? c.sqsize : nil, cattr: known(upTo: 47) ? c.cattr : nil,
+                                      kato: known(upTo: ConnectCommand.katoEnd) ? c.kato : nil)
+            detail = .connect(kept)
+            if kept.qid == nil { qid = nil }
+        case .getLogPage(let lid, let lsp, let length, let offset):
+            if !known(upTo: 44) { detail = .other }
+            else { detail = .getLogPage(lid: lid, lsp: lsp, length: known(upTo: 48) ? length : nil, offset: known(upTo: 56) ? offset : nil) }
+        case .identify, .getFeatures, .disconnect:
+            if !known(upTo: 44) { detail = .other }
+        case .propertyGet, .setFeatures, .authenticationSend, .authenticationReceive:
+            if !known(upTo: 48) { detail = .other }
+        case .readWrite:
+            if !known(upTo: 52) { detail = .other }
+        case .propertySet:
+            if !known(upTo: 56) { detail = .other }
+        case .keepAlive, .asyncEventRequest, .other:
+            break
+        }
+    }
+
+    /// Decodes a whole SQE. `qid` is the connection's queue id if its Connect was seen.
     public init?(sqe: UnsafeRawBufferPointer, qid: UInt16?) {
         guard sqe.count >= 64, let op = sqe.u8(at: 0), let cid = sqe.le16(at: 2), let nsid = sqe.le32(at: 4),
               let d10 = sqe.le32(at: 40), let d11 = sqe.le32(at: 44), let d12 = sqe.le32(at: 48),
@@ -196,7 +290,7 @@ public struct NVMeCommand: Sendable, Equatable {
         switch detail {
         case .connect: return ConnectData.size
         case .identify(let cns, _): return cns == 0x01 ? IdentifyController.size : 0
-        case .getLogPage(let lid, _, _, _): return lid == 0x70 ? DiscoveryLog.maxKeptBytes : 0
+        case .getLogPage(let lid, _, _, let offset): return lid == 0x70 && offset == 0 ? DiscoveryLog.maxKeptBytes : 0
         default: return 0
         }
     }

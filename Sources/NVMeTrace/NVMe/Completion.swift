@@ -18,17 +18,23 @@ public struct NVMeCompletion: Sendable, Equatable {
     public var dw1: UInt32
     public var sqhd: UInt16
     public var sqid: UInt16
-    public var status: NVMeStatus
+    /// Nil when the capture cut the CQE before its last two bytes (a snap length): the command
+    /// completed, how is unknown.
+    public var status: NVMeStatus?
     /// True when completed by C2HData SUCCESS rather than a CapsuleResp.
     public var implied: Bool
 
+    /// Decodes a CQE, or the first 14 bytes of one (up to its CID) that a capture cut.
     public init?(cqe: UnsafeRawBufferPointer) {
         guard let dw0 = cqe.le32(at: 0), let dw1 = cqe.le32(at: 4), let sqhd = cqe.le16(at: 8),
-              let sqid = cqe.le16(at: 10), let cid = cqe.le16(at: 12), let st = cqe.le16(at: 14) else { return nil }
+              let sqid = cqe.le16(at: 10), let cid = cqe.le16(at: 12) else { return nil }
         self.cid = cid; self.dw0 = dw0; self.dw1 = dw1; self.sqhd = sqhd; self.sqid = sqid
-        status = NVMeStatus(raw: st)
+        status = cqe.le16(at: 14).map(NVMeStatus.init(raw:))
         implied = false
     }
+
+    /// True when the status was captured and is success.
+    public var succeeded: Bool { status?.isSuccess == true }
 
     public init(impliedSuccessFor cid: UInt16) {
         self.cid = cid; dw0 = 0; dw1 = 0; sqhd = 0; sqid = 0

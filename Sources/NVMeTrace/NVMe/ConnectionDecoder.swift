@@ -94,8 +94,9 @@ public final class NVMeConnectionDecoder {
         case .capsuleCmd:
             return decodeCommand(pdu, connectData: &connectData)
         case .capsuleResp:
-            guard let cqe = pdu.header.slice(8, 16).flatMap(NVMeCompletion.init(cqe:)) else {
-                return .untrusted
+            // A CQE cut by the snap length still completes its command when its CID was captured.
+            guard let cqe = NVMeCompletion(cqe: pdu.header.dropFirst(8)) else {
+                return pdu.headerIsPartial ? .notCaptured : .untrusted
             }
             completed = complete(cqe, ref: pdu.ref)
             return .completion(cqe)
@@ -117,8 +118,10 @@ public final class NVMeConnectionDecoder {
                let kept = keptData(at: p, cid: dh.cccid), Int(dh.offset) == kept.bytes.count {
                 kept.bytes.append(contentsOf: pdu.data.prefix(max(0, kept.limit - kept.bytes.count)))
             }
-            if let dh, pdu.flags.contains(.success) && pdu.flags.contains(.last) {
-                let cqe = NVMeCompletion(impliedSuccessFor: dh.cccid)
+            // SUCCESS with LAST completes the command (§3.6.2.8); a header cut after CCCID still says
+            // which one.
+            if pdu.flags.contains(.success) && pdu.flags.contains(.last), let cccid = dh?.cccid ?? pdu.header.le16(at: 8) {
+                let cqe = NVMeCompletion(impliedSuccessFor: cccid)
                 completed = complete(cqe, ref: pdu.ref)
                 return .c2hData(dh, completion: cqe)
             }
@@ -129,15 +132,19 @@ public final class NVMeConnectionDecoder {
     }
 
     private func decodeCommand(_ pdu: FramedPDU, connectData: inout ConnectData?) -> DecodedPDU.Body {
-        guard var cmd = pdu.header.slice(8, 64).flatMap({ NVMeCommand(sqe: $0, qid: qid) }) else {
-            return .untrusted
+        guard var cmd = NVMeCommand(capturedSQE: pdu.header.dropFirst(8), qid: qid) else {
+            return pdu.headerIsPartial ? .notCaptured : .untrusted
         }
         if case .connect(let c) = cmd.detail {
-            qid = c.qid
+            // The QID is unknown when the snap length cut the SQE before it: the queue stays unknown.
+            if let q = c.qid { qid = q }
             cmd.qid = c.qid
             if !pdu.data.isEmpty {
                 if let cd = ConnectData(Array(pdu.data)) {
                     connectData = cd
+                } else if pdu.incomplete {
+                    // The capture kept only the data's first bytes: decode what they hold.
+                    connectData = ConnectData(captured: Array(pdu.data))
                 } else {
                     onEvent?(.shortConnectData(bytes: pdu.data.count), pdu.ref)
                 }
@@ -231,7 +238,10 @@ public final class NVMeConnectionDecoder {
         }
         let keptData = o.keepsData ? kept.removeValue(forKey: cqe.cid) : nil
         var detail = CompletionDetail.none
-        if cqe.status.isSuccess {
+        // Connect data sent by H2CData of which the capture kept only the first bytes.
+        var connectData = keptData?.connectData
+        if connectData == nil, o.command.keepsHostData, let bytes = keptData?.bytes { connectData = ConnectData(captured: bytes) }
+        if cqe.succeeded {
             switch o.command.detail {
             case .connect:
                 detail = .connect(cntlid: UInt16(truncatingIfNeeded: cqe.dw0), authreq: UInt16(truncatingIfNeeded: cqe.dw0 >> 16))
@@ -242,7 +252,7 @@ public final class NVMeConnectionDecoder {
             case .identify(let cns, _) where cns == 0x01:
                 if let id = IdentifyController(keptData?.bytes ?? []) { detail = .identifyController(id) }
             case .getLogPage(let lid, _, _, let offset) where lid == 0x70:
-                if let log = DiscoveryLog(keptData?.bytes ?? [], offset: offset) { detail = .discoveryLog(log) }
+                if let offset, let log = DiscoveryLog(keptData?.bytes ?? [], offset: offset) { detail = .discoveryLog(log) }
             case .getFeatures(let fid, _):
                 detail = .features(fid: fid, value: cqe.dw0)
             case .setFeatures(let fid, let value, _):
@@ -252,6 +262,6 @@ public final class NVMeConnectionDecoder {
             }
         }
         return CompletedCommand(command: o.command, issued: o.ref, latencyNs: ref.timeNs &- o.ref.timeNs,
-                                detail: detail, connectData: keptData?.connectData)
+                                detail: detail, connectData: connectData)
     }
 }

@@ -44,6 +44,9 @@ public struct DecodedPDU: Sendable {
         case r2t(DataTransferHeader?)
         /// The header digest did not match: the header's fields are not trusted.
         case untrusted
+        /// The capture cut the header before the fields that give the PDU its meaning (a
+        /// CapsuleCmd's CID, a CapsuleResp's CID): framed, counted, not decoded.
+        case notCaptured
     }
 
     public var pdu: PDU

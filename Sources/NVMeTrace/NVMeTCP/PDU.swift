@@ -36,13 +36,14 @@ public struct PDU: Sendable {
     public var shape: PDUShape
     public var type: PDUType { shape.type }
     public var flags: PDUFlags { shape.flags }
-    /// The HLEN header bytes (common header included).
+    /// The HLEN header bytes (common header included); fewer when the capture cut the header
+    /// (`headerIsPartial`): then only this prefix is known.
     public var header: [UInt8]
     /// The first data bytes (as many as were asked for); empty when data was skipped.
     public var data: [UInt8]
     public var headerDigest: DigestStatus
     public var dataDigest: DigestStatus
-    /// True when some of the PDU's bytes were lost (a gap inside it).
+    /// True when some of the PDU's bytes were not in the capture (a gap inside it).
     public var incomplete: Bool
     /// Frame holding the PDU's first byte.
     public var firstRef: FrameRef
@@ -50,6 +51,9 @@ public struct PDU: Sendable {
     public var ref: FrameRef
     /// Offset of the PDU's first byte in its TCP stream.
     public var streamOffset: UInt64
+
+    /// True when only a prefix of the header was captured.
+    public var headerIsPartial: Bool { header.count < shape.hlen }
 }
 
 extension PDU {
@@ -79,7 +83,8 @@ public struct FramedPDU {
     public var shape: PDUShape
     public var type: PDUType { shape.type }
     public var flags: PDUFlags { shape.flags }
-    /// The HLEN header bytes (common header included).
+    /// The HLEN header bytes (common header included); only a prefix of them (at least the
+    /// 8-byte common header) when the capture cut the header: fields past it are unknown.
     public var header: UnsafeRawBufferPointer
     /// The first data bytes (as many as were asked for); empty when data was skipped.
     public var data: UnsafeRawBufferPointer
@@ -89,20 +94,37 @@ public struct FramedPDU {
     public var firstRef: FrameRef
     public var ref: FrameRef
     public var streamOffset: UInt64
+
+    /// True when only a prefix of the header was captured.
+    public var headerIsPartial: Bool { header.count < shape.hlen }
 }
 
-/// Something the framer noticed about the byte stream, reported as a warning.
+/// Why the framer was looking for a PDU boundary.
+public enum LostPlace: Sendable, Equatable {
+    /// The stream was picked up mid-way (no handshake seen): its first bytes need not start a PDU.
+    case streamStart
+    /// Bytes cut by the snap length covered a PDU's common header, so its length was unknown.
+    case notCaptured
+    /// Bytes lost before the capture point covered a PDU's common header.
+    case lost
+    /// A header that cannot be a PDU stood where one was expected.
+    case invalidHeader
+}
+
+/// Something the framer noticed about the byte stream. Only some of these are worth a warning:
+/// bytes cut by the snap length, and a stream picked up mid-way, are how field captures are taken
+/// (`LostPlace`, `GapCause`), not faults.
 public enum FramingEvent: Sendable, Equatable {
     /// A header that cannot be a PDU where one was expected; the framer hunts for the next one.
     case invalidHeader(HeaderProblem, streamOffset: UInt64)
-    /// Bytes lost in the stream; `insidePDU` when they fell inside a PDU whose length was known
-    /// (framing continues after it), otherwise the framer resynchronises.
-    case gap(bytes: UInt64, insidePDU: Bool, streamOffset: UInt64)
+    /// Bytes missing from the stream, for `cause`; `insidePDU` when they fell inside a PDU whose
+    /// length was known (framing continues after it), otherwise the framer resynchronises.
+    case gap(bytes: UInt64, insidePDU: Bool, cause: GapCause, streamOffset: UInt64)
     /// A PDU boundary was found again after `skippedBytes` bytes that could not be framed.
-    case resynchronized(skippedBytes: UInt64, streamOffset: UInt64)
+    case resynchronized(skippedBytes: UInt64, streamOffset: UInt64, lostPlace: LostPlace)
     /// The stream ended in the middle of a PDU.
     case truncatedAtEnd(bytesMissing: Int, streamOffset: UInt64)
     /// The stream ended (at `streamOffset`) while the framer was still looking for a PDU
     /// boundary: `skippedBytes` bytes since it lost its place could not be framed.
-    case unframedAtEnd(skippedBytes: UInt64, streamOffset: UInt64)
+    case unframedAtEnd(skippedBytes: UInt64, streamOffset: UInt64, lostPlace: LostPlace)
 }

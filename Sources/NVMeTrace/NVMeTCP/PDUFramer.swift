@@ -51,6 +51,9 @@ public final class PDUFramer: StreamSink {
     private var shape: PDUShape?
     private var pduStart: UInt64 = 0
     private var firstRef = FrameRef.none
+    /// The frame that brought the current PDU's last bytes seen (those skipped unseen aside): a PDU
+    /// the end of the stream cuts short is handed on there.
+    private var pduLastRef = FrameRef.none
     private var bodyPos = 0             // bytes of the PDU consumed so far (from its start)
     private var keep = 0                // data bytes to keep
     /// Body position up to which bytes can be skipped without looking at them (data already kept
@@ -67,6 +70,8 @@ public final class PDUFramer: StreamSink {
     private var windowStart: UInt64 = 0
     private var scanFrom = 0
     private var skipped: UInt64 = 0
+    /// Why the framer is hunting for a PDU boundary (reported with the resynchronisation).
+    private var lostPlace = LostPlace.streamStart
 
     public private(set) var pduCount = 0
 
@@ -130,39 +135,29 @@ public final class PDUFramer: StreamSink {
 
     public override func streamGap(_ length: UInt64, cause: GapCause, ref: FrameRef) {
         let at = streamOffset
+        // Hunting for a boundary, the bytes before the gap may hold the start of a header the gap
+        // cut: in a headers-only capture that is where most PDUs start.
+        if phase == .resync { resumeAtPartialHeader(ref: ref) }
         switch phase {
         case .body:
-            guard let shape else { return }
-            let left = UInt64(shape.plen - bodyPos)
-            if length < left {
-                // The PDU's length is known: skip the lost bytes and stay in step.
-                delegate?.framer(self, event: .gap(bytes: length, insidePDU: true, streamOffset: at), ref: ref)
-                incomplete = true
-                advanceBody(by: Int(length))
-                streamOffset += length
-                if bodyPos == shape.plen { finishPDU(ref: ref) }
-                return
-            }
-            incomplete = true
-            advanceBody(by: Int(left))
-            streamOffset += left
-            finishPDU(ref: ref)
-            let remaining = length - left
-            if remaining == 0 {
-                delegate?.framer(self, event: .gap(bytes: length, insidePDU: true, streamOffset: at), ref: ref)
-                return
-            }
-            delegate?.framer(self, event: .gap(bytes: length, insidePDU: false, streamOffset: at), ref: ref)
-            streamOffset += remaining
-            enterResync(skippedSoFar: 0)
+            gapInBody(length, cause: cause, at: at, ref: ref)
         case .header:
-            delegate?.framer(self, event: .gap(bytes: length, insidePDU: false, streamOffset: at), ref: ref)
+            if let s = shape, headerCount >= 8 {
+                // The common header was captured, so the PDU's length is known (NVMe/TCP §3.6.2.1,
+                // PLEN): framing keeps its place through the missing bytes, and the PDU is handed on
+                // with the part of its header that was captured. What lies past it is unknown.
+                startBody(s, captured: headerCount, ref: ref)
+                if phase == .body { gapInBody(length, cause: cause, at: at, ref: ref) }
+                return
+            }
+            delegate?.framer(self, event: .gap(bytes: length, insidePDU: false, cause: cause, streamOffset: at), ref: ref)
             let partial = UInt64(headerCount)
             headerCount = 0
             streamOffset += length
-            enterResync(skippedSoFar: partial)
+            enterResync(skippedSoFar: partial, because: cause == .lost ? .lost : .notCaptured)
         case .resync:
-            delegate?.framer(self, event: .gap(bytes: length, insidePDU: false, streamOffset: at), ref: ref)
+            delegate?.framer(self, event: .gap(bytes: length, insidePDU: false, cause: cause, streamOffset: at), ref: ref)
+            if cause == .lost { lostPlace = .lost }
             skipped += UInt64(window.count)
             window.removeAll(keepingCapacity: true)
             windowRefs.removeAll(keepingCapacity: true)
@@ -172,17 +167,53 @@ public final class PDUFramer: StreamSink {
         }
     }
 
+    /// Bytes missing inside a PDU whose length is known: skip them and stay in step; when they run
+    /// past the PDU's end, the next PDU's start is lost too.
+    private func gapInBody(_ length: UInt64, cause: GapCause, at: UInt64, ref: FrameRef) {
+        guard let shape else { return }
+        let left = UInt64(shape.plen - bodyPos)
+        if length < left {
+            delegate?.framer(self, event: .gap(bytes: length, insidePDU: true, cause: cause, streamOffset: at), ref: ref)
+            incomplete = true
+            advanceBody(by: Int(length))
+            streamOffset += length
+            return
+        }
+        incomplete = true
+        advanceBody(by: Int(left))
+        streamOffset += left
+        finishPDU(ref: ref)
+        let remaining = length - left
+        if remaining == 0 {
+            delegate?.framer(self, event: .gap(bytes: length, insidePDU: true, cause: cause, streamOffset: at), ref: ref)
+            return
+        }
+        delegate?.framer(self, event: .gap(bytes: length, insidePDU: false, cause: cause, streamOffset: at), ref: ref)
+        streamOffset += remaining
+        enterResync(skippedSoFar: 0, because: cause == .lost ? .lost : .notCaptured)
+    }
+
     /// The stream is over: report a PDU cut short.
     public func finish(ref: FrameRef) {
+        // The capture's end may cut a header the way a gap does.
+        if phase == .resync { resumeAtPartialHeader(ref: windowRefs.last?.1 ?? ref) }
         switch phase {
         case .header where headerCount > 0:
             delegate?.framer(self, event: .truncatedAtEnd(bytesMissing: headerNeed - headerCount, streamOffset: pduStart), ref: ref)
+            if let s = shape, headerCount >= 8 {
+                // Its common header was captured: framed with what the capture held of it.
+                startBody(s, captured: headerCount, ref: pduLastRef)
+                if phase == .body { finishPDU(ref: pduLastRef) }
+            }
         case .body:
             if let shape {
                 delegate?.framer(self, event: .truncatedAtEnd(bytesMissing: shape.plen - bodyPos, streamOffset: pduStart), ref: ref)
+                incomplete = true
+                finishPDU(ref: pduLastRef)
             }
         case .resync where skipped + UInt64(window.count) > 0:
-            delegate?.framer(self, event: .unframedAtEnd(skippedBytes: skipped + UInt64(window.count), streamOffset: streamOffset), ref: ref)
+            delegate?.framer(self, event: .unframedAtEnd(skippedBytes: skipped + UInt64(window.count), streamOffset: streamOffset,
+                                                         lostPlace: lostPlace), ref: ref)
         default: break
         }
         headerCount = 0
@@ -193,6 +224,7 @@ public final class PDUFramer: StreamSink {
     // MARK: header
 
     private func consumeHeader(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) -> UnsafeRawBufferPointer {
+        pduLastRef = ref
         if headerCount == 0 {
             pduStart = streamOffset
             firstRef = ref
@@ -225,7 +257,7 @@ public final class PDUFramer: StreamSink {
                 let retained = Array(headerBytes.dropFirst(1))
                 headerCount = 0
                 streamOffset = pduStart + 1
-                enterResync(skippedSoFar: 1)
+                enterResync(skippedSoFar: 1, because: .invalidHeader)
                 retained.withUnsafeBytes { appendWindow($0, ref: ref) }
                 streamOffset = pduStart + 8
                 scanWindow(ref: ref)
@@ -283,16 +315,24 @@ public final class PDUFramer: StreamSink {
 
     private func headerComplete(ref: FrameRef) {
         guard let s = shape else { return }
-        headerDigest = Self.headerDigestStatus(s, headerBytes)
-        bodyPos = s.headerBytes
-        incomplete = false
+        startBody(s, captured: s.headerBytes, ref: ref)
+    }
+
+    /// Moves on to the body of a PDU whose first `captured` header bytes are in `headerStore`:
+    /// all of them (and the header digest) normally, a prefix of at least the common header when
+    /// the capture cut the header.
+    private func startBody(_ s: PDUShape, captured: Int, ref: FrameRef) {
+        let partial = captured < s.headerBytes
+        headerDigest = partial ? (s.headerDigestLength == 4 ? .unverifiable : .absent) : Self.headerDigestStatus(s, headerBytes)
+        bodyPos = captured
+        incomplete = partial
         // Usually empty already; emptying an empty array still costs a generic call.
         if !data.isEmpty { data.removeAll(keepingCapacity: true) }
         if !ddgst.isEmpty { ddgst.removeAll(keepingCapacity: true) }
         crc = CRC32C()
         keep = 0
         if s.dataLength > 0 {
-            let header = headerBytes.prefix(s.hlen)
+            let header = headerBytes.prefix(min(s.hlen, captured))
             let wanted = delegateRef?._withUnsafeGuaranteedRef { $0.framer(self, dataBytesToKeepFor: s, header: header) } ?? 0
             keep = max(0, min(wanted, s.dataLength))
             if keep > 0 { data.reserveCapacity(keep) }
@@ -317,6 +357,7 @@ public final class PDUFramer: StreamSink {
 
     private func consumeBody(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) -> UnsafeRawBufferPointer {
         if skipIfUnneeded(bytes.count) { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        pduLastRef = ref
         guard let s = shape else { phase = .header; return bytes }
         let take = min(s.plen - bodyPos, bytes.count)
         let chunk = bytes.prefix(take)
@@ -326,7 +367,9 @@ public final class PDUFramer: StreamSink {
         let dFrom = max(from, s.dataStart), dTo = min(to, dataEnd)
         if dFrom < dTo {
             let piece = chunk.slice(dFrom - from, dTo - dFrom)!
-            if data.count < keep {
+            // Only data contiguous from its first byte is kept: after a gap, bytes would land at
+            // the wrong offsets.
+            if data.count < keep && dFrom - s.dataStart == data.count {
                 data.append(contentsOf: piece.prefix(keep - data.count))
                 if data.count >= keep { updateBlindUntil(s) }
             }
@@ -387,8 +430,9 @@ public final class PDUFramer: StreamSink {
 
     // MARK: resync
 
-    private func enterResync(skippedSoFar: UInt64) {
+    private func enterResync(skippedSoFar: UInt64, because why: LostPlace) {
         phase = .resync
+        lostPlace = why
         shape = nil
         blindUntil = 0
         headerCount = 0
@@ -429,6 +473,73 @@ public final class PDUFramer: StreamSink {
     private var scanning = false
     private var rescanRequested = false
 
+    /// Resumes framing at window offset `p`: replays the bytes retained from there through the
+    /// normal path (the first PDU starts in the frame that brought `p`). True when the replay lost
+    /// its place again and left new bytes in the window to scan.
+    private func resume(at p: Int, ref: FrameRef) -> Bool {
+        let resumeOffset = windowStart + UInt64(p)
+        delegate?.framer(self, event: .resynchronized(skippedBytes: skipped + UInt64(p), streamOffset: resumeOffset,
+                                                      lostPlace: lostPlace), ref: ref)
+        let startRef = refForWindowOffset(p)
+        let tail = Array(window[p...])
+        window.removeAll(keepingCapacity: true)
+        windowRefs.removeAll(keepingCapacity: true)
+        skipped = 0
+        scanFrom = 0
+        phase = .header
+        streamOffset = resumeOffset
+        var rescan = false
+        tail.withUnsafeBytes { raw in
+            var rest = raw
+            var first = true
+            while !rest.isEmpty {
+                if first && phase == .header && headerCount == 0 {
+                    pduStart = streamOffset
+                    firstRef = startRef
+                    appendHeader(rest.prefix(1))
+                    streamOffset += 1
+                    rest = rest.dropFirst(1)
+                    first = false
+                    continue
+                }
+                first = false
+                switch phase {
+                case .header: rest = consumeHeader(rest, ref: ref)
+                case .body: rest = consumeBody(rest, ref: ref)
+                case .resync:
+                    appendWindow(rest, ref: ref)
+                    rest = UnsafeRawBufferPointer(start: nil, count: 0)
+                    rescan = true
+                }
+            }
+        }
+        return rescan
+    }
+
+    /// Called at a gap while hunting for a boundary. In a headers-only capture the snap length
+    /// cuts most PDU headers: a header whose common header and captured fields are plausible
+    /// (`PDUHeaderCheck.plausible` on the captured prefix) and that runs into the gap is taken as
+    /// a boundary, so the PDU is framed with its captured prefix and the framer is in step after
+    /// it. A complete header was already looked for by `scanWindow`.
+    private func resumeAtPartialHeader(ref: FrameRef) {
+        var found: Int?
+        window.withUnsafeBytes { w in
+            var p = scanFrom
+            while p + 8 <= w.count {
+                if case .success(let s) = PDUHeaderCheck.shape(w.slice(p, 8)!, maxPDULength: maxPDULength),
+                   p + s.headerBytes > w.count,
+                   PDUHeaderCheck.plausible(s, header: w.slice(p, min(s.hlen, w.count - p))!) {
+                    found = p
+                    return
+                }
+                p += 1
+            }
+        }
+        guard let p = found else { return }
+        // The replay ends inside the header (it runs into the gap), so it cannot lose its place.
+        _ = resume(at: p, ref: ref)
+    }
+
     /// One scan; true when the replay went back to resync with new bytes in the window.
     private func scanWindowOnce(ref: FrameRef) -> Bool {
         var p = scanFrom
@@ -451,45 +562,7 @@ public final class PDUFramer: StreamSink {
                 p += 1
             }
         }
-        if let p = found {
-            let resumeOffset = windowStart + UInt64(p)
-            delegate?.framer(self, event: .resynchronized(skippedBytes: skipped + UInt64(p), streamOffset: resumeOffset), ref: ref)
-            let startRef = refForWindowOffset(p)
-            let tail = Array(window[p...])
-            window.removeAll(keepingCapacity: true)
-            windowRefs.removeAll(keepingCapacity: true)
-            skipped = 0
-            scanFrom = 0
-            phase = .header
-            streamOffset = resumeOffset
-            // Replay the retained bytes through the normal path; the PDU starts in `startRef`.
-            var rescan = false
-            tail.withUnsafeBytes { raw in
-                var rest = raw
-                var first = true
-                while !rest.isEmpty {
-                    if first && phase == .header && headerCount == 0 {
-                        pduStart = streamOffset
-                        firstRef = startRef
-                        appendHeader(rest.prefix(1))
-                        streamOffset += 1
-                        rest = rest.dropFirst(1)
-                        first = false
-                        continue
-                    }
-                    first = false
-                    switch phase {
-                    case .header: rest = consumeHeader(rest, ref: ref)
-                    case .body: rest = consumeBody(rest, ref: ref)
-                    case .resync:
-                        appendWindow(rest, ref: ref)
-                        rest = UnsafeRawBufferPointer(start: nil, count: 0)
-                        rescan = true
-                    }
-                }
-            }
-            return rescan
-        }
+        if let p = found { return resume(at: p, ref: ref) }
         scanFrom = p
         // Bound the window: drop bytes that can no longer start a PDU.
         if window.count > PDUFramer.resyncWindow {

@@ -26,18 +26,28 @@ public enum PDUDescription {
             if let dh { parts.append("cccid=\(dh.cccid) ttag=\(dh.ttag) r2to=\(dh.offset) r2tl=\(dh.length)") }
         case .untrusted:
             parts.append("(header digest mismatch: fields not trusted)")
+        case .notCaptured:
+            break
         }
         if case .mismatch = pdu.headerDigest { parts.append("[HDGST MISMATCH]") }
         if case .mismatch = pdu.dataDigest { parts.append("[DDGST MISMATCH]") }
-        if pdu.incomplete { parts.append("[bytes missing]") }
+        if pdu.headerIsPartial {
+            parts.append("[header cut at \(pdu.header.count) of \(pdu.shape.hlen) bytes]")
+        } else if pdu.incomplete {
+            parts.append("[bytes missing]")
+        }
         return parts.joined(separator: " ")
     }
 
     public static func commandFields(_ cmd: NVMeCommand, connectData: ConnectData? = nil) -> [String] {
         switch cmd.detail {
         case .connect(let c):
-            var f = ["qid=\(c.qid) sqsize=\(c.sqsize) kato=\(c.kato)ms"]
-            if c.cattr != 0 { f.append("cattr=\(hexValue(c.cattr))") }
+            // Fields the capture cut are left out.
+            var f: [String] = []
+            if let q = c.qid { f.append("qid=\(q)") }
+            if let q = c.sqsize { f.append("sqsize=\(q)") }
+            if let k = c.kato { f.append("kato=\(k)ms") }
+            if let a = c.cattr, a != 0 { f.append("cattr=\(hexValue(a))") }
             if let d = connectData { f.append(connectDataText(d)) }
             return f
         case .propertyGet(let off, let size):
@@ -52,8 +62,8 @@ public enum PDUDescription {
             return ["cns=\(hexValue(cns)) (\(NVMeOpcodes.identifyCNSName(cns)))" + (cntid != 0 ? " cntid=\(cntid)" : "")
                     + (cmd.nsid != 0 ? " nsid=\(cmd.nsid)" : "")]
         case .getLogPage(let lid, let lsp, let len, let off):
-            return ["lid=\(hexValue(lid)) (\(NVMeOpcodes.logPageName(lid))) length=\(len)" + (off != 0 ? " offset=\(off)" : "")
-                    + (lsp != 0 ? " lsp=\(lsp)" : "")]
+            return ["lid=\(hexValue(lid)) (\(NVMeOpcodes.logPageName(lid)))" + (len.map { " length=\($0)" } ?? "")
+                    + (off.map { $0 != 0 ? " offset=\($0)" : "" } ?? "") + (lsp != 0 ? " lsp=\(lsp)" : "")]
         case .setFeatures(let fid, let value, _):
             return ["fid=\(hexValue(fid)) (\(NVMeOpcodes.featureName(fid))) value=\(hexValue(value))"]
         case .getFeatures(let fid, _):
@@ -61,12 +71,13 @@ public enum PDUDescription {
         case .readWrite(let slba, let nlb):
             return ["nsid=\(cmd.nsid) slba=\(slba) nlb=\(nlb)"]
         case .keepAlive, .asyncEventRequest, .other:
-            return cmd.nsid != 0 ? ["nsid=\(cmd.nsid)"] : []
+            return cmd.nsid != 0 && cmd.known(upTo: 8) ? ["nsid=\(cmd.nsid)"] : []
         }
     }
 
+    /// The Connect data's fields; `?` for what the capture cut.
     public static func connectDataText(_ d: ConnectData) -> String {
-        "cntlid=\(hexValue(d.cntlid, digits: 4)) subnqn=\(d.subnqn) hostnqn=\(d.hostnqn)"
+        "cntlid=\(d.cntlid.map { hexValue($0, digits: 4) } ?? "?") subnqn=\(d.subnqn ?? "?") hostnqn=\(d.hostnqn ?? "?")"
     }
 
     public static func completionText(_ cqe: NVMeCompletion, _ done: CompletedCommand?) -> String {
@@ -85,7 +96,8 @@ public enum PDUDescription {
             case .asyncEvent(let e):
                 s += " event=\(e.typeName)/\(e.infoName) log=\(hexValue(e.logPage))"
             case .identifyController(let id):
-                s += " cntrltype=\(id.controllerTypeName) kas=\(id.kas) tbkas=\(id.tbkas ? 1 : 0) cntlid=\(id.cntlid)"
+                s += " cntrltype=\(id.controllerTypeName) kas=\(id.kas.map(String.init) ?? "?")"
+                    + " tbkas=\(id.tbkas.map { $0 ? "1" : "0" } ?? "?") cntlid=\(id.cntlid.map(String.init) ?? "?")"
             case .discoveryLog(let log):
                 s += " genctr=\(log.genctr) numrec=\(log.numrec)"
                 for e in log.entries {
@@ -103,6 +115,6 @@ public enum PDUDescription {
     }
 
     public static func statusName(_ cqe: NVMeCompletion, _ done: CompletedCommand?) -> String {
-        cqe.status.name(fabricsCommand: done?.command.fctype, opcode: done?.command.opcode)
+        cqe.status?.name(fabricsCommand: done?.command.fctype, opcode: done?.command.opcode) ?? "status not captured"
     }
 }

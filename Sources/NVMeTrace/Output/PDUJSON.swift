@@ -19,6 +19,8 @@ public struct PDUJSON: Encodable {
     public var hdgst: String?
     public var ddgst: String?
     public var incomplete: Bool?
+    /// Header bytes the capture held, when it cut the header (fields past them are absent).
+    public var headerCaptured: Int?
     public var qid: Int?
     public var cid: Int?
     public var opcode: Int?
@@ -73,10 +75,10 @@ public struct PDUJSON: Encodable {
 
     public struct IdentifyJSON: Encodable {
         public var cntrltype: String
-        public var kas: Int
-        public var tbkas: Bool
-        public var cntlid: Int
-        public var modelNumber: String
+        public var kas: Int?
+        public var tbkas: Bool?
+        public var cntlid: Int?
+        public var modelNumber: String?
         public var subnqn: String?
     }
 
@@ -118,6 +120,7 @@ public struct PDUJSON: Encodable {
         hdgst = p.headerDigest == .absent ? nil : p.headerDigest.name
         ddgst = p.dataDigest == .absent ? nil : p.dataDigest.name
         incomplete = p.incomplete ? true : nil
+        headerCaptured = p.headerIsPartial ? p.header.count : nil
         qid = r.qid.map(Int.init)
         switch r.decoded.body {
         case .icReq(let ic), .icResp(let ic):
@@ -142,7 +145,7 @@ public struct PDUJSON: Encodable {
             if let cqe { setCompletion(cqe, r.decoded.completed) }
         case .r2t(let dh):
             setTransfer(dh)
-        case .untrusted:
+        case .untrusted, .notCaptured:
             break
         }
     }
@@ -154,7 +157,7 @@ public struct PDUJSON: Encodable {
 
     mutating func setConnectData(_ d: ConnectData) {
         hostid = d.hostidString
-        cntlid = Int(d.cntlid)
+        cntlid = d.cntlid.map(Int.init)
         subnqn = d.subnqn
         hostnqn = d.hostnqn
     }
@@ -164,14 +167,14 @@ public struct PDUJSON: Encodable {
         opcode = Int(cmd.opcode)
         name = cmd.name
         fctype = cmd.fctype.map(Int.init)
-        if cmd.nsid != 0 { nsid = cmd.nsid }
+        if cmd.nsid != 0 && cmd.known(upTo: 8) { nsid = cmd.nsid }
         if qid == nil { qid = cmd.qid.map(Int.init) }
         switch cmd.detail {
         case .connect(let c):
             kato = c.kato
-            sqsize = Int(c.sqsize)
-            connectQid = Int(c.qid)
-            qid = Int(c.qid)
+            sqsize = c.sqsize.map(Int.init)
+            connectQid = c.qid.map(Int.init)
+            if let q = c.qid { qid = Int(q) }
         case .propertyGet(let off, _):
             property = NVMeOpcodes.propertyName(off)
         case .propertySet(let off, _, let v):
@@ -193,7 +196,7 @@ public struct PDUJSON: Encodable {
 
     mutating func setCompletion(_ cqe: NVMeCompletion, _ done: CompletedCommand?) {
         cid = Int(cqe.cid)
-        status = Int(cqe.status.code)
+        status = cqe.status.map { Int($0.code) }
         statusName = PDUDescription.statusName(cqe, done)
         guard let done else { return }
         opcode = Int(done.command.opcode)
@@ -211,8 +214,8 @@ public struct PDUJSON: Encodable {
         case .asyncEvent(let e):
             event = EventJSON(type: e.typeName, info: e.infoName, logPage: Int(e.logPage))
         case .identifyController(let id):
-            identify = IdentifyJSON(cntrltype: id.controllerTypeName, kas: Int(id.kas), tbkas: id.tbkas,
-                                    cntlid: Int(id.cntlid), modelNumber: id.modelNumber, subnqn: id.subnqn)
+            identify = IdentifyJSON(cntrltype: id.controllerTypeName, kas: id.kas.map(Int.init), tbkas: id.tbkas,
+                                    cntlid: id.cntlid.map(Int.init), modelNumber: id.modelNumber, subnqn: id.subnqn)
         case .discoveryLog(let log):
             discoveryLog = DiscoveryLogJSON(genctr: log.genctr, numrec: log.numrec, entries: log.entries.map {
                 EntryJSON(subtype: $0.subtypeName, traddr: $0.traddr, trsvcid: $0.trsvcid, subnqn: $0.subnqn,

@@ -28,6 +28,12 @@ public final class Analyzer {
     public private(set) var tcpSegments = 0
     public private(set) var pduCount = 0
     public private(set) var malformedPackets = 0
+    /// Packets stored shorter than they were on the wire (a snap length), and the longest of them
+    /// as stored: the snap length applied (`editcap -s` leaves the file header's as it was).
+    public private(set) var packetsCut = 0
+    public private(set) var longestCutPacket = 0
+    /// The snap length each file's header declares, in the order the files were read.
+    public private(set) var snapLengths: [Int] = []
     /// The last packet read (the end of the capture, once everything is read).
     public private(set) var lastRef = FrameRef.none
     private var skipWarnings = 0
@@ -57,6 +63,7 @@ public final class Analyzer {
     public func read(path: String) throws(CaptureError) {
         let index = addFile(path)
         let source = try PcapFileSource(path: path, fileIndex: index)
+        snapLengths.append(Int(source.snaplen))
         let progress = onProgress  // loaded once: a property load per packet costs a retain
         try source.forEach { packet in
             process(packet)
@@ -97,6 +104,10 @@ public final class Analyzer {
         }
         if packet.ref.timeNs &- lastRef.timeNs < -Self.backwardsToleranceNs && packets > 1 { timeWentBackwards(packet.ref) }
         lastRef = packet.ref
+        if packet.bytes.count < packet.wireLength {
+            packetsCut += 1
+            if packet.bytes.count > longestCutPacket { longestCutPacket = packet.bytes.count }
+        }
         // The common case (Ethernet, IPv4, TCP) without building a decode result.
         if packet.linkType == LinkType.ethernet.rawValue, let segment = PacketDecoder.ethernetIPv4TCP(packet.bytes) {
             tcpSegments += 1
@@ -204,6 +215,22 @@ public final class Analyzer {
         }
         onFlowEnd?(flow)
         flow.releaseState()
+    }
+
+    /// True for a flow the capture shows as NVMe/TCP: decoded as such, or to an NVMe/TCP port
+    /// with more than a handshake's packets (a connection picked up at its FIN, say). SYNs alone
+    /// (a flood, a refused connect) are not connections worth a line in a report.
+    public func isNVMeTCP(_ flow: Flow) -> Bool {
+        if flow.application is NVMeTCPConnection { return true }
+        guard !flow.ignored, options.ports.contains(flow.server.port) else { return false }
+        return flow.packets > (flow.synRef != nil ? 2 : 0)
+    }
+
+    /// Bytes the framers of an NVMe/TCP flow skipped while looking for a PDU boundary (0 for other
+    /// flows): for the account of what the capture missed.
+    public func unframedBytes(of flow: Flow) -> UInt64 {
+        guard let conn = flow.application as? NVMeTCPConnection else { return 0 }
+        return conn.unframedBytes[0] + conn.unframedBytes[1]
     }
 
     func emit(_ plain: PlainIOPDU) {

@@ -13,6 +13,8 @@ public final class CaptureAnalysis {
     public static let warningSampleLimit = 20
     /// Inputs are interface names, not files (no sizes or hashes).
     public var live = false
+    /// Live: the snap length asked of each interface.
+    public var liveSnapLengths: [Int] = []
 
     public init(options: AnalyzerOptions = AnalyzerOptions()) {
         analyzer = Analyzer(options: options)
@@ -21,8 +23,11 @@ public final class CaptureAnalysis {
         let tracker = self.tracker
         analyzer.onPDUView = { tracker.record($0) }
         analyzer.onPlainIOPDU = { tracker.record($0) }
-        analyzer.onFlowEnd = { tracker.flowEnded($0) }
-        analyzer.onFlowClose = { tracker.flowEnded($0) }
+        let analyzer = self.analyzer
+        analyzer.onFlowEnd = { [unowned analyzer] in
+            tracker.flowEnded($0, unframedBytes: analyzer.unframedBytes(of: $0), nvmeTCP: analyzer.isNVMeTCP($0))
+        }
+        analyzer.onFlowClose = { [unowned analyzer] in tracker.flowEnded($0, unframedBytes: analyzer.unframedBytes(of: $0)) }
         analyzer.onDiagnostic = { [unowned self] d in
             warningCount += 1
             if warningSamples.count < Self.warningSampleLimit { warningSamples.append(d.description) }
@@ -64,6 +69,8 @@ public final class CaptureAnalysis {
         }
         var r = Report(files: files, model: model, result: engine.run(model), decodeWarnings: warningCount,
                        decodeWarningSamples: warningSamples, readErrors: readErrors)
+        r.capture = CaptureQuality.of(model, snapLengths: live ? liveSnapLengths : analyzer.snapLengths,
+                                      packetsCut: analyzer.packetsCut, cutTo: analyzer.longestCutPacket)
         r.fileStart = analyzer.fileStartNs
         return r
     }

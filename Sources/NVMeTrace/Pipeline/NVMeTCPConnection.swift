@@ -17,6 +17,12 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     /// The host's first byte was a TLS handshake record: framing warnings would only describe
     /// ciphertext, so after saying so once they are dropped.
     var looksLikeTLS = false
+    /// Bytes of each direction (host→controller, controller→host) missing so far, for any reason
+    /// (cut by the snap length, lost, or not framed): a command or completion may have been among
+    /// them, so an unmatched completion or a reused CID is no news there.
+    var missedBytes = [false, false]
+    /// Bytes skipped while looking for a PDU boundary, per direction.
+    var unframedBytes: [UInt64] = [0, 0]
 
     init(flow: Flow, analyzer: Analyzer, synchronized: Bool) {
         flowIndex = flow.index
@@ -35,10 +41,17 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         decoder.onEvent = { [unowned self] event, ref in
             switch event {
             case .unmatchedCompletion(let cid):
-                // Expected right after a mid-stream start; worth a warning otherwise.
-                if flow.rolesFromHandshake { self.warn("completion for CID \(cid) whose command is not in the capture", ref) }
+                // Expected right after a mid-stream start or where host→controller bytes are
+                // missing; worth a warning otherwise.
+                if flow.rolesFromHandshake && !self.missedBytes[0] {
+                    self.warn("completion for CID \(cid) whose command is not in the capture", ref)
+                }
             case .cidReused(let cid):
-                self.warn("command reuses CID \(cid) while the previous command with it is outstanding", ref)
+                // Where controller→host bytes are missing, the earlier command's completion may
+                // simply not have been captured.
+                if !self.missedBytes[1] {
+                    self.warn("command reuses CID \(cid) while the previous command with it is outstanding", ref)
+                }
             case .shortConnectData(let bytes):
                 self.warn("Connect data is \(bytes) bytes, shorter than 1024", ref)
             }
@@ -83,6 +96,8 @@ final class NVMeTCPConnection: PDUFramerDelegate {
             analyzerRef._withUnsafeGuaranteedRef { $0.emit(plain) }
             return
         }
+        // A header cut by the snap length may hide the CID a later PDU refers to.
+        if pdu.headerIsPartial { missedBytes[dir == .clientToServer ? 0 : 1] = true }
         if case .mismatch(let received, let computed) = pdu.headerDigest {
             warn("\(pdu.type.name) header digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8))): header not trusted", pdu.ref)
         }
@@ -112,17 +127,31 @@ final class NVMeTCPConnection: PDUFramerDelegate {
             warn("host→controller stream starts with a TLS handshake record (byte 0x16) instead of an ICReq: NVMe/TCP secured with TLS cannot be decoded from a capture; framing warnings for this connection are left out", ref)
             return
         }
+        let d = dir == .clientToServer ? 0 : 1
+        switch event {
+        case let .gap(_, inside, _, _): if !inside { missedBytes[d] = true }
+        case .invalidHeader: missedBytes[d] = true
+        case let .resynchronized(skipped, _, _), let .unframedAtEnd(skipped, _, _):
+            unframedBytes[d] += skipped
+            if skipped > 0 { missedBytes[d] = true }
+        case .truncatedAtEnd: break
+        }
         if looksLikeTLS { return }
+        // Bytes cut by the snap length and streams picked up mid-way are how field captures are
+        // taken: they are counted for the report's account of the capture, not warned about one
+        // by one. Lost bytes and invalid headers are worth a warning each.
         switch event {
         case let .invalidHeader(problem, offset):
             warn("\(side) stream offset \(offset): invalid PDU header: \(problem); searching for the next PDU", ref)
-        case let .gap(bytes, inside, offset):
+        case let .gap(bytes, inside, cause, offset):
+            guard cause == .lost else { return }
             warn("\(side) stream offset \(offset): \(bytes) bytes missing from the capture" + (inside ? " (inside a PDU; framing continues)" : ""), ref)
-        case let .resynchronized(skipped, offset):
-            if skipped > 0 {
+        case let .resynchronized(skipped, offset, lostPlace):
+            if skipped > 0 && (lostPlace == .lost || lostPlace == .invalidHeader) {
                 warn("\(side) PDU framing resumed at stream offset \(offset) after skipping \(skipped) bytes", ref)
             }
-        case let .unframedAtEnd(skipped, offset):
+        case let .unframedAtEnd(skipped, offset, lostPlace):
+            guard lostPlace == .lost || lostPlace == .invalidHeader else { return }
             warn("\(side) stream ended at offset \(offset) before PDU framing resumed: \(skipped) bytes could not be framed", ref)
         case let .truncatedAtEnd(missing, offset):
             warn("\(side) stream ends inside a PDU at offset \(offset) (\(missing) bytes missing)", ref)

@@ -25,6 +25,8 @@ public enum HTMLReport {
         var connections: [ConnectionRow]
         var evidence: String?
         var unjudged: [String]
+        var capture: String
+        var inferences: [String]
     }
     struct FileRow { var name: String; var bytes: String; var sha256: String; var frames: Int }
     struct FindingView {
@@ -35,6 +37,7 @@ public enum HTMLReport {
         var frames: String
         var fix: String
         var filter: String
+        var basis: String
     }
     struct Timeline {
         var title: String
@@ -95,10 +98,12 @@ public enum HTMLReport {
                 let c = m.controllers[ctl]
                 for id in [c.adminConnection] + c.ioConnections { if let cm = m.connection(id) { conns.append(cm); drawn.insert(id) } }
             }
-            groups.append(("\(chain.hostnqn) → \(chain.subnqn) at \(chain.target) (\(chain.controllers.count) association\(chain.controllers.count == 1 ? "" : "s"))", conns))
+            let who = chain.hostnqn ?? "host \(chain.host) (host NQN not captured)"
+            let what = chain.subnqn ?? "subsystem NQN not captured"
+            groups.append(("\(who) → \(what) at \(chain.target) (\(chain.controllers.count) association\(chain.controllers.count == 1 ? "" : "s"))", conns))
         }
         let rest = m.connections.filter { !drawn.contains($0.id) }
-        if !rest.isEmpty { groups.append(("Connections without a Connect in the capture", rest)) }
+        if !rest.isEmpty { groups.append(("Connections without a known controller", rest)) }
 
         for (title, conns) in groups {
             var rows: [Row] = []
@@ -108,9 +113,9 @@ public enum HTMLReport {
                 let mid = y + 8
                 let kind = r.kind(c)
                 var window: Window?
-                if c.isAdmin, let ctl = c.controller {
+                if c.isAdmin, let ctl = c.controller, m.controllers[ctl].adminConnection == c.id {
                     let controller = m.controllers[ctl]
-                    if case .known(let kato, _) = EffectiveKATO.of(controller, config: config), let last = controller.timerSeries.last {
+                    if case .known(let kato, _, _) = EffectiveKATO.of(controller, admin: c, config: config), let last = controller.timerSeries.last {
                         let from = x(last.ref.timeNs)
                         let to = xd(since(last.ref.timeNs) + Double(kato) * 1e6)
                         window = Window(x: from, w: max(1, min(to, labelWidth + plotWidth) - from),
@@ -119,14 +124,14 @@ public enum HTMLReport {
                 }
                 rows.append(Row(
                     y: y, textY: y + 12,
-                    label: "#\(c.id) \(kind) \(c.host.port)→\(c.target.port)",
+                    label: "#\(c.id) \(r.kindText(c)) \(c.host.port)→\(c.target.port)",
                     barX: x(c.firstRef.timeNs), barW: max(2, x(c.lastRef.timeNs) - x(c.firstRef.timeNs)),
                     barClass: kind == "?" ? "unknown" : kind,
                     barTitle: "connection \(c.id) \(c.host) → \(c.target), frames \(c.firstRef.frame)–\(c.lastRef.frame), \(t(c.firstRef)) to \(t(c.lastRef)), closed: \(r.closedText(c))",
                     window: window))
                 if let cr = c.connectRef {
                     marks.append(Mark(kind: "connect", x: x(cr.timeNs), y: y, y2: y + 16,
-                                      title: "Connect, frame \(cr.frame), \(t(cr)), KATO \(c.connect?.kato ?? 0) ms", path: nil))
+                                      title: "Connect, frame \(cr.frame), \(t(cr)), KATO \(c.connect?.kato.map { "\($0) ms" } ?? "not captured")", path: nil))
                 }
                 // A long connection's Keep Alives are an even sample (KeepAliveLog); say so.
                 let every = c.keepAlives.isThinned ? " (1 in \(c.keepAlives.stride) of the \(c.keepAlives.count) Keep Alives drawn)" : ""
@@ -171,18 +176,20 @@ public enum HTMLReport {
             findings: r.findings.map { f in
                 FindingView(severity: f.severity.rawValue, rule: f.rule, title: f.title, detail: f.detail,
                             frames: f.evidence.map { "\($0.ref.frame) \($0.what)" }.joined(separator: "; "), fix: f.fix,
-                            filter: MarkdownReport.displayFilter(f))
+                            filter: MarkdownReport.displayFilter(f), basis: Report.basisText(f))
             },
             hasFindings: !r.findings.isEmpty,
             timelines: timelines,
             connections: m.connections.map { c in
-                ConnectionRow(id: c.id, endpoints: "\(c.host) → \(c.target)", qid: c.qid.map(String.init) ?? "?",
-                              kind: r.kind(c) + (c.isPersistent ? " (persistent)" : ""), kato: r.katoText(c),
+                ConnectionRow(id: c.id, endpoints: "\(c.host) → \(c.target)", qid: r.qidText(c),
+                              kind: r.kindText(c) + (c.isPersistent ? " (persistent)" : ""), kato: r.katoText(c),
                               keepAlives: c.keepAlives.count, maxGap: c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-",
                               closed: r.closedText(c), frames: "\(c.firstRef.frame)–\(c.lastRef.frame)")
             },
             evidence: r.evidence.map { "\($0.file): \($0.packets) packets of connections \($0.connections.map(String.init).joined(separator: ", "))" },
-            unjudged: r.unjudged.map { "\($0.rule) on connection \($0.connection): \($0.reason)" })
+            unjudged: r.unjudged.map { "\($0.rule) on connection \($0.connection): \($0.reason)" },
+            capture: r.capture.summary(connections: m.connections.count),
+            inferences: r.inferences.map { "connection \($0.connection): \($0.what)" })
         guard let template = try? MustacheTemplate(string: templateText) else { return "" }
         return template.render(page)
     }
@@ -216,13 +223,14 @@ public enum HTMLReport {
     </style></head><body>
     <h1>{{title}}</h1>
     <p>nvmetrace {{version}} · {{summary}} · {{span}} · <b>{{errors}}</b> errors, <b>{{warnings}}</b> warnings</p>
+    <p>Capture: {{capture}}</p>
     <table><tr><th>capture</th><th>size</th><th>SHA-256</th><th>frames</th></tr>
     {{#files}}<tr><td>{{name}}</td><td>{{bytes}}</td><td><code>{{sha256}}</code></td><td>{{frames}}</td></tr>{{/files}}</table>
     {{#evidence}}<p>Evidence capture: {{.}}</p>{{/evidence}}
     <h2>Findings</h2>
     {{^hasFindings}}<p>No findings.</p>{{/hasFindings}}
     {{#findings}}<div class="finding {{severity}}"><div><span class="rule">{{rule}}</span> ({{severity}}) — {{title}}</div>
-    <div>{{detail}}</div><div class="muted">frames: {{frames}}</div>
+    <div>{{detail}}</div>{{#basis}}<div class="muted">rests on: {{basis}}</div>{{/basis}}<div class="muted">frames: {{frames}}</div>
     <div class="muted">Wireshark: <code>{{filter}}</code></div><div class="muted">fix: {{fix}}</div></div>{{/findings}}
     {{#unjudged.first}}<h3>Not judged</h3>{{/unjudged.first}}<ul>{{#unjudged}}<li>{{.}}</li>{{/unjudged}}</ul>
     <h2>Timelines</h2>
@@ -240,6 +248,7 @@ public enum HTMLReport {
     <table><tr><th>#</th><th>host → target</th><th>qid</th><th>kind</th><th>KATO</th><th>Keep Alives</th><th>max gap</th><th>closed by</th><th>frames</th></tr>
     {{#connections}}<tr><td>{{id}}</td><td>{{endpoints}}</td><td>{{qid}}</td><td>{{kind}}</td><td>{{kato}}</td><td>{{keepAlives}}</td><td>{{maxGap}}</td><td>{{closed}}</td><td>{{frames}}</td></tr>{{/connections}}
     </table>
+    {{#inferences.first}}<p>~ inferred, not read from the capture:</p>{{/inferences.first}}<ul>{{#inferences}}<li>{{.}}</li>{{/inferences}}</ul>
     </body></html>
     """
 }

@@ -27,6 +27,34 @@ public enum JSONReport {
         var files: [File]
         var frames: Int
         var span: Span?
+        var quality: Quality
+    }
+    /// What kind of capture it was (`CaptureQuality`).
+    struct Quality: Encodable {
+        var snapLengths: [Int]
+        var packetsCut: Int
+        var cutTo: Int
+        var capturedBytes: UInt64
+        var notCapturedBytes: UInt64
+        var lostBytes: UInt64
+        var unframedBytes: UInt64
+        var pduHeadersCut: Int
+        var midStreamConnections: [Int]
+        var whole: Bool
+        var summary: String
+    }
+    /// What a fact or a verdict rests on (`Basis`).
+    struct BasisJSON: Encodable {
+        var inferred: Bool
+        var evidence: String
+        init(_ b: Basis) { inferred = b.inferred; evidence = b.evidence }
+    }
+    struct ConnectionCaptureJSON: Encodable {
+        var capturedBytes: UInt64
+        var notCapturedBytes: UInt64
+        var lostBytes: UInt64
+        var unframedBytes: UInt64
+        var pduHeadersCut: Int
     }
     struct File: Encodable {
         var name: String
@@ -46,7 +74,13 @@ public enum JSONReport {
         var dst: String
         var qid: Int?
         var kind: String
-        var discovery: Bool
+        var queue: String?
+        var queueBasis: BasisJSON?
+        var midStream: Bool
+        var discovery: Bool?
+        var discoveryBasis: BasisJSON?
+        var controllerBasis: BasisJSON?
+        var captured: ConnectionCaptureJSON
         var persistent: Bool
         var persistenceReasons: [String]
         var kato: UInt32?
@@ -68,7 +102,8 @@ public enum JSONReport {
         var dataDigest: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case id, src, dst, qid, kind, discovery, persistent, persistenceReasons, kato, controller, cntlid, subnqn,
+            case id, src, dst, qid, kind, queue, queueBasis, midStream, discovery, discoveryBasis, controllerBasis, captured,
+                 persistent, persistenceReasons, kato, controller, cntlid, subnqn,
                  hostnqn, keepAlives, maxKeepAliveGap, closedBy, closedHow, closeFrame, firstFrame, lastFrame, file,
                  start, end, headerDigest, dataDigest
         }
@@ -80,7 +115,13 @@ public enum JSONReport {
             try c.encode(dst, forKey: .dst)
             try c.encode(qid, forKey: .qid)
             try c.encode(kind, forKey: .kind)
+            try c.encode(queue, forKey: .queue)
+            try c.encode(queueBasis, forKey: .queueBasis)
+            try c.encode(midStream, forKey: .midStream)
             try c.encode(discovery, forKey: .discovery)
+            try c.encode(discoveryBasis, forKey: .discoveryBasis)
+            try c.encode(controllerBasis, forKey: .controllerBasis)
+            try c.encode(captured, forKey: .captured)
             try c.encode(persistent, forKey: .persistent)
             try c.encode(persistenceReasons, forKey: .persistenceReasons)
             try c.encode(kato, forKey: .kato)
@@ -102,23 +143,60 @@ public enum JSONReport {
             try c.encode(dataDigest, forKey: .dataDigest)
         }
     }
+    /// Keys whose value may be unknown are always present, as `null` when unknown.
     struct Controller: Encodable {
         var id: Int
         var adminConnection: Int
         var ioConnections: [Int]
         var cntlid: Int?
-        var discovery: Bool
+        var discovery: Bool?
+        var discoveryBasis: BasisJSON?
+        var connectSeen: Bool
         var kato: UInt32?
-        var tbkas: Bool
+        var tbkas: Bool?
         var chain: Int?
+        var chainBasis: BasisJSON?
         var maxTimerGap: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case id, adminConnection, ioConnections, cntlid, discovery, discoveryBasis, connectSeen, kato, tbkas, chain,
+                 chainBasis, maxTimerGap
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id)
+            try c.encode(adminConnection, forKey: .adminConnection)
+            try c.encode(ioConnections, forKey: .ioConnections)
+            try c.encode(cntlid, forKey: .cntlid)
+            try c.encode(discovery, forKey: .discovery)
+            try c.encode(discoveryBasis, forKey: .discoveryBasis)
+            try c.encode(connectSeen, forKey: .connectSeen)
+            try c.encode(kato, forKey: .kato)
+            try c.encode(tbkas, forKey: .tbkas)
+            try c.encode(chain, forKey: .chain)
+            try c.encode(chainBasis, forKey: .chainBasis)
+            try c.encode(maxTimerGap, forKey: .maxTimerGap)
+        }
     }
     struct Chain: Encodable {
         var id: Int
-        var hostnqn: String
-        var subnqn: String
+        var hostnqn: String?
+        var subnqn: String?
+        var host: String
         var target: String
         var controllers: [Int]
+
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id)
+            try c.encode(hostnqn, forKey: .hostnqn)
+            try c.encode(subnqn, forKey: .subnqn)
+            try c.encode(host, forKey: .host)
+            try c.encode(target, forKey: .target)
+            try c.encode(controllers, forKey: .controllers)
+        }
+        enum CodingKeys: String, CodingKey { case id, hostnqn, subnqn, host, target, controllers }
     }
     struct FindingJSON: Encodable {
         var rule: String
@@ -131,6 +209,8 @@ public enum JSONReport {
         var time: Double
         var detail: String
         var evidence: [EvidenceJSON]
+        var basis: [BasisJSON]
+        var inferred: Bool
         var explanation: String
         var fix: String
     }
@@ -160,6 +240,7 @@ public enum JSONReport {
                         EvidenceJSON(frame: $0.ref.frame, file: r.fileName($0.ref), time: r.relative($0.ref),
                                      connection: $0.connection, what: $0.what)
                     },
+                    basis: f.basis.map(BasisJSON.init), inferred: f.isInferred,
                     explanation: f.explanation, fix: f.fix)
     }
 
@@ -183,11 +264,22 @@ public enum JSONReport {
             capture: Capture(
                 files: r.files.map { File(name: $0.name, bytes: $0.bytes, sha256: $0.sha256, frames: $0.frames) },
                 frames: m.packets,
-                span: m.captureStart.map { Span(start: Report.utc($0), end: Report.utc(m.captureEnd), seconds: r.spanSeconds) }),
+                span: m.captureStart.map { Span(start: Report.utc($0), end: Report.utc(m.captureEnd), seconds: r.spanSeconds) },
+                quality: Quality(snapLengths: r.capture.snapLengths, packetsCut: r.capture.packetsCut, cutTo: r.capture.cutTo,
+                                 capturedBytes: r.capture.capturedBytes, notCapturedBytes: r.capture.notCapturedBytes,
+                                 lostBytes: r.capture.lostBytes, unframedBytes: r.capture.unframedBytes,
+                                 pduHeadersCut: r.capture.partialHeaders, midStreamConnections: r.capture.midStream,
+                                 whole: r.capture.isWhole, summary: r.capture.summary(connections: m.connections.count))),
             connections: m.connections.map { c in
                 Connection(
                     id: c.id, src: c.host.description, dst: c.target.description, qid: c.qid.map(Int.init), kind: r.kind(c),
-                    discovery: c.isDiscovery, persistent: c.isPersistent,
+                    queue: c.queueKind?.rawValue, queueBasis: c.queueBasis.map(BasisJSON.init), midStream: c.midStream,
+                    discovery: c.discovery, discoveryBasis: c.discoveryBasis.map(BasisJSON.init),
+                    controllerBasis: c.controllerBasis.map(BasisJSON.init),
+                    captured: ConnectionCaptureJSON(capturedBytes: c.capture.capturedBytes, notCapturedBytes: c.capture.notCapturedBytes,
+                                                    lostBytes: c.capture.lostBytes, unframedBytes: c.capture.unframedBytes,
+                                                    pduHeadersCut: c.capture.partialHeaders),
+                    persistent: c.isPersistent,
                     persistenceReasons: PersistenceReason.allCases.filter { c.persistence.contains($0) }.map(\.rawValue),
                     kato: r.kato(c), controller: c.controller, cntlid: c.cntlid.map(Int.init), subnqn: c.subnqn, hostnqn: c.hostnqn,
                     keepAlives: c.keepAlives.count, maxKeepAliveGap: c.keepAliveSeries.maxGap?.seconds,
@@ -199,11 +291,13 @@ public enum JSONReport {
             },
             controllers: m.controllers.map {
                 Controller(id: $0.id, adminConnection: $0.adminConnection, ioConnections: $0.ioConnections,
-                           cntlid: $0.cntlid.map(Int.init), discovery: $0.discovery, kato: $0.kato, tbkas: $0.tbkas,
-                           chain: $0.chain, maxTimerGap: $0.timerSeries.maxGap?.seconds)
+                           cntlid: $0.cntlid.map(Int.init), discovery: $0.discovery, discoveryBasis: $0.discoveryBasis.map(BasisJSON.init),
+                           connectSeen: $0.connectSeen, kato: $0.kato, tbkas: $0.tbkas,
+                           chain: $0.chain, chainBasis: $0.chainBasis.map(BasisJSON.init), maxTimerGap: $0.timerSeries.maxGap?.seconds)
             },
             chains: m.chains.map {
-                Chain(id: $0.id, hostnqn: $0.hostnqn, subnqn: $0.subnqn, target: $0.target.description, controllers: $0.controllers)
+                Chain(id: $0.id, hostnqn: $0.hostnqn, subnqn: $0.subnqn, host: $0.host.description, target: $0.target.description,
+                      controllers: $0.controllers)
             },
             findings: r.findings.map { findingJSON($0, r) },
             unjudged: r.unjudged.map { UnjudgedJSON(rule: $0.rule, connection: $0.connection, reason: $0.reason) },

@@ -17,6 +17,7 @@ public enum MarkdownReport {
             out.append("Span: \(Report.utc(start)) → \(Report.utc(m.captureEnd)) (\(formatSeconds(r.spanSeconds))). ")
         }
         out.append("Analysed with nvmetrace \(r.version): \(m.connections.count) NVMe/TCP connection\(m.connections.count == 1 ? "" : "s"), \(r.count(.error)) error\(r.count(.error) == 1 ? "" : "s"), \(r.count(.warning)) warning\(r.count(.warning) == 1 ? "" : "s").")
+        out.append("Capture: \(escape(r.capture.summary(connections: m.connections.count))).")
         if r.decodeWarnings > 0 { out.append("\(r.decodeWarnings) decode warnings (gaps, resynchronisation, malformed packets).") }
         if let ev = r.evidence {
             out.append("Evidence attached: `\(ev.file)` — \(ev.packets) packets of connection\(ev.connections.count == 1 ? "" : "s") \(ev.connections.map(String.init).joined(separator: ", "))\(ev.snaplen.map { ", each cut to \($0) bytes" } ?? "") (frame numbers in it differ from the original capture's).")
@@ -30,6 +31,12 @@ public enum MarkdownReport {
             out.append("")
             out.append("\(escape(f.detail))")
             out.append("")
+            if !f.basis.isEmpty {
+                out.append("*Rests on:*")
+                out.append("")
+                for b in f.basis { out.append("- " + (b.inferred ? "**inferred:** " : "") + escape(b.evidence)) }
+                out.append("")
+            }
             out.append("| frame | time (s) | connection | evidence |")
             out.append("|---|---|---|---|")
             for e in f.evidence {
@@ -55,7 +62,14 @@ public enum MarkdownReport {
         out.append("|---|---|---|---|---|---|---|---|---|")
         for c in m.connections {
             let persistent = c.isPersistent ? " (persistent)" : ""
-            out.append("| \(c.id) | \(c.host) → \(c.target) | \(c.qid.map(String.init) ?? "?") | \(r.kind(c))\(persistent) | \(r.katoText(c)) | \(c.keepAlives.count) | \(c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-") | \(r.closedText(c)) | \(c.firstRef.frame)–\(c.lastRef.frame) |")
+            out.append("| \(c.id) | \(c.host) → \(c.target) | \(r.qidText(c)) | \(r.kindText(c))\(persistent) | \(r.katoText(c)) | \(c.keepAlives.count) | \(c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-") | \(r.closedText(c)) | \(c.firstRef.frame)–\(c.lastRef.frame) |")
+        }
+        let inferences = r.inferences
+        if !inferences.isEmpty {
+            out.append("")
+            out.append("`~` inferred, not read from the capture:")
+            out.append("")
+            for i in inferences { out.append("- connection \(i.connection): \(escape(i.what))") }
         }
         return out.joined(separator: "\n") + "\n"
     }

@@ -8,6 +8,77 @@ public struct CaptureFileInfo: Sendable {
     public var frames: Int
 }
 
+/// What kind of capture it was, for the report's header: field captures are headers-only and
+/// start mid-stream, and every verdict is only as good as what was captured.
+public struct CaptureQuality: Sendable, Equatable {
+    /// The snap length each file's header declares (live: the `-s` asked for).
+    public var snapLengths: [Int] = []
+    /// Packets stored shorter than they were on the wire, and the longest of those as stored (the
+    /// snap length that was applied).
+    public var packetsCut = 0
+    public var cutTo = 0
+    /// NVMe/TCP stream bytes captured, cut by the snap length, and lost before the capture point
+    /// (over all connections and both directions).
+    public var capturedBytes: UInt64 = 0
+    public var notCapturedBytes: UInt64 = 0
+    public var lostBytes: UInt64 = 0
+    /// Bytes that could not be framed as PDUs, and PDUs whose header was cut.
+    public var unframedBytes: UInt64 = 0
+    public var partialHeaders = 0
+    /// Connections picked up mid-stream (their ICReq and Connect not in the capture).
+    public var midStream: [Int] = []
+
+    public init() {}
+
+    /// Every NVMe/TCP byte the connections announced was captured.
+    public var isWhole: Bool { notCapturedBytes == 0 && lostBytes == 0 && midStream.isEmpty && unframedBytes == 0 }
+
+    /// The quality of the capture from the model's connections and the reader's counts.
+    public static func of(_ model: SessionModel, snapLengths: [Int], packetsCut: Int, cutTo: Int) -> CaptureQuality {
+        var q = CaptureQuality()
+        q.snapLengths = snapLengths
+        q.packetsCut = packetsCut
+        q.cutTo = cutTo
+        for c in model.connections {
+            q.capturedBytes += c.capture.capturedBytes
+            q.notCapturedBytes += c.capture.notCapturedBytes
+            q.lostBytes += c.capture.lostBytes
+            q.unframedBytes += c.capture.unframedBytes
+            q.partialHeaders += c.capture.partialHeaders
+            if c.midStream { q.midStream.append(c.id) }
+        }
+        return q
+    }
+
+    /// One line for the report's header.
+    public func summary(connections: Int) -> String {
+        var parts: [String] = []
+        if packetsCut > 0 {
+            let total = capturedBytes + notCapturedBytes + lostBytes
+            let share = total > 0 ? Double(notCapturedBytes) / Double(total) * 100 : 0
+            parts.append("packets cut to \(cutTo) bytes (a snap length; \(packetsCut) packet\(packetsCut == 1 ? "" : "s") cut): \(formatBytes(notCapturedBytes)) of \(formatBytes(total)) of NVMe/TCP stream bytes (\(String(format: "%.0f", share))%) not captured, \(partialHeaders) PDU header\(partialHeaders == 1 ? "" : "s") cut")
+        } else {
+            let snap = Set(snapLengths).sorted()
+            parts.append("whole packets" + (snap.isEmpty ? "" : " (snap length \(snap.map(String.init).joined(separator: ", ")))"))
+        }
+        if lostBytes > 0 { parts.append("\(formatBytes(lostBytes)) lost before the capture point") }
+        if unframedBytes > 0 { parts.append("\(formatBytes(unframedBytes)) not framed as PDUs") }
+        if midStream.isEmpty {
+            if connections > 0 { parts.append(connections == 1 ? "the connection from its start" : "all \(connections) connections from their start") }
+        } else {
+            parts.append("\(midStream.count) of \(connections) connection\(connections == 1 ? "" : "s") picked up mid-stream (\(midStream.map { "#\($0)" }.joined(separator: ", ")): no ICReq or Connect in the capture)")
+        }
+        return parts.joined(separator: "; ")
+    }
+}
+
+/// "1.2 MB", "340 kB", "512 bytes".
+func formatBytes(_ n: UInt64) -> String {
+    if n >= 1_000_000 { return String(format: "%.1f MB", Double(n) / 1e6) }
+    if n >= 10_000 { return String(format: "%.0f kB", Double(n) / 1e3) }
+    return "\(n) bytes"
+}
+
 /// Everything a renderer needs: the capture, the session model and the rule results.
 public struct Report: Sendable {
     public var version = NVMeTraceVersion.string
@@ -22,6 +93,8 @@ public struct Report: Sendable {
     public var readErrors: [String]
     /// The evidence capture written for the findings (`--evidence`).
     public var evidence: EvidenceInfo?
+    /// What kind of capture it was.
+    public var capture = CaptureQuality()
 
     public struct EvidenceInfo: Sendable {
         public var file: String
@@ -76,11 +149,33 @@ public struct Report: Sendable {
         ref.file >= 0 && ref.file < files.count ? files[ref.file].name : "?"
     }
 
-    /// "discovery", "admin", "io" or "?" for a connection.
+    /// "discovery", "admin", "io" or "?" for a connection: an I/O queue, the admin queue of a
+    /// discovery or an I/O controller, or unknown (also an admin queue whose controller type the
+    /// capture does not tell: never "admin" by default).
     public func kind(_ c: ConnectionModel) -> String {
-        guard let qid = c.qid else { return "?" }
-        if qid != 0 { return "io" }
-        return c.isDiscovery ? "discovery" : "admin"
+        switch c.queueKind {
+        case .some(.io): "io"
+        case .some(.admin): c.discovery.map { $0 ? "discovery" : "admin" } ?? "?"
+        case .none: "?"
+        }
+    }
+
+    /// True when the connection's kind, queue or controller rests on an inference.
+    public func kindInferred(_ c: ConnectionModel) -> Bool {
+        c.queueBasis?.inferred == true || c.discoveryBasis?.inferred == true || c.controllerBasis?.inferred == true
+    }
+
+    /// The kind as the tables show it: `~` marks an inference (listed under "inferred").
+    public func kindText(_ c: ConnectionModel) -> String { kind(c) + (kindInferred(c) ? "~" : "") }
+
+    /// The queue id as the tables show it: from the Connect, else `0~`/`io~` when inferred.
+    public func qidText(_ c: ConnectionModel) -> String {
+        if let q = c.qid { return String(q) }
+        switch c.queueKind {
+        case .some(.admin): return "0~"
+        case .some(.io): return "io~"
+        case .none: return "?"
+        }
     }
 
     /// KATO (ms) the connection's Connect carried (0 on I/O queues, where the field is reserved).
@@ -88,9 +183,34 @@ public struct Report: Sendable {
 
     /// KATO as the text reports show it: an I/O queue shows its controller's in parentheses.
     public func katoText(_ c: ConnectionModel) -> String {
+        if c.queueKind == .io, let ctl = c.controller, let ck = model.controllers[ctl].kato { return "(\(ck) ms)" }
         guard let k = c.connect?.kato else { return "?" }
-        if c.qid != 0, let ctl = c.controller, let ck = model.controllers[ctl].kato { return "(\(ck) ms)" }
         return "\(k) ms"
+    }
+
+    /// Every inference the model rests on, per connection, with its evidence: the reports list
+    /// them so that no inferred link or kind passes for a fact.
+    public var inferences: [(connection: Int, what: String)] {
+        var out: [(Int, String)] = []
+        for c in model.connections {
+            if let b = c.queueBasis, b.inferred { out.append((c.id, "\(c.queueKind == .io ? "I/O" : "admin") queue: \(b.evidence)")) }
+            if let b = c.discoveryBasis, b.inferred, let d = c.discovery {
+                out.append((c.id, "\(d ? "discovery controller" : "I/O controller"): \(b.evidence)"))
+            }
+            if let b = c.controllerBasis, b.inferred, let ctl = c.controller {
+                out.append((c.id, "I/O queue of controller \(ctl) (admin queue connection \(model.controllers[ctl].adminConnection)): \(b.evidence)"))
+            }
+            if let ctl = c.controller, model.controllers[ctl].adminConnection == c.id, let b = model.controllers[ctl].chainBasis, b.inferred {
+                out.append((c.id, "reconnect of the previous association in its chain: \(b.evidence)"))
+            }
+        }
+        return out
+    }
+
+    /// What a finding rests on, in one line: the facts read from the capture, then what was
+    /// inferred ("inferred: …").
+    public static func basisText(_ f: Finding) -> String {
+        f.basis.map { ($0.inferred ? "inferred: " : "") + $0.evidence }.joined(separator: "; ")
     }
 
     public func closedText(_ c: ConnectionModel) -> String {

@@ -18,7 +18,7 @@ public enum TextReport {
         var parts: [String] = []
         for k in ["discovery", "admin", "io", "?"] {
             guard let cs = kinds[k] else { continue }
-            var s = "\(cs.count) \(k == "?" ? "unknown (no Connect seen)" : k)"
+            var s = "\(cs.count) \(k == "?" ? "of unknown kind" : k)"
             if k == "discovery" {
                 let p = cs.filter(\.isPersistent).count
                 if p > 0 { s += " (\(p) persistent)" }
@@ -26,6 +26,7 @@ public enum TextReport {
             parts.append(s)
         }
         out.append("\(m.connections.count) NVMe/TCP connection\(m.connections.count == 1 ? "" : "s")" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", ")))
+        out.append(contentsOf: wrap("Capture: " + r.capture.summary(connections: m.connections.count), indent: 0))
         if r.decodeWarnings > 0 { out.append("\(r.decodeWarnings) decode warning\(r.decodeWarnings == 1 ? "" : "s") (gaps, resynchronisation, malformed packets)") }
         for e in r.readErrors { out.append(paint("read error: ", "31") + e) }
         if let ev = r.evidence {
@@ -49,6 +50,7 @@ public enum TextReport {
                     out.append(contentsOf: title.dropFirst())
                 }
                 out.append(contentsOf: wrap("at \(String(format: "%.3f", r.relative(f.ref))) s: \(f.detail)", indent: 4))
+                if !f.basis.isEmpty { out.append(contentsOf: wrap("rests on: " + Report.basisText(f), indent: 4)) }
                 let ev = f.evidence.map { "\($0.ref.frame) \($0.what)" }.joined(separator: ", ")
                 out.append(contentsOf: wrap("frames: " + ev, indent: 4))
                 out.append(contentsOf: wrap("fix: " + f.fix, indent: 4))
@@ -64,10 +66,10 @@ public enum TextReport {
             out.append(paint("CONNECTIONS", "1"))
             var rows = [["#", "host → target", "qid", "kind", "KATO", "KAs", "max gap", "closed by", "frames"]]
             for c in m.connections {
-                var kind = r.kind(c)
+                var kind = r.kindText(c)
                 if c.isPersistent { kind += "*" }
                 rows.append([
-                    String(c.id), describe(c), c.qid.map(String.init) ?? "?", kind,
+                    String(c.id), describe(c), r.qidText(c), kind,
                     r.katoText(c), String(c.keepAlives.count),
                     c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-",
                     r.closedText(c), "\(c.firstRef.frame)-\(c.lastRef.frame)",
@@ -75,6 +77,11 @@ public enum TextReport {
             }
             out.append(contentsOf: table(rows))
             if m.connections.contains(where: \.isPersistent) { out.append("  * persistent discovery connection") }
+            let inferences = r.inferences
+            if !inferences.isEmpty {
+                out.append("  ~ inferred, not read from the capture:")
+                for i in inferences { out.append(contentsOf: wrap("#\(i.connection) \(i.what)", indent: 4)) }
+            }
         }
         return out.joined(separator: "\n")
     }

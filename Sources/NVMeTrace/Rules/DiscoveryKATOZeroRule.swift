@@ -17,8 +17,23 @@ struct DiscoveryKATOZeroRule: Rule {
 
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
-        for c in model.connections where c.isAdmin && c.isDiscovery && c.connect?.kato == 0 && c.isPersistent {
-            guard let connectRef = c.connectRef else { continue }
+        for c in model.connections where c.queueKind != .io && c.discovery != false {
+            // The rule is about discovery controllers' admin queues; what the capture cannot tell
+            // is said, not skipped.
+            guard let kato = c.connect?.kato, let connectRef = c.connectRef else {
+                if c.queueKind == .admin || c.discovery == true {
+                    let why = c.connect == nil ? "the capture starts after this connection's Connect, so the KATO it carried is unknown"
+                        : "the snap length cut the Connect before its KATO field"
+                    out.unjudged.append(Unjudged(rule: id, connection: c.id, reason: why))
+                }
+                continue
+            }
+            guard kato == 0, c.queueKind == .admin else { continue }
+            guard c.discovery == true else {
+                out.unjudged.append(Unjudged(rule: id, connection: c.id, reason: "the Connect carried KATO 0, but the capture does not show whether this is a discovery controller (its subsystem NQN, Identify data and discovery log reads were not captured)"))
+                continue
+            }
+            guard c.isPersistent else { continue }
             var evidence = [Evidence(connectRef, "Connect with KATO 0", connection: c.id)]
             var facts = ["Connect at frame \(connectRef.frame) carried KATO 0 on a discovery connection that stayed open"]
             let reasons = PersistenceReason.allCases.filter { c.persistence.contains($0) }
@@ -53,10 +68,16 @@ struct DiscoveryKATOZeroRule: Rule {
                     break
                 }
             }
+            var basis: [Basis] = [.observed("Connect SQE: KATO 0 (frame \(connectRef.frame))")]
+            if let d = c.discoveryBasis { basis.append(Basis(inferred: d.inferred, evidence: "discovery controller: " + d.evidence)) }
+            if let q = c.queueBasis, q.inferred { basis.append(.inferred("admin queue: " + q.evidence)) }
+            if let ctl = c.controller, let chainBasis = model.controllers[ctl].chainBasis, c.persistence.contains(.reconnect) {
+                basis.append(.inferred("a reconnect of the previous association: \(chainBasis.evidence)"))
+            }
             out.findings.append(finding(
                 title: "Persistent discovery connection with KATO 0: \(describe(c))",
                 connection: c.id, ref: connectRef, detail: facts.joined(separator: "; ") + ".",
-                evidence: evidence, related: related))
+                evidence: evidence, related: related, basis: basis))
         }
         return out
     }

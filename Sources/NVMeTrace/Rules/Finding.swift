@@ -34,6 +34,12 @@ public struct Finding: Sendable {
     /// Specific facts: frames, times, KATO, silence.
     public var detail: String
     public var evidence: [Evidence]
+    /// What the verdict rests on: the facts read from the capture and, marked, anything inferred
+    /// (a KATO bounded from the Keep Alive cadence, a controller type from the port), with the
+    /// reasoning. Says how good the evidence is.
+    public var basis: [Basis] = []
+    /// True when any part of the verdict rests on an inference.
+    public var isInferred: Bool { basis.contains(where: \.inferred) }
     /// Why it matters (spec or kernel behaviour) and what to do, from the rule.
     public var explanation: String
     public var fix: String
@@ -53,8 +59,8 @@ public struct Finding: Sendable {
     }
 }
 
-/// A rule that could not decide for a connection (KATO unknown: the capture started after the
-/// Connect), so the report says so instead of guessing.
+/// A rule that could not decide for a connection (KATO unknown, Connect not captured, controller
+/// unknown), so the report says so, with the reason, instead of guessing or staying silent.
 public struct Unjudged: Sendable {
     public var rule: String
     public var connection: Int
@@ -90,8 +96,8 @@ public protocol Rule: Sendable {
 
 extension Rule {
     func finding(title: String, connection: Int?, ref: FrameRef, detail: String, evidence: [Evidence],
-                 related: [Int] = []) -> Finding {
+                 related: [Int] = [], basis: [Basis] = []) -> Finding {
         Finding(rule: id, severity: severity, title: title, connection: connection, relatedConnections: related,
-                ref: ref, detail: detail, evidence: evidence, explanation: explanation, fix: fix)
+                ref: ref, detail: detail, evidence: evidence, basis: basis, explanation: explanation, fix: fix)
     }
 }

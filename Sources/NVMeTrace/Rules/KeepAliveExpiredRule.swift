@@ -19,35 +19,68 @@ struct KeepAliveExpiredRule: Rule {
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
         for ctl in model.controllers {
-            guard let admin = model.connection(ctl.adminConnection), let end = admin.end, end.by == .target else { continue }
-            guard case .known(let kato, let source) = EffectiveKATO.of(ctl, config: config) else { continue }
-            guard let last = ctl.timerSeries.last else { continue }
+            guard let view = KeepAliveView(ctl, model, config: config), let end = view.admin.end, end.by == .target else { continue }
+            let admin = view.admin
+            guard let last = view.last else {
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "no command of this association is in the capture, so when the host last restarted the timer is unknown"))
+                continue
+            }
             let silence = seconds(last.ref, end.ref)
-            guard silence >= Double(kato) / 1000 else { continue }  // on time: not a keep-alive expiry
-            let what = last.what == "Connect" ? "timer start (the Connect; no Keep Alive followed)"
-                : ctl.tbkas ? "command (\(last.what); under TBKAS any command restarts the timer)" : "Keep Alive"
-            var evidence = [Evidence(last.ref, last.what == "Connect" ? "Connect (timer start)" : "host's last \(ctl.tbkas ? "command (\(last.what))" : "Keep Alive")", connection: last.connection),
+            let katoMs: UInt32
+            var katoText: String
+            switch view.kato {
+            case .disabled:
+                continue
+            case .unknown(let reason):
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: reason))
+                continue
+            case .known(let ms, let source, _):
+                guard silence >= Double(ms) / 1000 else { continue }  // on time: not a keep-alive expiry
+                katoMs = ms
+                katoText = "effective KATO \(formatSeconds(Double(ms) / 1000)) (\(source))"
+            case .inferred(let lo, let hi, let basis):
+                if silence < Double(lo) / 1000 { continue }  // shorter than any KATO the cadence allows
+                guard silence >= Double(hi) / 1000 else {
+                    out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "the \(formatSeconds(silence)) silence before the target's teardown lies within the bounds of a KATO the capture does not show (\(basis.evidence))"))
+                    continue
+                }
+                katoMs = hi
+                katoText = "KATO not in the capture: inferred \(basis.evidence); the silence exceeds even the largest KATO that cadence allows"
+            }
+            let restart = last.command == nil ? "timer start (the Connect; no Keep Alive followed)"
+                : view.restartNoun == "Keep Alive" ? "Keep Alive"
+                : ctl.tbkas == true ? "command (\(last.what); under TBKAS any command restarts the timer)"
+                : "command (\(last.what); TBKAS unknown, so any command is counted as a restart)"
+            var evidence = [Evidence(last.ref, last.command == nil ? "Connect (timer start)" : "host's last \(view.restartNoun == "Keep Alive" ? "Keep Alive" : "command (\(last.what))")", connection: last.connection),
                             Evidence(end.ref, "target teardown (\(end.how.rawValue))", connection: admin.id)]
-            var facts = ["last \(what) at frame \(last.ref.frame), then \(formatSeconds(silence)) of silence until the target's \(end.how.rawValue) at frame \(end.ref.frame); effective KATO \(formatSeconds(Double(kato) / 1000)) (\(source))"]
+            var facts = ["last \(restart) at frame \(last.ref.frame), then \(formatSeconds(silence)) of silence until the target's \(end.how.rawValue) at frame \(end.ref.frame); \(katoText)"]
             var related: [Int] = []
+            var basis = view.basis
+            basis.append(.observed("target \(end.how.rawValue) (frame \(end.ref.frame))"))
             for io in ctl.ioConnections {
                 guard let q = model.connection(io), let qend = q.end, qend.by == .target else { continue }
                 related.append(io)
                 evidence.append(Evidence(qend.ref, "target closes I/O queue \(q.qid.map(String.init) ?? "?") (\(qend.how.rawValue))", connection: io))
+                if let b = q.controllerBasis, b.inferred { basis.append(.inferred("I/O queue connection \(io) belongs to this controller: \(b.evidence)")) }
             }
             if !related.isEmpty {
                 facts.append("the target closed \(related.count) I/O queue connection\(related.count == 1 ? "" : "s") of the controller with it (connection \(related.map(String.init).joined(separator: ", ")))")
             }
-            if ctl.discovery && ctl.kato == 0 {
+            if ctl.discovery == true && ctl.kato == 0 {
                 facts.append("a consequence of the KATO 0 discovery connection (see discovery-kato-zero)")
             }
+            let without = view.restartNoun == "Keep Alive" ? "Keep Alive" : "a command"
+            let katoTitle = { () -> String in
+                if case .inferred(let lo, let hi, _) = view.kato { return "KATO \(formatSeconds(Double(lo) / 1000))–\(formatSeconds(Double(hi) / 1000)), inferred" }
+                return "KATO \(formatSeconds(Double(katoMs) / 1000))"
+            }()
             out.findings.append(finding(
-                title: "Keep-alive timeout: target closed \(describe(admin)) after \(formatSeconds(silence)) without \(ctl.tbkas ? "a command" : "Keep Alive") (KATO \(formatSeconds(Double(kato) / 1000)))",
-                connection: admin.id, ref: end.ref, detail: facts.joined(separator: "; ") + ".", evidence: evidence, related: related))
+                title: "Keep-alive timeout: target closed \(describe(admin)) after \(formatSeconds(silence)) without \(without) (\(katoTitle))",
+                connection: admin.id, ref: end.ref, detail: facts.joined(separator: "; ") + ".", evidence: evidence, related: related,
+                basis: basis))
         }
-        out.unjudged = unjudgedMidStream(model, rule: id).filter { u in
-            model.connection(u.connection)?.end?.by == .target
-        }
+        // Teardowns by the target of connections no controller could be found for.
+        out.unjudged += unjudgedWithoutController(model, rule: id) { $0.end?.by == .target }
         return out
     }
 }

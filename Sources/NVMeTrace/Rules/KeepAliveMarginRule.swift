@@ -14,17 +14,47 @@ struct KeepAliveMarginRule: Rule {
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
         for ctl in model.controllers {
-            guard let admin = model.connection(ctl.adminConnection), admin.end?.by != .target else { continue }
-            guard case .known(let kato, let source) = EffectiveKATO.of(ctl, config: config), let gap = ctl.timerSeries.maxGap else { continue }
-            let limit = Double(kato) / 1000 * config.marginFraction
+            guard let view = KeepAliveView(ctl, model, config: config), view.admin.end?.by != .target else { continue }
+            let admin = view.admin
+            let kato: Double
+            let katoText: String
+            switch view.kato {
+            case .disabled:
+                continue
+            case .unknown(let reason):
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: reason))
+                continue
+            case .known(let ms, let source, _):
+                kato = Double(ms) / 1000
+                katoText = "the effective KATO \(formatSeconds(kato)) (\(source))"
+            case .inferred(_, let hi, let basis):
+                // Against the largest KATO the cadence allows: a warning never rests on the smaller.
+                kato = Double(hi) / 1000
+                katoText = "the largest KATO the capture allows, \(formatSeconds(kato)) (inferred \(basis.evidence))"
+            }
+            guard let gap = view.series.maxGap else { continue }
+            let limit = kato * config.marginFraction
             guard gap.seconds > limit else { continue }
+            if view.seriesIncomplete {
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "the \(formatSeconds(gap.seconds)) gap is between commands of the admin queue only: I/O queue \(ctl.lateIOConnections.map(String.init).joined(separator: ", ")) joined this controller by inference after its commands began, and with TBKAS \(ctl.tbkas == nil ? "unknown" : "set") its commands may have restarted the timer within the gap"))
+                continue
+            }
             out.findings.append(finding(
-                title: "Keep Alive gap of \(formatSeconds(gap.seconds)) on \(describe(admin)) (KATO \(formatSeconds(Double(kato) / 1000)))",
+                title: "Keep Alive gap of \(formatSeconds(gap.seconds)) on \(describe(admin)) (KATO \(formatSeconds(kato))\(view.kato.isInferred ? ", inferred" : ""))",
                 connection: admin.id, ref: gap.to.ref,
-                detail: "\(formatSeconds(gap.seconds)) between frame \(gap.from.ref.frame) and frame \(gap.to.ref.frame), more than \(Int(config.marginFraction * 100))% of the effective KATO \(formatSeconds(Double(kato) / 1000)) (\(source)).",
+                detail: "\(formatSeconds(gap.seconds)) between frame \(gap.from.ref.frame) and frame \(gap.to.ref.frame), more than \(Int(config.marginFraction * 100))% of \(katoText).",
                 evidence: [Evidence(gap.from.ref, "timer restart (\(gap.from.what))", connection: gap.from.connection),
-                           Evidence(gap.to.ref, "next timer restart (\(gap.to.what))", connection: gap.to.connection)]))
+                           Evidence(gap.to.ref, "next timer restart (\(gap.to.what))", connection: gap.to.connection)],
+                basis: view.basis))
         }
+        out.unjudged += unjudgedWithoutController(model, rule: id) { $0.end?.by != .target && $0.queueKind != .io }
         return out
+    }
+}
+
+extension EffectiveKATO {
+    var isInferred: Bool {
+        if case .inferred = self { return true }
+        return false
     }
 }

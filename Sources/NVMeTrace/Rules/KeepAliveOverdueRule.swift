@@ -16,20 +16,37 @@ struct KeepAliveOverdueRule: Rule {
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
         for ctl in model.controllers {
-            guard let admin = model.connection(ctl.adminConnection), let end = admin.end, end.how == .captureEnd else { continue }
-            guard case .known(let kato, let source) = EffectiveKATO.of(ctl, config: config), let last = ctl.timerSeries.last else { continue }
+            guard let view = KeepAliveView(ctl, model, config: config), let end = view.admin.end, end.how == .captureEnd,
+                  let last = view.last else { continue }
+            let admin = view.admin
             let silence = seconds(last.ref, model.captureEnd)
-            guard silence > Double(kato) / 1000 else { continue }
+            let katoText: String
+            switch view.kato {
+            case .disabled:
+                continue
+            case .unknown(let reason):
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: reason))
+                continue
+            case .known(let ms, let source, _):
+                guard silence > Double(ms) / 1000 else { continue }
+                katoText = "effective KATO \(formatSeconds(Double(ms) / 1000)) (\(source))"
+            case .inferred(let lo, let hi, let basis):
+                if silence <= Double(lo) / 1000 { continue }
+                guard silence > Double(hi) / 1000 else {
+                    out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "the \(formatSeconds(silence)) silence at the end of the capture lies within the bounds of a KATO the capture does not show (\(basis.evidence))"))
+                    continue
+                }
+                katoText = "KATO not in the capture: inferred \(basis.evidence); the silence exceeds even the largest KATO that cadence allows"
+            }
             out.findings.append(finding(
-                title: "Keep Alive overdue on \(describe(admin)): silent \(formatSeconds(silence)) at capture end (KATO \(formatSeconds(Double(kato) / 1000)))",
+                title: "Keep Alive overdue on \(describe(admin)): silent \(formatSeconds(silence)) at capture end",
                 connection: admin.id, ref: model.captureEnd,
-                detail: "last timer restart (\(last.what)) at frame \(last.ref.frame); the capture ends \(formatSeconds(silence)) later at frame \(model.captureEnd.frame) with the connection still open; effective KATO \(formatSeconds(Double(kato) / 1000)) (\(source)).",
+                detail: "last timer restart (\(last.what)) at frame \(last.ref.frame); the capture ends \(formatSeconds(silence)) later at frame \(model.captureEnd.frame) with the connection still open; \(katoText).",
                 evidence: [Evidence(last.ref, "host's last timer restart (\(last.what))", connection: last.connection),
-                           Evidence(model.captureEnd, "end of capture")]))
+                           Evidence(model.captureEnd, "end of capture")],
+                basis: view.basis))
         }
-        out.unjudged = unjudgedMidStream(model, rule: id).filter { u in
-            model.connection(u.connection)?.end?.how == .captureEnd
-        }
+        out.unjudged += unjudgedWithoutController(model, rule: id) { $0.end?.how == .captureEnd && $0.queueKind != .io }
         return out
     }
 }

@@ -2,34 +2,143 @@ import Foundation
 
 /// The keep-alive timeout the target applies to a controller, as far as the capture tells.
 enum EffectiveKATO {
-    /// KATO in ms and how it was derived.
-    case known(ms: UInt32, source: String)
+    /// KATO in ms and how it was derived (`basis` says whether it rests on an inference, such as
+    /// a discovery controller recognised by its port).
+    case known(ms: UInt32, source: String, basis: Basis)
+    /// The Connect's KATO is not in the capture; the Keep Alive cadence bounds it (see
+    /// `KeepAliveCadence`). A finding claims an expiry only past `maxMs` and an on-time teardown
+    /// only before `minMs`.
+    case inferred(minMs: UInt32, maxMs: UInt32, basis: Basis)
     /// KATO 0 on an I/O controller: keep-alive is off, nothing can expire.
     case disabled
-    /// The Connect is not in the capture.
-    case unknown
+    /// Nothing in the capture tells; `reason` says what is missing.
+    case unknown(reason: String)
 
-    static func of(_ ctl: ControllerModel, config: RuleConfig) -> EffectiveKATO {
-        guard let kato = ctl.kato else { return .unknown }
-        if kato > 0 { return .known(ms: kato, source: "KATO \(kato) ms from the Connect") }
-        if ctl.discovery {
-            return .known(ms: config.discoveryKATOms,
-                          source: "Connect KATO 0 on a discovery controller: the target's default \(formatSeconds(Double(config.discoveryKATOms) / 1000))")
+    /// Keep Alives needed before their cadence is trusted to bound KATO: two intervals, the
+    /// shorter of which is the host's period (a skipped Keep Alive only lengthens one).
+    static let cadenceKeepAlives = 3
+
+    static func of(_ ctl: ControllerModel, admin: ConnectionModel, config: RuleConfig) -> EffectiveKATO {
+        if let kato = ctl.kato {
+            let connect = "KATO \(kato) ms in the Connect" + (admin.connectRef.map { " (frame \($0.frame))" } ?? "")
+            if kato > 0 { return .known(ms: kato, source: "KATO \(kato) ms from the Connect", basis: .observed("Connect SQE: " + connect)) }
+            switch ctl.discovery {
+            case .some(true):
+                let how = ctl.discoveryBasis.map { $0.inferred ? " (a discovery controller by inference: \($0.evidence))" : "" } ?? ""
+                let source = "Connect KATO 0 on a discovery controller: the target's default \(formatSeconds(Double(config.discoveryKATOms) / 1000))" + how
+                let basis = Basis(inferred: ctl.discoveryBasis?.inferred ?? false,
+                                  evidence: "Connect SQE: \(connect); discovery controller: \(ctl.discoveryBasis?.evidence ?? "?")")
+                return .known(ms: config.discoveryKATOms, source: source, basis: basis)
+            case .some(false):
+                return .disabled
+            case .none:
+                return .unknown(reason: "the Connect carried KATO 0, and the capture does not show whether this is a discovery controller (the target then applies its default, \(formatSeconds(Double(config.discoveryKATOms) / 1000))) or an I/O controller (keep-alive off)")
+            }
         }
-        return .disabled
+        let missing = ctl.connectSeen ? "the snap length cut the Connect before its KATO field"
+            : "the capture starts after this association's Connect, so its KATO is unknown"
+        let count = admin.keepAlives.count
+        guard count >= cadenceKeepAlives, let p = admin.keepAliveCadence.shortestGapNs, p > 0 else {
+            let few = count == 0 ? "no Keep Alive" : "only \(count) Keep Alive\(count == 1 ? "" : "s")"
+            return .unknown(reason: "\(missing), and \(few) to bound it from their cadence")
+        }
+        // Linux sends Keep Alive every KATO/2, or KATO/4 when the controller supports TBKAS
+        // (nvme_keep_alive_work_period); with TBKAS unknown, KATO is 2 to 4 periods.
+        let period = Double(p) / 1e6
+        let (lo, hi): (Double, Double) = ctl.tbkas == true ? (4 * period, 4 * period)
+            : ctl.tbkas == false ? (2 * period, 2 * period) : (2 * period, 4 * period)
+        let rule = ctl.tbkas == true ? "every KATO/4 under TBKAS" : ctl.tbkas == false ? "every KATO/2 without TBKAS"
+            : "every KATO/2, or KATO/4 under TBKAS, which the capture does not show"
+        let range = lo == hi ? "about \(formatSeconds((hi / 10).rounded() / 100))" : "between \(formatSeconds((lo / 10).rounded() / 100)) and \(formatSeconds((hi / 10).rounded() / 100))"
+        let basis = Basis.inferred("KATO \(range), from the Keep Alive cadence (shortest interval \(formatSeconds(period / 1000)) over \(count) Keep Alives; a Linux host sends one \(rule)); \(missing)")
+        return .inferred(minMs: UInt32(min(lo, Double(UInt32.max)).rounded()),
+                         maxMs: UInt32(min(hi, Double(UInt32.max)).rounded()), basis: basis)
+    }
+}
+
+/// What the keep-alive rules judge a controller by: its effective KATO, the series of commands
+/// that restart the target's timer, and what each rests on.
+struct KeepAliveView {
+    let ctl: ControllerModel
+    let admin: ConnectionModel
+    let kato: EffectiveKATO
+
+    /// The last timer restart: the series' last, or a later command of an I/O queue joined when
+    /// the model was built (whose commands the series does not hold), when any command counts.
+    let last: TimerEvent?
+
+    init?(_ ctl: ControllerModel, _ model: SessionModel, config: RuleConfig) {
+        guard let admin = model.connection(ctl.adminConnection) else { return nil }
+        self.ctl = ctl
+        self.admin = admin
+        kato = EffectiveKATO.of(ctl, admin: admin, config: config)
+        var last = ctl.timerSeries.last
+        if ctl.tbkas != false {
+            for io in ctl.lateIOConnections {
+                guard let q = model.connection(io), let ref = q.lastHostCommand else { continue }
+                if last.map({ ref.timeNs > $0.ref.timeNs }) ?? true {
+                    last = TimerEvent(ref: ref, connection: io, command: q.lastHostCommandKind)
+                }
+            }
+        }
+        self.last = last
+    }
+
+    var series: TimerSeries { ctl.timerSeries }
+
+    /// True when the series may miss timer restarts: I/O queues joined after their commands
+    /// began, while any command counts.
+    var seriesIncomplete: Bool { ctl.tbkas != false && !ctl.lateIOConnections.isEmpty }
+
+    /// "Keep Alive", "command", said of the series' events.
+    var restartNoun: String { ctl.tbkas == false ? "Keep Alive" : "command" }
+
+    /// What the timer-restart series rests on.
+    var timerBasis: Basis {
+        switch ctl.tbkas {
+        case .some(true): .observed("Identify Controller CTRATT: TBKAS set, so any command restarts the timer; \(ctl.anyCommand.count) command capsule headers of the association")
+        case .some(false): .observed("Identify Controller CTRATT: TBKAS clear, so only Keep Alive restarts the timer; \(ctl.keepAlives.count) Keep Alive capsule headers")
+        case .none: .inferred("TBKAS not captured (Identify Controller): any command counted as a timer restart, which can only shorten a silence; \(ctl.anyCommand.count) command capsule headers of the association")
+        }
+    }
+
+    /// The basis every keep-alive finding of this controller shares.
+    var basis: [Basis] {
+        var out: [Basis] = []
+        switch kato {
+        case .known(_, _, let b), .inferred(_, _, let b): out.append(b)
+        default: break
+        }
+        out.append(timerBasis)
+        if let q = admin.queueBasis, q.inferred { out.append(Basis.inferred("admin queue: " + q.evidence)) }
+        return out
     }
 }
 
 func seconds(_ from: FrameRef, _ to: FrameRef) -> Double { Double(to.timeNs &- from.timeNs) / 1e9 }
 
-
 func describe(_ c: ConnectionModel) -> String { "\(c.host) → \(c.target)" }
 
-/// Connections whose Connect is missing: keep-alive rules cannot judge them.
-func unjudgedMidStream(_ model: SessionModel, rule: String) -> [Unjudged] {
-    model.connections.filter { $0.connect == nil }.map {
-        Unjudged(rule: rule, connection: $0.id,
-                 reason: "the capture starts after this connection's Connect, so its queue, controller and KATO are unknown")
+/// Connections a keep-alive rule cannot place with a controller (`matching` picks those the rule
+/// is about): a reason each, never silence.
+func unjudgedWithoutController(_ model: SessionModel, rule: String, matching: (ConnectionModel) -> Bool) -> [Unjudged] {
+    model.connections.compactMap { c in
+        guard c.controller == nil, matching(c) else { return nil }
+        // A Connect the target refused made no association: connect-rejected speaks for it.
+        if let st = c.connectStatus, !st.isSuccess { return nil }
+        return Unjudged(rule: rule, connection: c.id, reason: withoutControllerReason(c))
     }
 }
 
+/// Why a connection has no controller in the model.
+func withoutControllerReason(_ c: ConnectionModel) -> String {
+    switch c.queueKind {
+    case .some(.io):
+        return "I/O queue whose controller is unknown: \(c.connectData?.cntlid == nil ? "its Connect data (CNTLID) was not captured and " : "")no single admin queue of host \(c.host.address) to \(c.target) was open when it connected"
+    case .some(.admin):
+        return "admin queue whose Connect did not succeed in the capture (its status was not captured)"
+    case .none:
+        if c.connect != nil { return "the snap length cut its Connect before the QID, and no command showed whether it is an admin or an I/O queue" }
+        return "picked up mid-stream (the capture holds neither its ICReq nor its Connect) and no command showed whether it is an admin or an I/O queue, so its controller and KATO are unknown"
+    }
+}

@@ -17,7 +17,9 @@ struct ReconnectLoopRule: Rule {
             let admins = chain.controllers.compactMap { model.connection(model.controllers[$0].adminConnection) }
             // Torn down by the target and followed by another association.
             let remade = admins.dropLast().filter { $0.end?.by == .target }
-            guard remade.count >= 2, let first = admins.first, let firstRef = first.connectRef else { continue }
+            // The first association may have begun before the capture (no Connect in it).
+            guard remade.count >= 2, let first = admins.first else { continue }
+            let firstRef = first.connectRef ?? first.firstRef
             var evidence: [Evidence] = []
             for a in admins {
                 if let r = a.connectRef { evidence.append(Evidence(r, "Connect", connection: a.id)) }
@@ -28,12 +30,22 @@ struct ReconnectLoopRule: Rule {
                 return seconds(r1, r2)
             }
             let every = intervals.isEmpty ? "" : ", a new association every \(formatSeconds(intervals.reduce(0, +) / Double(intervals.count))) on average"
+            var basis: [Basis] = [.observed("\(admins.filter { $0.connectRef != nil }.count) Connects and \(remade.count) target teardowns")]
+            for ctl in chain.controllers {
+                if let b = model.controllers[ctl].chainBasis, let a = model.connection(model.controllers[ctl].adminConnection) {
+                    basis.append(Basis(inferred: b.inferred, evidence: "connection \(a.id) in the chain: \(b.evidence)"))
+                }
+            }
+            let who = chain.hostnqn ?? "host \(chain.host) (host NQN not captured)"
+            let what = chain.subnqn ?? "a subsystem (NQN not captured)"
             out.findings.append(finding(
-                title: "Reconnect loop: \(admins.count) associations of \(chain.hostnqn) to \(chain.subnqn) at \(chain.target), \(remade.count) torn down by the target",
+                title: "Reconnect loop: \(admins.count) associations of \(who) to \(what) at \(chain.target), \(remade.count) torn down by the target",
                 connection: first.id, ref: firstRef,
                 detail: "connections \(admins.map { String($0.id) }.joined(separator: ", ")); the target tore down \(remade.map { String($0.id) }.joined(separator: ", ")) and the host reconnected each time\(every).",
-                evidence: evidence, related: admins.dropFirst().map(\.id)))
+                evidence: evidence, related: admins.dropFirst().map(\.id), basis: basis))
         }
+        // Associations torn down by the target that no controller (so no chain) could be found for.
+        out.unjudged += unjudgedWithoutController(model, rule: id) { $0.end?.by == .target && $0.queueKind != .io }
         return out
     }
 }

@@ -67,7 +67,14 @@ public struct KeepAliveLog: Sendable {
     /// Records the completion of the Keep Alive sent at frame `issued` (the decoder matched it by
     /// CID), when that one was kept. Only the last few are searched: a completion follows its
     /// command closely, and one whose command was not kept has nothing to update.
-    mutating func complete(issued: FrameRef, ref: FrameRef, status: NVMeStatus) {
+    /// Keep Alives whose completion was seen, and how many of those had their status cut by the
+    /// snap length.
+    public private(set) var completed = 0
+    public private(set) var statusNotCaptured = 0
+
+    mutating func complete(issued: FrameRef, ref: FrameRef, status: NVMeStatus?) {
+        completed += 1
+        if status == nil { statusNotCaptured += 1 }
         var i = sample.count - 1
         let stop = max(0, sample.count - 8)
         while i >= stop {

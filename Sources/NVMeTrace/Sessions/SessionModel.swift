@@ -67,6 +67,56 @@ public struct TimerSeries: Sendable, Equatable {
     }
 }
 
+/// What a fact the reports state rests on: read from the capture, or inferred from other
+/// evidence. Field captures are headers-only and start mid-stream: the queue, the controller type
+/// and the controller an I/O queue belongs to often have to be inferred, and the reports say so
+/// each time, with the evidence.
+public struct Basis: Sendable, Equatable {
+    /// False when the capture shows the fact itself (the Connect's QID, the subsystem NQN).
+    public var inferred: Bool
+    /// The evidence, in words: "Connect QID 0 (frame 11)", "target port 8009, the well-known
+    /// discovery port".
+    public var evidence: String
+
+    public static func observed(_ evidence: String) -> Basis { Basis(inferred: false, evidence: evidence) }
+    public static func inferred(_ evidence: String) -> Basis { Basis(inferred: true, evidence: evidence) }
+}
+
+/// What the capture missed of one connection: how good the evidence about it is.
+public struct ConnectionCapture: Sendable, Equatable {
+    /// Stream bytes captured, both directions.
+    public var capturedBytes: UInt64 = 0
+    /// Bytes the snap length cut (announced by IP, not stored), both directions.
+    public var notCapturedBytes: UInt64 = 0
+    /// Bytes never seen: lost before the capture point, or given up.
+    public var lostBytes: UInt64 = 0
+    /// Bytes that could not be framed as PDUs (skipped while looking for a PDU boundary).
+    public var unframedBytes: UInt64 = 0
+    /// PDUs whose header the capture cut (their fields past the cut are unknown).
+    public var partialHeaders = 0
+    /// Header digests that could not be checked because the header or its digest was cut.
+    public var unverifiableHeaderDigests = 0
+
+    public init() {}
+}
+
+/// The Keep Alive cadence of a connection: the shortest interval between two Keep Alives. A
+/// Linux host sends one every KATO/2, or KATO/4 when the controller supports Traffic Based Keep
+/// Alive (PROTOCOL.md, "Keep-alive behaviour"), so a KATO the capture did not show can be bounded
+/// from it.
+public struct KeepAliveCadence: Sendable, Equatable {
+    public private(set) var shortestGapNs: Int64?
+    private var lastNs: Int64?
+
+    mutating func add(_ ref: FrameRef) {
+        if let lastNs {
+            let gap = ref.timeNs &- lastNs
+            if gap > 0, shortestGapNs.map({ gap < $0 }) ?? true { shortestGapNs = gap }
+        }
+        lastNs = ref.timeNs
+    }
+}
+
 /// A Keep Alive command and, once seen, its completion.
 public struct KeepAliveExchange: Sendable, Equatable {
     public var cid: UInt16
@@ -85,10 +135,14 @@ public struct ConnectionModel: Sendable {
     public var synSeen: Bool
     public var icReq: InitializeConnection?
     public var icResp: InitializeConnection?
+    /// An ICReq was framed (even one the snap length cut): the connection's start is in the
+    /// capture. False for a connection picked up mid-stream.
+    public var sawICReq = false
     public var connect: ConnectCommand? {
         didSet { qid = connect?.qid }
     }
-    /// The Connect's data (host and subsystem NQNs, host id), once seen.
+    /// The Connect's data (host and subsystem NQNs, host id), once seen; its fields are nil where
+    /// the capture cut it.
     public var connectData: ConnectData? {
         didSet {
             subnqn = connectData?.subnqn
@@ -96,10 +150,29 @@ public struct ConnectionModel: Sendable {
         }
     }
     public var connectRef: FrameRef?
+    /// Nil until the Connect's response is seen, and when its status was not captured.
     public var connectStatus: NVMeStatus?
     public var connectResponseRef: FrameRef?
+    /// CNTLID in the Connect response (Linux nvmet fills it for I/O queues too).
+    public var connectResponseCntlid: UInt16?
     /// Controller id granted by the Connect response (admin queue) or named in the Connect data.
     public var cntlid: UInt16?
+    /// Admin or I/O queue: from the Connect's QID, or inferred from the commands it carries when
+    /// the Connect (or its QID) is not in the capture; nil when nothing tells.
+    public var queueKind: QueueKind?
+    /// What `queueKind` rests on.
+    public var queueBasis: Basis?
+    /// For an I/O queue: how it was joined to its controller.
+    public var controllerBasis: Basis?
+    /// Whether the controller behind this admin queue is a discovery controller, and why; set
+    /// when the model is built (`SessionTracker.model`). Nil when nothing tells.
+    public var discovery: Bool?
+    public var discoveryBasis: Basis?
+    /// An admin command only I/O controllers take (Set Features Number of Queues, Identify of
+    /// namespaces): evidence that this admin queue is not a discovery controller's.
+    public var ioControllerCommand: (name: String, ref: FrameRef)?
+    public var capture = ConnectionCapture()
+    public var keepAliveCadence = KeepAliveCadence()
     // Copies of the Connect's fields (stored, not computed: swiftc 6.3.1 crashes in release
     // builds on optional chains through computed properties of this struct).
     public private(set) var qid: UInt16?
@@ -118,24 +191,26 @@ public struct ConnectionModel: Sendable {
     public var keepAliveSeries = TimerSeries()
     public var lastHostPDU: FrameRef?
     public var lastHostCommand: FrameRef?
+    public var lastHostCommandKind: CommandKind?
     /// AERs submitted and not completed, by CID.
     var outstandingAERs: [UInt16: FrameRef] = [:]
     /// The longest an AER stayed outstanding (to the connection's end if never completed).
     public var longestAERSeconds: Double = 0
-    public var termReqs = FirstEvents<(ref: FrameRef, from: Side, fes: UInt16)>()
+    /// FES nil when the snap length cut the TermReq's header before it.
+    public var termReqs = FirstEvents<(ref: FrameRef, from: Side, fes: UInt16?)>()
     public var digestErrors = FirstEvents<(ref: FrameRef, type: PDUType, header: Bool)>()
     /// Header digest mismatches among `digestErrors` (all of them, kept or not).
     public var headerDigestErrors = 0
     public var end: ConnectionEnd?
     public var persistence: Set<PersistenceReason> = []
 
-    public var isAdmin: Bool { qid == 0 }
+    /// An admin queue (from the Connect, or inferred: see `queueBasis`).
+    public var isAdmin: Bool { queueKind == .admin }
+    /// Picked up mid-stream: the capture holds neither its handshake's ICReq nor its Connect.
+    public var midStream: Bool { !sawICReq }
 
-    /// A connection to a discovery controller: the well-known NQN, Identify's CNTRLTYPE, or a
-    /// discovery log read.
-    public var isDiscovery: Bool {
-        subnqn == SessionModel.discoveryNQN || identify?.cntrltype == 2 || readDiscoveryLog
-    }
+    /// The admin queue of a discovery controller (see `discoveryBasis`).
+    public var isDiscovery: Bool { discovery == true }
 
     public var isPersistent: Bool { !persistence.isEmpty }
 
@@ -149,28 +224,46 @@ public struct ControllerModel: Sendable {
     public var adminConnection: Int
     public var ioConnections: [Int] = []
     public var cntlid: UInt16?
+    /// Nil when the Connect data (or that part of it) was not captured.
     public var hostnqn: String?
     public var subnqn: String?
+    public var host: IPAddress
     public var target: Endpoint
-    /// KATO from the admin Connect (ms); nil when the Connect is not in the capture.
+    /// KATO from the admin Connect (ms); nil when the Connect (or its KATO field) is not in the
+    /// capture.
     public var kato: UInt32?
-    public var discovery: Bool
-    public var tbkas: Bool
+    /// The admin Connect is in the capture (false: the association began before it).
+    public var connectSeen: Bool
+    /// A discovery controller? Nil when nothing tells (see `discoveryBasis`).
+    public var discovery: Bool?
+    public var discoveryBasis: Basis?
+    /// Traffic Based Keep Alive (Identify CTRATT bit 6); nil when Identify was not captured.
+    public var tbkas: Bool?
     /// Keep Alive commands only.
     public var keepAlives = TimerSeries()
     /// Every command on every queue of the controller (what restarts a TBKAS timer).
     public var anyCommand = TimerSeries()
     public var chain: Int?
+    /// How the controller was placed in its chain, when not by its NQNs.
+    public var chainBasis: Basis?
+    /// I/O queues joined when the model was built (their controller's admin queue was inferred
+    /// only after they connected): their commands are not in `anyCommand`.
+    public var lateIOConnections: [Int] = []
 
-    /// The series the target's timer follows: any command under TBKAS, else Keep Alives.
-    public var timerSeries: TimerSeries { tbkas ? anyCommand : keepAlives }
+    /// The series the target's timer follows: any command under TBKAS, else Keep Alives. When
+    /// TBKAS is unknown, any command: the later restart, so silences come out shorter and a
+    /// finding never rests on the guess.
+    public var timerSeries: TimerSeries { tbkas == false ? keepAlives : anyCommand }
 }
 
-/// Successive associations of one host NQN to one subsystem at one target address.
+/// Successive associations of one host to one subsystem at one target address: by NQNs when the
+/// Connect data shows them, otherwise inferred (same host address and target address and port,
+/// each association begun after the previous one ended).
 public struct ReconnectChain: Sendable {
     public var id: Int
-    public var hostnqn: String
-    public var subnqn: String
+    public var hostnqn: String?
+    public var subnqn: String?
+    public var host: IPAddress
     public var target: Endpoint
     public var controllers: [Int] = []
 }

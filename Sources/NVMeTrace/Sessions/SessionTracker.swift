@@ -1,6 +1,17 @@
 /// Builds the session model from decoded PDUs and connection ends, in capture order: the
 /// connections, the controllers their Connects create or join, the reconnect chains and the
 /// keep-alive timelines. Keeps running figures, not PDUs.
+///
+/// It does not need the Connect data's NQNs, nor the Connect itself: field captures are cut by a
+/// snap length and start mid-stream. What the capture does not show is inferred only from
+/// evidence, and every inference is recorded with it (`Basis`):
+/// - a connection's queue from its Connect's QID, else from its commands (Keep Alive is an admin
+///   command; reads and writes naming a namespace are I/O commands);
+/// - a controller from a successful admin Connect (NQNs and CNTLID where captured), or, for an
+///   admin queue picked up mid-stream, from the queue itself;
+/// - an I/O queue's controller from the Connect data's CNTLID, else from the one admin queue of
+///   the same host address to the same target address and port that is open when it connects;
+/// - reconnect chains by NQNs, else by host address and target, one association after another.
 public final class SessionTracker {
     /// A discovery connection open this long past its discovery transaction is persistent (a
     /// one-shot `nvme discover` closes within about 0.3 s).
@@ -16,16 +27,22 @@ public final class SessionTracker {
     private static let maxDirectID = 1 << 24
     private var controllers: [ControllerModel] = []
     private var chains: [ReconnectChain] = []
-    private var chainByKey: [ChainKey: Int] = [:]
-    private var liveController: [ControllerKey: Int] = [:]
+    private var chainByNQNs: [ChainKey: Int] = [:]
+    /// The newest chain per host address and target.
+    private var chainByPath: [Path: Int] = [:]
+    /// Controllers whose admin queue is open, per host address and target (an I/O queue joins one
+    /// of these; a closed admin queue leaves).
+    private var openControllers: [Path: [Int]] = [:]
+    /// When each controller's admin queue closed (FIN, RST, TermReq), by controller id. Kept apart
+    /// from `connections`: it is read while a connection's model is being updated in place.
+    private var adminClosed: [Int: FrameRef] = [:]
     private var lastConnection = -1
     private var lastIndex: Int?
 
-    struct ControllerKey: Hashable {
+    /// A host address and a target endpoint: where associations are made.
+    struct Path: Hashable {
+        var host: IPAddress
         var target: Endpoint
-        var subnqn: String
-        var hostnqn: String
-        var cntlid: UInt16
     }
 
     struct ChainKey: Hashable {
@@ -92,6 +109,7 @@ public final class SessionTracker {
     private func countCommand(_ kind: CommandKind, ref: FrameRef, in c: inout ConnectionModel) {
         c.commands += 1
         c.lastHostCommand = ref
+        c.lastHostCommandKind = kind
         if let ctl = c.controller { controllers[ctl].anyCommand.add(TimerEvent(ref: ref, connection: c.id, command: kind)) }
     }
 
@@ -116,11 +134,17 @@ public final class SessionTracker {
             c.headerDigestErrors += 1
         }
         if case .mismatch = r.pdu.dataDigest { c.digestErrors.append((ref, r.pdu.type, false)) }
+        if r.pdu.headerIsPartial {
+            c.capture.partialHeaders += 1
+            if r.pdu.headerDigest == .unverifiable { c.capture.unverifiableHeaderDigests += 1 }
+        }
         switch r.body {
-        case .icReq(let ic): c.icReq = ic
+        case .icReq(let ic):
+            c.icReq = ic
+            c.sawICReq = true
         case .icResp(let ic): c.icResp = ic
         case .termReq(let t):
-            c.termReqs.append((ref, fromHost ? .host : .target, t?.fes ?? 0))
+            c.termReqs.append((ref, fromHost ? .host : .target, t?.fes))
         case .command(let cmd):
             command(cmd, connectData: r.connectData, ref: ref, in: &c)
         case .completion(let cqe):
@@ -131,15 +155,25 @@ public final class SessionTracker {
             // Connect data sent by H2CData (after an R2T) rather than in the capsule.
             if let connectData = r.connectData, let cc = c.connect, c.connectData == nil {
                 c.connectData = connectData
-                if cc.qid != 0 { c.cntlid = connectData.cntlid }
+                if let qid = cc.qid, qid != 0 { c.cntlid = connectData.cntlid }
             }
-        case .r2t, .untrusted:
+        case .r2t, .untrusted, .notCaptured:
             break
         }
     }
 
-    /// The TCP connection is over (or the capture ended): who closed it, and how.
-    public func flowEnded(_ flow: Flow) {
+    /// The TCP connection is over (or the capture ended): who closed it, and how. `unframedBytes`
+    /// are the bytes the framers skipped while looking for a PDU boundary. `nvmeTCP` says the
+    /// connection is NVMe/TCP although none of its PDUs is in the capture (a connection to an
+    /// NVMe/TCP port of which the capture holds only a FIN, or ACKs): it joins the model, so that
+    /// the rules say they cannot judge it rather than pass over it.
+    public func flowEnded(_ flow: Flow, unframedBytes: UInt64 = 0, nvmeTCP: Bool = false) {
+        if position(of: flow.index) == nil {
+            guard nvmeTCP else { return }
+            connections.append(ConnectionModel(id: flow.index, host: flow.client, target: flow.server,
+                                               firstRef: flow.firstRef, lastRef: flow.lastRef, synSeen: false))
+            setPosition(connections.count - 1, of: flow.index)
+        }
         guard let index = position(of: flow.index) else { return }
         var c = connections[index]
         c.synSeen = flow.synRef != nil
@@ -152,7 +186,19 @@ public final class SessionTracker {
         if flow.lastRef.timeNs > c.lastRef.timeNs { c.lastRef = flow.lastRef }
         // The connection spans the whole TCP connection (handshake included), not just its PDUs.
         if (flow.firstRef.file, flow.firstRef.frame) < (c.firstRef.file, c.firstRef.frame) { c.firstRef = flow.firstRef }
+        let streams = [flow.clientStream.stats, flow.serverStream.stats]
+        c.capture.capturedBytes = streams.reduce(0) { $0 + $1.deliveredBytes }
+        c.capture.notCapturedBytes = streams.reduce(0) { $0 + $1.notCapturedBytes }
+        c.capture.lostBytes = streams.reduce(0) { $0 + $1.gapBytes }
+        c.capture.unframedBytes = max(c.capture.unframedBytes, unframedBytes)
         connections[index] = c
+        // An admin queue that closed no longer takes I/O queues.
+        if let end = c.end, let ctl = c.controller, controllers[ctl].adminConnection == c.id {
+            adminClosed[ctl] = end.ref
+            let path = Path(host: c.host.address, target: c.target)
+            openControllers[path]?.removeAll { $0 == ctl }
+            if openControllers[path]?.isEmpty == true { openControllers[path] = nil }
+        }
     }
 
     // MARK: - commands and completions
@@ -163,38 +209,76 @@ public final class SessionTracker {
             c.connect = cc
             c.connectData = connectData
             c.connectRef = ref
-            if cc.qid != 0 { c.cntlid = connectData?.cntlid }
+            if let qid = cc.qid {
+                c.queueKind = qid == 0 ? .admin : .io
+                c.queueBasis = .observed("Connect QID \(qid) (frame \(ref.frame))")
+                if qid != 0 { c.cntlid = connectData?.cntlid }
+            }
+        case .propertyGet, .propertySet:
+            if c.queueKind == nil {
+                // Fabrics Property Get/Set go only on the admin queue (NVMe over Fabrics 1.1
+                // §3.4 and §3.5).
+                inferQueue(.admin, .inferred("Fabrics \(cmd.name) (frame \(ref.frame)), which only the admin queue carries"), ref: ref, in: &c)
+            }
         case .keepAlive where cmd.queue == .admin:
+            if c.queueKind == nil {
+                // Keep Alive (opcode 0x18) is an admin command (NVMe Base 2.1 §5.2.12): only an
+                // admin queue carries it.
+                inferQueue(.admin, .inferred("Keep Alive commands (admin opcode 0x18), the first at frame \(ref.frame)"), ref: ref, in: &c)
+            }
             let event = TimerEvent(ref: ref, connection: c.id, command: cmd.kind)
             c.keepAlives.add(KeepAliveExchange(cid: cmd.cid, command: ref))
             c.keepAliveSeries.add(event)
+            c.keepAliveCadence.add(ref)
             if let ctl = c.controller { controllers[ctl].keepAlives.add(event) }
         case .asyncEventRequest:
             c.outstandingAERs[cmd.cid] = ref
         case .getLogPage(let lid, _, _, _) where lid == 0x70:
             c.readDiscoveryLog = true
+        case .setFeatures(let fid, _, _) where fid == 0x07, .getFeatures(let fid, _) where fid == 0x07:
+            // Number of Queues: only controllers with I/O queues have it (a discovery controller
+            // has none; NVMe Base 2.1 §3.1.3.3).
+            if c.ioControllerCommand == nil { c.ioControllerCommand = ("\(cmd.name) Number of Queues", ref) }
+        case .identify(let cns, _) where Self.namespaceCNS.contains(cns):
+            if c.ioControllerCommand == nil { c.ioControllerCommand = ("Identify CNS \(hexValue(cns)) (\(NVMeOpcodes.identifyCNSName(cns)))", ref) }
         default:
             break
         }
+        if c.queueKind == nil, cmd.queueGuessed, cmd.queue == .io {
+            // Reads, writes and the like naming a namespace are I/O commands; the admin queue
+            // has no such opcodes with a namespace (see `NVMeCommand`'s queue guess).
+            inferQueue(.io, .inferred("I/O commands (\(cmd.name) with NSID \(cmd.nsid)), the first at frame \(ref.frame)"), ref: ref, in: &c)
+        }
         countCommand(cmd.kind, ref: ref, in: &c)
     }
+
+    /// Identify CNS values about namespaces and I/O command sets: a discovery controller answers
+    /// only Identify Controller (CNS 01h) (NVMe Base 2.1 §5.1.13, discovery controller command
+    /// support).
+    static let namespaceCNS: Set<UInt8> = [0x00, 0x02, 0x03, 0x05, 0x06, 0x07, 0x08]
 
     private func completion(_ cqe: NVMeCompletion, _ done: CompletedCommand, ref: FrameRef, in c: inout ConnectionModel) {
         switch done.command.detail {
         case .connect(let cc):
             c.connectStatus = cqe.status
             c.connectResponseRef = ref
-            guard cqe.status.isSuccess, let data = done.connectData else { return }
-            if cc.qid == 0 {
-                if case .connect(let cntlid, _) = done.detail { c.cntlid = cntlid }
-                createController(for: &c, connect: cc, data: data, connectRef: done.issued)
-            } else if let cntlid = c.cntlid,
-                      let ctl = liveController[ControllerKey(target: c.target, subnqn: data.subnqn, hostnqn: data.hostnqn, cntlid: cntlid)] {
-                controllers[ctl].ioConnections.append(c.id)
-                c.controller = ctl
+            // Whether the Connect succeeded is unknown when the status was not captured: no
+            // controller rests on it (the queue can still be inferred from its commands).
+            guard cqe.succeeded else { return }
+            if case .connect(let cntlid, _) = done.detail { c.connectResponseCntlid = cntlid }
+            if let data = done.connectData, c.connectData == nil { c.connectData = data }
+            switch cc.qid {
+            case .some(0):
+                c.cntlid = c.connectResponseCntlid
+                createController(for: &c, kato: cc.kato, connectRef: done.issued)
+            case .some:
+                if c.cntlid == nil { c.cntlid = done.connectData?.cntlid }
+                joinController(&c, ref: ref)
+            case .none:
+                break  // QID not captured: decided when the queue is inferred
             }
         case .keepAlive:
-            if !cqe.status.isSuccess { c.failedKeepAlives.append((ref, cqe.status)) }
+            if let status = cqe.status, !status.isSuccess { c.failedKeepAlives.append((ref, status)) }
             c.keepAlives.complete(issued: done.issued, ref: ref, status: cqe.status)
         case .asyncEventRequest:
             if let submitted = c.outstandingAERs.removeValue(forKey: done.command.cid) {
@@ -203,51 +287,154 @@ public final class SessionTracker {
         case .identify:
             if case .identifyController(let id) = done.detail {
                 c.identify = id
-                if let ctl = c.controller {
-                    controllers[ctl].tbkas = id.tbkas
-                    if id.cntrltype == 2 { controllers[ctl].discovery = true }
-                }
+                if let ctl = c.controller, let tbkas = id.tbkas { controllers[ctl].tbkas = tbkas }
             }
         case .getLogPage(let lid, _, _, _) where lid == 0x70:
             c.readDiscoveryLog = true
             c.lastDiscoveryLogRef = ref
-            if let ctl = c.controller { controllers[ctl].discovery = true }
         default:
             break
         }
     }
 
-    private func createController(for c: inout ConnectionModel, connect cc: ConnectCommand, data: ConnectData, connectRef: FrameRef) {
-        let id = controllers.count
-        var ctl = ControllerModel(id: id, adminConnection: c.id, cntlid: c.cntlid, hostnqn: data.hostnqn,
-                                  subnqn: data.subnqn, target: c.target, kato: cc.kato,
-                                  discovery: data.subnqn == SessionModel.discoveryNQN, tbkas: false)
-        // The target's keep-alive timer starts when the controller is created by the Connect.
-        let start = TimerEvent(ref: connectRef, connection: c.id, command: nil)
-        ctl.keepAlives.add(start)
-        ctl.anyCommand.add(start)
-        let chainKey = ChainKey(target: c.target, subnqn: data.subnqn, hostnqn: data.hostnqn)
-        let chain: Int
-        if let existing = chainByKey[chainKey] {
-            chain = existing
-        } else {
-            chain = chains.count
-            chains.append(ReconnectChain(id: chain, hostnqn: data.hostnqn, subnqn: data.subnqn, target: c.target))
-            chainByKey[chainKey] = chain
+    // MARK: - queues and controllers
+
+    /// The queue kind of a connection whose Connect QID the capture did not show, from `basis`.
+    private func inferQueue(_ kind: QueueKind, _ basis: Basis, ref: FrameRef, in c: inout ConnectionModel) {
+        c.queueKind = kind
+        c.queueBasis = basis
+        guard c.controller == nil else { return }
+        if kind == .admin {
+            // An admin queue is its controller's: the association exists even when its Connect
+            // (or the Connect's QID) is not in the capture. A Connect seen without QID still gives
+            // the timer start and the CNTLID of its response.
+            // Only a Connect known to have failed rules it out (its response may not have been
+            // captured; Keep Alives flowing say the association exists).
+            if c.connectStatus.map({ !$0.isSuccess }) ?? false { return }
+            if c.cntlid == nil { c.cntlid = c.connectResponseCntlid }
+            createController(for: &c, kato: c.connect?.kato, connectRef: c.connectRef)
+        } else if c.connectStatus?.isSuccess ?? true {
+            joinController(&c, ref: ref)
         }
+    }
+
+    /// Creates the controller of admin queue `c`. `connectRef` is nil when the association began
+    /// before the capture.
+    private func createController(for c: inout ConnectionModel, kato: UInt32?, connectRef: FrameRef?) {
+        let id = controllers.count
+        let path = Path(host: c.host.address, target: c.target)
+        var ctl = ControllerModel(id: id, adminConnection: c.id, cntlid: c.cntlid, hostnqn: c.hostnqn, subnqn: c.subnqn,
+                                  host: c.host.address, target: c.target, kato: kato, connectSeen: connectRef != nil,
+                                  discovery: nil, tbkas: c.identify?.tbkas)
+        if let connectRef {
+            // The target's keep-alive timer starts when the controller is created by the Connect.
+            let start = TimerEvent(ref: connectRef, connection: c.id, command: nil)
+            ctl.keepAlives.add(start)
+            ctl.anyCommand.add(start)
+        }
+        let (chain, basis) = chainFor(&ctl, path: path, connectRef: connectRef)
         chains[chain].controllers.append(id)
         ctl.chain = chain
+        ctl.chainBasis = basis
         controllers.append(ctl)
         c.controller = id
-        if let cntlid = c.cntlid {
-            liveController[ControllerKey(target: c.target, subnqn: data.subnqn, hostnqn: data.hostnqn, cntlid: cntlid)] = id
+        if c.end == nil { openControllers[path, default: []].append(id) }
+    }
+
+    /// The chain a new controller belongs to: by its NQNs when the Connect data shows them; else
+    /// the newest chain of the same host address and target whose last association ended before
+    /// this one began (a reconnect); else a new chain.
+    private func chainFor(_ ctl: inout ControllerModel, path: Path, connectRef: FrameRef?) -> (Int, Basis?) {
+        if let sub = ctl.subnqn, let host = ctl.hostnqn {
+            let key = ChainKey(target: ctl.target, subnqn: sub, hostnqn: host)
+            if let existing = chainByNQNs[key] { return (existing, nil) }
+            // A chain begun without NQNs (a Connect whose data was cut, a mid-stream start) on the
+            // same path takes this association when its last one had ended.
+            if let c = chainByPath[path], chains[c].hostnqn == nil, let prev = previousEnded(c, before: connectRef) {
+                chains[c].hostnqn = host
+                chains[c].subnqn = sub
+                chainByNQNs[key] = c
+                return (c, .inferred("same host address and target as connection \(prev), which had closed before this Connect"))
+            }
+            let id = newChain(hostnqn: host, subnqn: sub, path: path)
+            chainByNQNs[key] = id
+            return (id, nil)
         }
+        if let c = chainByPath[path], let prev = previousEnded(c, before: connectRef) {
+            return (c, .inferred("Connect data not captured: same host address and target as connection \(prev), which had closed before this association began"))
+        }
+        return (newChain(hostnqn: nil, subnqn: nil, path: path), nil)
+    }
+
+    /// The admin connection of chain `c`'s last association when it ended before `ref` (or, for
+    /// an association begun before the capture, at all).
+    private func previousEnded(_ chain: Int, before ref: FrameRef?) -> Int? {
+        // An association picked up mid-stream began before the capture, so before any end the
+        // capture shows: it overlapped the previous one and re-made nothing.
+        guard let ref, let last = chains[chain].controllers.last, let end = adminClosed[last],
+              end.timeNs <= ref.timeNs else { return nil }
+        return controllers[last].adminConnection
+    }
+
+    private func newChain(hostnqn: String?, subnqn: String?, path: Path) -> Int {
+        let id = chains.count
+        chains.append(ReconnectChain(id: id, hostnqn: hostnqn, subnqn: subnqn, host: path.host, target: path.target))
+        chainByPath[path] = id
+        return id
+    }
+
+    /// Joins I/O queue `c` to its controller: by the Connect data's CNTLID (and NQNs) when
+    /// captured; otherwise the one open controller of the same host address and target, narrowed
+    /// by the Connect response's CNTLID when there are several. Ambiguity leaves it unjoined.
+    private func joinController(_ c: inout ConnectionModel, ref: FrameRef) {
+        guard c.controller == nil else { return }
+        let path = Path(host: c.host.address, target: c.target)
+        let open = openControllers[path] ?? []
+        var chosen: Int?
+        var basis: Basis?
+        if let cntlid = c.connectData?.cntlid {
+            let compatible = open.filter { ctl in
+                (c.subnqn == nil || controllers[ctl].subnqn == nil || controllers[ctl].subnqn == c.subnqn)
+                    && (c.hostnqn == nil || controllers[ctl].hostnqn == nil || controllers[ctl].hostnqn == c.hostnqn)
+            }
+            let matches = compatible.filter { controllers[$0].cntlid == cntlid }
+            // An admin queue picked up mid-stream has no CNTLID to compare: the only such one
+            // on the path may be it.
+            let unknown = compatible.filter { controllers[$0].cntlid == nil }
+            if matches.count == 1 {
+                chosen = matches[0]
+                let nqns = c.subnqn != nil && controllers[matches[0]].subnqn != nil
+                basis = nqns ? .observed("Connect data CNTLID \(cntlid) and NQNs")
+                    : .inferred("Connect data CNTLID \(cntlid) on the same host address and target (NQNs not captured)")
+            } else if matches.isEmpty && unknown.count == 1 {
+                chosen = unknown[0]
+                basis = .inferred("Connect data CNTLID \(cntlid); the only admin queue of host \(c.host.address) to \(c.target) open at frame \(ref.frame) is connection \(controllers[unknown[0]].adminConnection), whose CNTLID the capture does not show")
+            }
+        } else {
+            var candidates = open
+            var narrowed = false
+            if candidates.count > 1, let cntlid = c.connectResponseCntlid {
+                candidates = candidates.filter { controllers[$0].cntlid == cntlid }
+                narrowed = true
+            }
+            if candidates.count == 1 {
+                chosen = candidates[0]
+                let admin = controllers[candidates[0]].adminConnection
+                basis = .inferred("\(c.connect == nil ? "Connect not captured" : "Connect data not captured"): the only admin queue of host \(c.host.address) to \(c.target) open at frame \(ref.frame) is connection \(admin)"
+                                  + (narrowed ? ", the one with the CNTLID of the Connect response" : ""))
+            }
+        }
+        guard let ctl = chosen else { return }
+        controllers[ctl].ioConnections.append(c.id)
+        c.controller = ctl
+        c.controllerBasis = basis
+        if c.cntlid == nil { c.cntlid = controllers[ctl].cntlid }
     }
 
     // MARK: - output
 
-    /// The model as of `captureEnd`: connections still open end there; persistence of discovery
-    /// connections is judged.
+    /// The model as of `captureEnd`: connections still open end there; the kind of each
+    /// controller and the persistence of discovery connections are judged.
     public func model(files: [String], packets: Int, captureStart: FrameRef?, captureEnd: FrameRef) -> SessionModel {
         var conns = connections.sorted { $0.id < $1.id }
         var index: [Int: Int] = [:]
@@ -260,8 +447,37 @@ public final class SessionTracker {
             }
         }
         var ctls = controllers
-        for i in ctls.indices {
-            if let a = index[ctls[i].adminConnection], conns[a].isDiscovery { ctls[i].discovery = true }
+        // I/O queues whose admin queue was recognised only after they connected (both picked up
+        // mid-stream, or the admin's Connect cut): joined now, to the one controller of the same
+        // host address and target whose admin queue was open when they connected.
+        for i in conns.indices where conns[i].queueKind == .io && conns[i].controller == nil {
+            if let st = conns[i].connectStatus, !st.isSuccess { continue }
+            let at = conns[i].connectRef ?? conns[i].firstRef
+            var candidates = ctls.indices.filter { k in
+                guard ctls[k].host == conns[i].host.address, ctls[k].target == conns[i].target,
+                      let a = index[ctls[k].adminConnection] else { return false }
+                return conns[a].firstRef.timeNs <= at.timeNs && (conns[a].end?.how == .captureEnd || conns[a].end.map { $0.ref.timeNs >= at.timeNs } ?? true)
+            }
+            let cntlid = conns[i].connectData?.cntlid ?? conns[i].connectResponseCntlid
+            if candidates.count > 1, let cntlid { candidates = candidates.filter { ctls[$0].cntlid == cntlid } }
+            guard candidates.count == 1, let k = candidates.first else { continue }
+            ctls[k].ioConnections.append(conns[i].id)
+            ctls[k].lateIOConnections.append(conns[i].id)
+            conns[i].controller = k
+            if conns[i].cntlid == nil { conns[i].cntlid = ctls[k].cntlid }
+            conns[i].controllerBasis = .inferred("the only admin queue of host \(conns[i].host.address) to \(conns[i].target) open when it \(conns[i].connectRef != nil ? "connected (frame \(at.frame))" : "was first seen") is connection \(ctls[k].adminConnection)")
+        }
+        // Controller type, strongest evidence first.
+        for i in conns.indices where conns[i].queueKind != .io {
+            let ctl = conns[i].controller.flatMap { ctls[$0].adminConnection == conns[i].id ? $0 : nil }
+            let ioQueues = ctl.map { ctls[$0].ioConnections } ?? []
+            guard let (discovery, basis) = Self.controllerType(conns[i], ioQueues: ioQueues) else { continue }
+            conns[i].discovery = discovery
+            conns[i].discoveryBasis = basis
+            if let ctl {
+                ctls[ctl].discovery = discovery
+                ctls[ctl].discoveryBasis = basis
+            }
         }
         // Persistence of discovery connections.
         for i in conns.indices where conns[i].isDiscovery && conns[i].isAdmin {
@@ -283,5 +499,33 @@ public final class SessionTracker {
         }
         return SessionModel(files: files, packets: packets, captureStart: captureStart, captureEnd: captureEnd,
                             connections: conns, controllers: ctls, chains: chains)
+    }
+
+    /// Whether the controller behind an admin queue (or a queue whose kind is unknown) is a
+    /// discovery controller, from the strongest evidence present (issue #13): the subsystem NQN,
+    /// Identify CNTRLTYPE, a discovery log read, then what only I/O controllers do, then the
+    /// well-known discovery port. Nil when nothing tells: never a default.
+    static func controllerType(_ c: ConnectionModel, ioQueues: [Int]) -> (Bool, Basis)? {
+        if let sub = c.subnqn {
+            let discovery = sub == SessionModel.discoveryNQN
+            return (discovery, .observed("subsystem NQN \(sub)\(discovery ? " (the well-known discovery NQN)" : "")"))
+        }
+        if let type = c.identify?.cntrltype, (1...3).contains(type) {
+            return (type == 2, .observed("Identify Controller CNTRLTYPE \(type) (\(c.identify!.controllerTypeName))"))
+        }
+        if c.readDiscoveryLog {
+            let at = c.lastDiscoveryLogRef.map { " (frame \($0.frame))" } ?? ""
+            return (true, .inferred("it read the discovery log page (Get Log Page LID 70h)\(at)"))
+        }
+        if !ioQueues.isEmpty {
+            return (false, .inferred("it has I/O queues (connection \(ioQueues.map(String.init).joined(separator: ", ")))"))
+        }
+        if let cmd = c.ioControllerCommand {
+            return (false, .inferred("it sent \(cmd.name) (frame \(cmd.ref.frame)), which only I/O controllers take"))
+        }
+        if c.target.port == 8009 {
+            return (true, .inferred("target port 8009, the well-known discovery port (Connect data not captured)"))
+        }
+        return nil
     }
 }

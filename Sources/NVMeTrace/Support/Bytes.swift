@@ -75,6 +75,16 @@ extension Array where Element == UInt8 {
 
     /// A NUL-terminated (or field-length) ASCII string at `[offset, offset+length)`, trimmed of
     /// trailing NULs and spaces; non-printable bytes are escaped so output stays one line.
+    /// A NUL-terminated field of `length` bytes of which the capture may hold only a prefix: known
+    /// when its NUL, or all of it, was captured; nil otherwise (never a guess from a cut field).
+    func capturedString(at offset: Int, length: Int) -> String? {
+        guard offset >= 0, length >= 0, offset < count else { return nil }
+        let available = Swift.min(length, count - offset)
+        if available == length { return fixedString(at: offset, length: length) }
+        guard let nul = self[offset..<(offset + available)].firstIndex(of: 0) else { return nil }
+        return fixedString(at: offset, length: nul - offset)
+    }
+
     func fixedString(at offset: Int, length: Int) -> String? {
         guard offset >= 0, length >= 0, offset <= count, length <= count - offset else { return nil }
         var end = offset

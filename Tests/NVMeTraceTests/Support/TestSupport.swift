@@ -50,7 +50,7 @@ struct AnalysisResult {
         for r in records {
             if case .command(let c) = r.decoded.body, case .connect(let cc) = c.detail {
                 out[r.connection, default: []].append(ConnectFact(
-                    frame: r.pdu.ref.frame, qid: Int(cc.qid), kato: Int(cc.kato), sqsize: Int(cc.sqsize),
+                    frame: r.pdu.ref.frame, qid: cc.qid.map(Int.init) ?? -1, kato: cc.kato.map(Int.init) ?? -1, sqsize: cc.sqsize.map(Int.init) ?? -1,
                     subnqn: r.decoded.connectData?.subnqn, hostnqn: r.decoded.connectData?.hostnqn))
             }
         }
