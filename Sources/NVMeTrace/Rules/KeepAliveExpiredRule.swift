@@ -21,8 +21,13 @@ struct KeepAliveExpiredRule: Rule {
         for ctl in model.controllers {
             guard let view = KeepAliveView(ctl, model, config: config), let end = view.admin.end, end.by == .target else { continue }
             let admin = view.admin
+            if case .unknown(let reason) = view.kato {
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: reason))
+                continue
+            }
             guard let last = view.last else {
-                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "no command of this association is in the capture, so when the host last restarted the timer is unknown"))
+                if case .disabled = view.kato { continue }
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "no \(view.restartNoun == "Keep Alive" ? "Keep Alive (only Keep Alive restarts this controller's timer)" : "command") of this association is in the capture, nor its Connect, so when the host last restarted the timer is unknown"))
                 continue
             }
             let silence = seconds(last.ref, end.ref)

@@ -214,10 +214,11 @@ public final class SessionTracker {
                 c.queueBasis = .observed("Connect QID \(qid) (frame \(ref.frame))")
                 if qid != 0 { c.cntlid = connectData?.cntlid }
             }
-        case .propertyGet, .propertySet:
+        case _ where cmd.fctype == 0x00 || cmd.fctype == 0x04:
             if c.queueKind == nil {
-                // Fabrics Property Get/Set go only on the admin queue (NVMe over Fabrics 1.1
-                // §3.4 and §3.5).
+                // Fabrics Property Set/Get (FCTYPE 00h/04h) go only on the admin queue (NVMe over
+                // Fabrics 1.1 §3.4, §3.5); the FCTYPE is in the first bytes of the SQE, which even
+                // a 96-byte snap length keeps.
                 inferQueue(.admin, .inferred("Fabrics \(cmd.name) (frame \(ref.frame)), which only the admin queue carries"), ref: ref, in: &c)
             }
         case .keepAlive where cmd.queue == .admin:
@@ -313,6 +314,14 @@ public final class SessionTracker {
             if c.connectStatus.map({ !$0.isSuccess }) ?? false { return }
             if c.cntlid == nil { c.cntlid = c.connectResponseCntlid }
             createController(for: &c, kato: c.connect?.kato, connectRef: c.connectRef)
+            // Commands came between the Connect and this one (the queue was recognised only now):
+            // the any-command series starts at the last of them, not at the Connect, so that no
+            // gap is made up of commands that were not counted. (The Keep Alive series keeps the
+            // Connect: a Keep Alive would have told the queue earlier.)
+            if let last = c.lastHostCommand, let ctl = c.controller, last != c.connectRef {
+                controllers[ctl].anyCommand = TimerSeries()
+                controllers[ctl].anyCommand.add(TimerEvent(ref: last, connection: c.id, command: c.lastHostCommandKind))
+            }
         } else if c.connectStatus?.isSuccess ?? true {
             joinController(&c, ref: ref)
         }

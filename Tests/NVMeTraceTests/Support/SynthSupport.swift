@@ -25,16 +25,22 @@ final class SynthCapture {
         return NVMeScript(tcp)
     }
 
-    func write() -> String {
+    /// Writes the capture; with `snaplen`, each packet is stored cut to that many bytes, as
+    /// `tcpdump -s` stores it (its wire length kept), and `dropFirst` packets are left out (a
+    /// capture started late).
+    func write(snaplen: Int? = nil, dropFirst: Int = 0) -> String {
         let url = temporaryFile("synth.pcap")
-        let w = try! PcapWriter(path: url.path)
-        for (t, b) in packets.sorted(by: { $0.0 < $1.0 }) { w.write(timeNs: t, bytes: b) }
+        let w = try! PcapWriter(path: url.path, snaplen: UInt32(snaplen ?? 262_144))
+        for (t, b) in packets.sorted(by: { $0.0 < $1.0 }).dropFirst(dropFirst) {
+            w.write(timeNs: t, bytes: Array(b.prefix(snaplen ?? b.count)), wireLength: b.count)
+        }
         w.close()
         return url.path
     }
 
-    func report(config: RuleConfig = RuleConfig(), disabled: Set<String> = []) -> Report {
-        let path = write()
+    func report(config: RuleConfig = RuleConfig(), disabled: Set<String> = [], snaplen: Int? = nil,
+                dropFirst: Int = 0) -> Report {
+        let path = write(snaplen: snaplen, dropFirst: dropFirst)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let analysis = CaptureAnalysis()
         analysis.read(paths: [path])
