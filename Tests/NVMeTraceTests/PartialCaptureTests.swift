@@ -36,9 +36,11 @@ import NVMeTraceSynth
         let sqe = PDUBuilder.sqe(opcode: 0x02, cid: 9, nsid: 0xFFFF_FFFF, cdw10: 0x70 | (255 << 16), cdw12: 4096)
         func decode(_ n: Int) -> NVMeCommand? { sqe.prefix(n).withUnsafeBytes { NVMeCommand(capturedSQE: $0, qid: 0) } }
         #expect(decode(43)?.detail == .other)
-        #expect(decode(44)?.detail == .getLogPage(lid: 0x70, lsp: 0, length: nil, offset: nil))
-        #expect(decode(48)?.detail == .getLogPage(lid: 0x70, lsp: 0, length: 1024, offset: nil))
-        #expect(decode(56)?.detail == .getLogPage(lid: 0x70, lsp: 0, length: 1024, offset: 4096))
+        guard case .getLogPage(let lid, _, _, _)? = decode(44)?.detail else { Issue.record("no LID at 44 bytes"); return }
+        #expect(lid == 0x70)
+        #expect(decode(44)?.logPageLength == nil && decode(44)?.logPageOffset == nil)
+        #expect(decode(48)?.logPageLength == 1024 && decode(48)?.logPageOffset == nil)
+        #expect(decode(56)?.logPageLength == 1024 && decode(56)?.logPageOffset == 4096)
         #expect(decode(7)?.nsid == 0 && decode(7)?.known(upTo: 8) == false)
         #expect(decode(8)?.nsid == 0xFFFF_FFFF)
     }

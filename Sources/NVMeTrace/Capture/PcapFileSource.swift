@@ -136,6 +136,12 @@ public final class PcapFileSource {
     /// Delivers every packet in order. Returns normally at the end of the file; throws when the
     /// file ends in the middle of a record or libpcap reports another read error. Packets read
     /// before the error have been delivered.
+    /// Packets stored shorter than they were on the wire (a snap length), and the longest of
+    /// them as stored: the snap length that was applied, which `editcap -s` does not write into
+    /// the file header. Counted here, where both lengths are at hand, not on the per-packet path.
+    public private(set) var packetsCut = 0
+    public private(set) var longestCutPacket = 0
+
     public func forEach(_ body: (Packet) -> Void) throws(CaptureError) {
         guard let handle else { return }
         var header: UnsafeMutablePointer<pcap_pkthdr>?
@@ -154,6 +160,10 @@ public final class PcapFileSource {
                 let h = header.pointee
                 let ns = Int64(h.ts.tv_sec) &* 1_000_000_000 &+ Int64(h.ts.tv_usec)
                 let caplen = Int(h.caplen)
+                if _slowPath(h.caplen < h.len) {
+                    packetsCut &+= 1
+                    longestCutPacket = max(longestCutPacket, caplen)
+                }
                 readSinceDrop &+= caplen
                 if readSinceDrop >= Self.dropEvery { dropPagesRead() }
                 let packet = Packet(

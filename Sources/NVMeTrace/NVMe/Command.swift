@@ -91,9 +91,11 @@ public enum CommandDetail: Sendable, Equatable {
     case authenticationSend(secp: UInt8, spsp: UInt16, length: UInt32)
     case authenticationReceive(secp: UInt8, spsp: UInt16, length: UInt32)
     case identify(cns: UInt8, cntid: UInt16)
-    /// Length (NUMD) and offset are nil when the capture cut the SQE before CDW11-13; the LID,
-    /// in CDW10, is what tells a discovery log read.
-    case getLogPage(lid: UInt8, lsp: UInt8, length: UInt64?, offset: UInt64?)
+    /// The LID, in CDW10, is what tells a discovery log read. Length (NUMD, CDW10-11) and offset
+    /// (CDW12-13) read 0 when the capture cut the SQE before them: see
+    /// `NVMeCommand.logPageLength` and `logPageOffset`, which say so. (Kept non-optional: this
+    /// enum rides in every command, and optionals here widened it by a third.)
+    case getLogPage(lid: UInt8, lsp: UInt8, length: UInt64, offset: UInt64)
     case setFeatures(fid: UInt8, value: UInt32, save: Bool)
     case getFeatures(fid: UInt8, select: UInt8)
     case keepAlive
@@ -138,6 +140,16 @@ public struct NVMeCommand: Sendable, Equatable {
 
     /// True when the SQE bytes before `end` were captured.
     public func known(upTo end: Int) -> Bool { Int(capturedBytes) >= end }
+
+    /// Get Log Page's length in bytes and offset; nil when the SQE was cut before them.
+    public var logPageLength: UInt64? {
+        guard case .getLogPage(_, _, let length, _) = detail, known(upTo: 48) else { return nil }
+        return length
+    }
+    public var logPageOffset: UInt64? {
+        guard case .getLogPage(_, _, _, let offset) = detail, known(upTo: 56) else { return nil }
+        return offset
+    }
 
     public var isFabrics: Bool { fctype != nil }
 
@@ -188,7 +200,7 @@ public struct NVMeCommand: Sendable, Equatable {
             if kept.qid == nil { qid = nil }
         case .getLogPage(let lid, let lsp, let length, let offset):
             if !known(upTo: 44) { detail = .other }
-            else { detail = .getLogPage(lid: lid, lsp: lsp, length: known(upTo: 48) ? length : nil, offset: known(upTo: 56) ? offset : nil) }
+            else { detail = .getLogPage(lid: lid, lsp: lsp, length: known(upTo: 48) ? length : 0, offset: known(upTo: 56) ? offset : 0) }
         case .identify, .getFeatures, .disconnect:
             if !known(upTo: 44) { detail = .other }
         case .propertyGet, .setFeatures, .authenticationSend, .authenticationReceive:
@@ -290,7 +302,7 @@ public struct NVMeCommand: Sendable, Equatable {
         switch detail {
         case .connect: return ConnectData.size
         case .identify(let cns, _): return cns == 0x01 ? IdentifyController.size : 0
-        case .getLogPage(let lid, _, _, let offset): return lid == 0x70 && offset == 0 ? DiscoveryLog.maxKeptBytes : 0
+        case .getLogPage(let lid, _, _, _): return lid == 0x70 && logPageOffset == 0 ? DiscoveryLog.maxKeptBytes : 0
         default: return 0
         }
     }

@@ -132,7 +132,9 @@ public final class NVMeConnectionDecoder {
     }
 
     private func decodeCommand(_ pdu: FramedPDU, connectData: inout ConnectData?) -> DecodedPDU.Body {
-        guard var cmd = NVMeCommand(capturedSQE: pdu.header.dropFirst(8), qid: qid) else {
+        // The whole SQE (the usual case) is decoded directly; a cut one as far as it goes.
+        let sqe = pdu.header.dropFirst(8)
+        guard var cmd = sqe.count >= 64 ? NVMeCommand(sqe: sqe, qid: qid) : NVMeCommand(capturedSQE: sqe, qid: qid) else {
             return pdu.headerIsPartial ? .notCaptured : .untrusted
         }
         if case .connect(let c) = cmd.detail {
@@ -251,8 +253,8 @@ public final class NVMeConnectionDecoder {
                 detail = .asyncEvent(AsyncEvent(dw0: cqe.dw0))
             case .identify(let cns, _) where cns == 0x01:
                 if let id = IdentifyController(keptData?.bytes ?? []) { detail = .identifyController(id) }
-            case .getLogPage(let lid, _, _, let offset) where lid == 0x70:
-                if let offset, let log = DiscoveryLog(keptData?.bytes ?? [], offset: offset) { detail = .discoveryLog(log) }
+            case .getLogPage(let lid, _, _, _) where lid == 0x70:
+                if let offset = o.command.logPageOffset, let log = DiscoveryLog(keptData?.bytes ?? [], offset: offset) { detail = .discoveryLog(log) }
             case .getFeatures(let fid, _):
                 detail = .features(fid: fid, value: cqe.dw0)
             case .setFeatures(let fid, let value, _):

@@ -51,8 +51,9 @@ public final class PDUFramer: StreamSink {
     private var shape: PDUShape?
     private var pduStart: UInt64 = 0
     private var firstRef = FrameRef.none
-    /// The frame that brought the current PDU's last bytes seen (those skipped unseen aside): a PDU
-    /// the end of the stream cuts short is handed on there.
+    /// The frame that brought the current PDU's last header or data bytes collected: a PDU the end
+    /// of the stream cuts short is handed on there. Not set on the in-place and skipping paths
+    /// (a store per PDU there is measurable); see `finish`.
     private var pduLastRef = FrameRef.none
     private var bodyPos = 0             // bytes of the PDU consumed so far (from its start)
     private var keep = 0                // data bytes to keep
@@ -209,7 +210,10 @@ public final class PDUFramer: StreamSink {
             if let shape {
                 delegate?.framer(self, event: .truncatedAtEnd(bytesMissing: shape.plen - bodyPos, streamOffset: pduStart), ref: ref)
                 incomplete = true
-                finishPDU(ref: pduLastRef)
+                // `pduLastRef` is not kept up to date on the paths that skip payload unseen: when
+                // it is older than the PDU's first frame, the PDU is handed on there.
+                let last = (pduLastRef.file, pduLastRef.frame) >= (firstRef.file, firstRef.frame) ? pduLastRef : firstRef
+                finishPDU(ref: last)
             }
         case .resync where skipped + UInt64(window.count) > 0:
             delegate?.framer(self, event: .unframedAtEnd(skippedBytes: skipped + UInt64(window.count), streamOffset: streamOffset,
@@ -224,7 +228,6 @@ public final class PDUFramer: StreamSink {
     // MARK: header
 
     private func consumeHeader(_ bytes: UnsafeRawBufferPointer, ref: FrameRef) -> UnsafeRawBufferPointer {
-        pduLastRef = ref
         if headerCount == 0 {
             pduStart = streamOffset
             firstRef = ref
@@ -243,6 +246,7 @@ public final class PDUFramer: StreamSink {
                 return bytes.dropFirst(s.headerBytes)
             }
         }
+        pduLastRef = ref
         let take = min(headerNeed - headerCount, bytes.count)
         appendHeader(bytes.prefix(take))
         streamOffset += UInt64(take)

@@ -61,9 +61,9 @@ public enum PDUDescription {
         case .identify(let cns, let cntid):
             return ["cns=\(hexValue(cns)) (\(NVMeOpcodes.identifyCNSName(cns)))" + (cntid != 0 ? " cntid=\(cntid)" : "")
                     + (cmd.nsid != 0 ? " nsid=\(cmd.nsid)" : "")]
-        case .getLogPage(let lid, let lsp, let len, let off):
-            return ["lid=\(hexValue(lid)) (\(NVMeOpcodes.logPageName(lid)))" + (len.map { " length=\($0)" } ?? "")
-                    + (off.map { $0 != 0 ? " offset=\($0)" : "" } ?? "") + (lsp != 0 ? " lsp=\(lsp)" : "")]
+        case .getLogPage(let lid, let lsp, _, _):
+            return ["lid=\(hexValue(lid)) (\(NVMeOpcodes.logPageName(lid)))" + (cmd.logPageLength.map { " length=\($0)" } ?? "")
+                    + (cmd.logPageOffset.map { $0 != 0 ? " offset=\($0)" : "" } ?? "") + (lsp != 0 ? " lsp=\(lsp)" : "")]
         case .setFeatures(let fid, let value, _):
             return ["fid=\(hexValue(fid)) (\(NVMeOpcodes.featureName(fid))) value=\(hexValue(value))"]
         case .getFeatures(let fid, _):

@@ -30,7 +30,7 @@ public final class Analyzer {
     public private(set) var malformedPackets = 0
     /// Packets stored shorter than they were on the wire (a snap length), and the longest of them
     /// as stored: the snap length applied (`editcap -s` leaves the file header's as it was).
-    public private(set) var packetsCut = 0
+    public internal(set) var packetsCut = 0
     public private(set) var longestCutPacket = 0
     /// The snap length each file's header declares, in the order the files were read.
     public private(set) var snapLengths: [Int] = []
@@ -65,6 +65,10 @@ public final class Analyzer {
         let source = try PcapFileSource(path: path, fileIndex: index)
         snapLengths.append(Int(source.snaplen))
         let progress = onProgress  // loaded once: a property load per packet costs a retain
+        defer {
+            packetsCut += source.packetsCut
+            longestCutPacket = max(longestCutPacket, source.longestCutPacket)
+        }
         try source.forEach { packet in
             process(packet)
             if let progress, packet.ref.frame & 0xFFFF == 0 { progress(path, packet.ref.frame) }
@@ -104,10 +108,6 @@ public final class Analyzer {
         }
         if packet.ref.timeNs &- lastRef.timeNs < -Self.backwardsToleranceNs && packets > 1 { timeWentBackwards(packet.ref) }
         lastRef = packet.ref
-        if packet.bytes.count < packet.wireLength {
-            packetsCut += 1
-            if packet.bytes.count > longestCutPacket { longestCutPacket = packet.bytes.count }
-        }
         // The common case (Ethernet, IPv4, TCP) without building a decode result.
         if packet.linkType == LinkType.ethernet.rawValue, let segment = PacketDecoder.ethernetIPv4TCP(packet.bytes) {
             tcpSegments += 1
@@ -141,6 +141,14 @@ public final class Analyzer {
             report(.warning, "timestamps went backwards \(backwardSteps) times in all; the largest step back (\(formatSeconds(Double(ns) / 1e9))) is at this frame",
                    ref: ref, connection: nil)
         }
+    }
+
+    /// Counts packets stored shorter than they were on the wire (live capture; files count them
+    /// as they are read, `PcapFileSource.packetsCut`).
+    public func noteCut(_ packet: Packet) {
+        guard packet.bytes.count < packet.wireLength else { return }
+        packetsCut += 1
+        if packet.bytes.count > longestCutPacket { longestCutPacket = packet.bytes.count }
     }
 
     // MARK: - time going backwards

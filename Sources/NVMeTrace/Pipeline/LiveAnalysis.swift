@@ -20,6 +20,7 @@ public final class LiveAnalysis {
     }
 
     public func packet(_ p: Packet) {
+        analysis.analyzer.noteCut(p)
         analysis.analyzer.process(p)
     }
 

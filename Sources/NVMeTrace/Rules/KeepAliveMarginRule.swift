@@ -36,7 +36,7 @@ struct KeepAliveMarginRule: Rule {
             let limit = kato * config.marginFraction
             guard gap.seconds > limit else { continue }
             if view.seriesIncomplete {
-                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "the \(formatSeconds(gap.seconds)) gap is between commands of the admin queue only: I/O queue \(ctl.lateIOConnections.map(String.init).joined(separator: ", ")) joined this controller by inference after its commands began, and with TBKAS \(ctl.tbkas == nil ? "unknown" : "set") its commands may have restarted the timer within the gap"))
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "the \(formatSeconds(gap.seconds)) gap is between commands of the admin queue only: with TBKAS \(ctl.tbkas == nil ? "unknown" : "set"), commands of connection \(view.unseenQueues.map(String.init).joined(separator: ", ")) (whose controller the capture tells only by inference, or not at all) may have restarted the timer within it"))
                 continue
             }
             out.findings.append(finding(

@@ -67,28 +67,41 @@ struct KeepAliveView {
     /// the model was built (whose commands the series does not hold), when any command counts.
     let last: TimerEvent?
 
+    /// Queues whose commands may have restarted this controller's timer but are not in its
+    /// series: I/O queues joined when the model was built, and queues of the same host and target
+    /// that no controller could be found for and that were open while this admin queue was.
+    let unseenQueues: [Int]
+
     init?(_ ctl: ControllerModel, _ model: SessionModel, config: RuleConfig) {
         guard let admin = model.connection(ctl.adminConnection) else { return nil }
         self.ctl = ctl
         self.admin = admin
         kato = EffectiveKATO.of(ctl, admin: admin, config: config)
         var last = ctl.timerSeries.last
+        var unseen: [Int] = []
         if ctl.tbkas != false {
-            for io in ctl.lateIOConnections {
-                guard let q = model.connection(io), let ref = q.lastHostCommand else { continue }
+            let adminEnd = admin.end?.ref.timeNs ?? Int64.max
+            let orphans = model.connections.filter { q in
+                q.controller == nil && q.queueKind != .admin && q.host.address == admin.host.address && q.target == admin.target
+                    && q.firstRef.timeNs <= adminEnd && (q.end?.ref.timeNs ?? Int64.max) >= admin.firstRef.timeNs
+            }.map(\.id)
+            unseen = ctl.lateIOConnections + orphans
+            // Any command counts: the latest of theirs may be the last restart.
+            for io in unseen {
+                guard let q = model.connection(io), let ref = q.lastHostCommand, ref.timeNs <= adminEnd else { continue }
                 if last.map({ ref.timeNs > $0.ref.timeNs }) ?? true {
                     last = TimerEvent(ref: ref, connection: io, command: q.lastHostCommandKind)
                 }
             }
         }
         self.last = last
+        unseenQueues = unseen
     }
 
     var series: TimerSeries { ctl.timerSeries }
 
-    /// True when the series may miss timer restarts: I/O queues joined after their commands
-    /// began, while any command counts.
-    var seriesIncomplete: Bool { ctl.tbkas != false && !ctl.lateIOConnections.isEmpty }
+    /// True when the series may miss timer restarts (`unseenQueues`), while any command counts.
+    var seriesIncomplete: Bool { !unseenQueues.isEmpty }
 
     /// "Keep Alive", "command", said of the series' events.
     var restartNoun: String { ctl.tbkas == false ? "Keep Alive" : "command" }

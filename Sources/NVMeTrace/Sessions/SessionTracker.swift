@@ -245,12 +245,30 @@ public final class SessionTracker {
         default:
             break
         }
+        if c.queueKind == nil, cmd.fctype == nil, Self.isAdminOnly(cmd) {
+            inferQueue(.admin, .inferred("admin commands (\(cmd.name), opcode \(hexValue(cmd.opcode))\(cmd.known(upTo: 8) ? ", NSID \(hexValue(cmd.nsid, digits: 8))" : "")), the first at frame \(ref.frame)"), ref: ref, in: &c)
+        }
         if c.queueKind == nil, cmd.queueGuessed, cmd.queue == .io {
             // Reads, writes and the like naming a namespace are I/O commands; the admin queue
             // has no such opcodes with a namespace (see `NVMeCommand`'s queue guess).
             inferQueue(.io, .inferred("I/O commands (\(cmd.name) with NSID \(cmd.nsid)), the first at frame \(ref.frame)"), ref: ref, in: &c)
         }
         countCommand(cmd.kind, ref: ref, in: &c)
+    }
+
+    /// A command only an admin queue carries, from its opcode and NSID alone (the queue is not
+    /// known): Identify (06h; the NVM command set has no I/O opcode 06h), and Get Log Page,
+    /// Set/Get Features, Asynchronous Event Request, Keep Alive (02h, 09h, 0Ah, 0Ch, 18h) naming
+    /// no namespace or all of them (NSID 0 or FFFFFFFFh), which the I/O commands sharing those
+    /// opcodes (Read, Dataset Management, Verify) never do.
+    static func isAdminOnly(_ cmd: NVMeCommand) -> Bool {
+        if cmd.opcode == 0x06 { return true }
+        guard cmd.known(upTo: 8) else { return false }
+        switch cmd.opcode {
+        case 0x02, 0x09, 0x0A, 0x18: return cmd.nsid == 0 || cmd.nsid == 0xFFFF_FFFF
+        case 0x0C: return cmd.nsid == 0
+        default: return false
+        }
     }
 
     /// Identify CNS values about namespaces and I/O command sets: a discovery controller answers
@@ -465,7 +483,9 @@ public final class SessionTracker {
             var candidates = ctls.indices.filter { k in
                 guard ctls[k].host == conns[i].host.address, ctls[k].target == conns[i].target,
                       let a = index[ctls[k].adminConnection] else { return false }
-                return conns[a].firstRef.timeNs <= at.timeNs && (conns[a].end?.how == .captureEnd || conns[a].end.map { $0.ref.timeNs >= at.timeNs } ?? true)
+                // An admin queue picked up mid-stream was open before the capture began.
+                return (conns[a].midStream || conns[a].firstRef.timeNs <= at.timeNs)
+                    && (conns[a].end?.how == .captureEnd || conns[a].end.map { $0.ref.timeNs >= at.timeNs } ?? true)
             }
             let cntlid = conns[i].connectData?.cntlid ?? conns[i].connectResponseCntlid
             if candidates.count > 1, let cntlid { candidates = candidates.filter { ctls[$0].cntlid == cntlid } }
