@@ -30,7 +30,7 @@ public final class FlowTable {
     private var lastFlowRef: Unmanaged<Flow>?
 
     /// Called before the first segment of a flow that carries payload is processed (to attach
-    /// decoding).
+    /// decoding). It may swap the flow's guessed roles (`Flow.swapGuessedRoles`).
     public var onCreate: ((Flow) -> Void)?
     /// Called for a flow about to leave the table (its state should be flushed and finished).
     public var onEvict: ((Flow, FrameRef) -> Void)?
@@ -96,8 +96,14 @@ public final class FlowTable {
                 return false
             }
             guard !(segment.flags.contains(.syn) && flow.isClosed) else { return false }
-            if flow.attachPending && segment.payloadLength > 0 { attach(flow) }
-            flow.process(segment, direction: direction, ref: ref)
+            if flow.attachPending && segment.payloadLength > 0 {
+                // Attaching may swap guessed roles (a proven NVMe/TCP target turned out to be the
+                // guessed client): the direction is found again.
+                attach(flow)
+                flow.process(segment, ref: ref)
+            } else {
+                flow.process(segment, direction: direction, ref: ref)
+            }
             return true
         }
         if hit, !segment.flags.isDisjoint(with: [.fin, .rst]), let onClose { onClose(candidate.takeUnretainedValue()) }
