@@ -27,7 +27,130 @@ struct PortCut: Sendable, CustomTestStringConvertible {
     func endpoint(_ s: String) -> String { s.hasSuffix(":\(port)") ? String(s.dropLast("\(port)".count)) + "\(newPort)" : s }
 }
 
+/// Bytes of a header that `PDUHeaderCheck.plausible` reads, by type (PROTOCOL.md's offsets): the
+/// digest byte of ICReq (@11), MAXH2CDATA of ICResp (@12..15), FES of a TermReq (@8..9), the SQE
+/// flags of a CapsuleCmd (@9), the common header alone for a CapsuleResp, DATAL or R2TL (@16..19)
+/// for data PDUs and R2T. A header cut by the snap length counts towards a run when these were
+/// captured (the detector's documented rule).
+private let checkedBytes: [UInt8: Int] = [0: 12, 1: 16, 2: 10, 3: 10, 4: 10, 5: 8, 6: 20, 7: 20, 9: 20]
+
+/// What the cut capture must yield for one connection, per direction (host → target first).
+struct MidStreamExpectation {
+    /// PDUs whose header (and header digest) the cut capture holds whole: the ones a framer can
+    /// decode, at their offset from the first byte the cut capture holds of that direction.
+    var offsets: [[Int]] = [[], []]
+    var types: [String: Int] = [:]
+    var keepAlives = 0
+    /// A run of 4 PDUs in a row, each with the fields the header check reads captured, in
+    /// either direction: the connection can be recognised on its own.
+    var recognisable = false
+}
+
+func midStreamExpectation(_ f: ReferenceConnection, cut: StoredCapture, snaplen: Int? = nil) -> MidStreamExpectation {
+    var e = MidStreamExpectation()
+    for d in 0..<2 {
+        let key = d == 0 ? f.key : f.key.reversed
+        var ranges: [Range<Int>] = []
+        var base: Int?
+        for p in cut.packets {
+            guard let v = TCPFrameView(p.bytes), v.key == key, v.payloadLength > 0 else { continue }
+            precondition(v.flags & TCPFlag.syn == 0, "a mid-stream cut holds no SYN")
+            let lo = f.streams[d].offset(ofSeq: v.seq)
+            let n = snaplen.map { max(0, min(v.payloadLength, $0 - v.payload)) } ?? v.payloadLength
+            base = min(base ?? lo, lo)
+            if n > 0 { ranges.append(lo..<(lo + n)) }
+        }
+        guard let base else { continue }
+        var merged: [Range<Int>] = []
+        for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let l = merged.last, r.lowerBound <= l.upperBound {
+                merged[merged.count - 1] = l.lowerBound..<max(l.upperBound, r.upperBound)
+            } else {
+                merged.append(r)
+            }
+        }
+        func captured(_ r: Range<Int>) -> Bool { merged.contains { $0.lowerBound <= r.lowerBound && r.upperBound <= $0.upperBound } }
+        let surviving = f.streams[d].pdus.filter { $0.offset >= base }
+        let decodable = surviving.filter { captured($0.headerRange) }
+        e.offsets[d] = decodable.map { $0.offset - base }
+        for p in decodable { e.types[p.typeName, default: 0] += 1 }
+        if d == 0 { e.keepAlives = decodable.filter { $0.type == 4 && $0.opcode == 0x18 }.count }
+        var run = 0
+        for p in surviving {
+            run = captured(p.offset..<(p.offset + (checkedBytes[p.type] ?? 24))) ? run + 1 : 0
+            if run >= 4 { e.recognisable = true }
+        }
+    }
+    return e
+}
+
+/// Offsets of the PDUs decoded between `host` and `target`, per direction.
+private func decodedOffsets(_ r: AnalysisResult, host: String, target: String) -> [[Int]] {
+    var got: [[Int]] = [[], []]
+    for rec in r.records {
+        let (src, dst) = (rec.src.description, rec.dst.description)
+        if src == host && dst == target { got[0].append(Int(rec.pdu.streamOffset)) }
+        if src == target && dst == host { got[1].append(Int(rec.pdu.streamOffset)) }
+    }
+    return got
+}
+
+private func isKeepAlive(_ r: PDURecord) -> Bool {
+    if case .command(let c) = r.decoded.body { return c.isKeepAlive }
+    return false
+}
+
+/// Checks a run on a cut against the expectations for every connection of the sample; returns
+/// how many connections were expected to be decoded.
+@discardableResult
+private func expectMidStreamDecode(_ result: AnalysisResult, _ cut: PortCut, capture: StoredCapture, snaplen: Int?,
+                                   sourceLocation: SourceLocation = #_sourceLocation) throws -> Int {
+    let truth = try GroundTruth(sample: cut.sample)
+    let full = referenceConnections(rewritingPort(SampleCaptures.named(cut.sample), from: cut.port, to: cut.newPort))
+    #expect(result.error == nil, sourceLocation: sourceLocation)
+    var decoded = 0
+    for c in truth.connections {
+        let host = cut.endpoint(c.host), target = cut.endpoint(c.target)
+        let f = try #require(full.first { $0.host == host && $0.target == target }, sourceLocation: sourceLocation)
+        let e = midStreamExpectation(f, cut: capture, snaplen: snaplen)
+        let what = "\(cut.testDescription) stream \(c.stream)"
+        let got = decodedOffsets(result, host: host, target: target)
+        #expect(got == (e.recognisable ? e.offsets : [[], []]), "\(what)", sourceLocation: sourceLocation)
+        let recs = result.records.filter { $0.src.description == host || $0.dst.description == host }
+        var types: [String: Int] = [:]
+        for r in recs { types[r.pdu.type.name, default: 0] += 1 }
+        #expect(types == (e.recognisable ? e.types : [:]), "\(what) PDU types", sourceLocation: sourceLocation)
+        #expect(recs.filter(isKeepAlive).count == (e.recognisable ? e.keepAlives : 0), "\(what) keep-alives",
+                sourceLocation: sourceLocation)
+        // The host and target roles, whatever the guess from the ports was.
+        for index in Set(recs.map(\.connection)) {
+            let flow = try #require(result.flows.first { $0.index == index }, sourceLocation: sourceLocation)
+            #expect(flow.client.description == host && flow.server.description == target,
+                    "\(what): roles \(flow.client) → \(flow.server)", sourceLocation: sourceLocation)
+        }
+        if e.recognisable && !recs.isEmpty { decoded += 1 }
+    }
+    return decoded
+}
+
 @Suite struct MidStreamDetectionTests {
+    // Cuts: E's first two connections (admin with Keep Alives, I/O with writes and reads) picked
+    // up at several points, ending before the reconnect's ICReq (no proof in the capture); A's
+    // second discovery connection picked up at several points. Port 60000 is above the hosts'
+    // ephemeral ports, so the guess from the ports (lower port is the server) is wrong there and
+    // the PDU types must set it right.
+    static let cuts: [PortCut] = [
+        PortCut(sample: "E-keepalive-stall", port: 4420, newPort: 5555, from: 51, to: 200),
+        PortCut(sample: "E-keepalive-stall", port: 4420, newPort: 5555, from: 90, to: 200),
+        PortCut(sample: "E-keepalive-stall", port: 4420, newPort: 60000, from: 56, to: 200),
+        PortCut(sample: "E-keepalive-stall", port: 4420, newPort: 60000, from: 118, to: 200),
+        PortCut(sample: "E-keepalive-stall", port: 4420, newPort: 60000, from: 150, to: 200),
+        PortCut(sample: "A-persistent-discovery-kato0", port: 8009, newPort: 7000, from: 65, to: nil),
+        PortCut(sample: "A-persistent-discovery-kato0", port: 8009, newPort: 7000, from: 100, to: nil),
+        PortCut(sample: "A-persistent-discovery-kato0", port: 8009, newPort: 60000, from: 87, to: nil),
+        PortCut(sample: "A-persistent-discovery-kato0", port: 8009, newPort: 60000, from: 200, to: nil),
+    ]
+
     /// The port rewrite itself: only the port changes, and every checksum still verifies.
     @Test func portRewriteKeepsChecksumsValid() throws {
         let original = SampleCaptures.e
@@ -56,5 +179,247 @@ struct PortCut: Sendable, CustomTestStringConvertible {
             if v.key.srcPort == 4420 || v.key.dstPort == 4420 { rewritten += 1 }
         }
         #expect(rewritten > 300)
+    }
+
+    /// (a) Connections on an unknown port, picked up mid-stream, without `--port`: every PDU the
+    /// reference framer finds in the cut is decoded at its stream offset when the connection
+    /// holds a run of 4 headers, none otherwise; Keep Alives among them; host and target the
+    /// right way round. The framer never meets an invalid header: decoding starts on a real one.
+    @Test(arguments: MidStreamDetectionTests.cuts)
+    func midStreamConnectionsOnAnotherPort(cut: PortCut) throws {
+        let capture = cut.capture()
+        let result = analyzeVariant(capture)
+        let decoded = try expectMidStreamDecode(result, cut, capture: capture, snaplen: nil)
+        #expect(decoded > 0, "nothing to find in \(cut.testDescription)")
+        #expect(!result.diagnostics.contains { $0.message.contains("invalid PDU header") }, "\(result.diagnostics)")
+    }
+
+    /// (b) The same cuts taken with `tcpdump -s 128`: each segment keeps its first 62 payload
+    /// bytes. Headers cut short still count towards a run; the PDUs whose headers were captured
+    /// whole are decoded (CapsuleCmd headers, 72 bytes, never are).
+    @Test(arguments: MidStreamDetectionTests.cuts)
+    func midStreamConnectionsOnAnotherPortHeadersOnly(cut: PortCut) throws {
+        let capture = cut.capture()
+        let result = analyzeVariant(capture, snaplen: 128)
+        let decoded = try expectMidStreamDecode(result, cut, capture: capture, snaplen: 128)
+        #expect(decoded > 0, "nothing to find in \(cut.testDescription)")
+    }
+
+    /// Too little traffic for a run of 4 is not decoded; one exchange more is.
+    @Test func withoutAProofTooLittleTrafficIsNotDecoded() {
+        let s = SynthCapture()
+        let x = s.connection(port: 6000)
+        for k in 0..<3 { x.keepAlive(at: s.t(Double(k))) }
+        let path = s.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = analyze(path)
+        #expect(r.records.isEmpty)
+        #expect(r.diagnostics.isEmpty)
+        // One exchange more makes a run of 4 in each direction.
+        x.keepAlive(at: s.t(4))
+        let path2 = s.write()
+        defer { try? FileManager.default.removeItem(atPath: path2) }
+        let r2 = analyze(path2)
+        #expect(r2.records.filter(isKeepAlive).count == 4)
+        #expect(r2.records.count == 8)
+    }
+
+    /// A run verified by header digests decides after two headers: two Keep Alive exchanges
+    /// with HDGST are enough where four are needed without (see above).
+    @Test func headerDigestsShortenTheRun() {
+        let s = SynthCapture()
+        let x = s.connection(port: 6000)
+        x.hdgst = true
+        for k in 0..<2 { x.keepAlive(at: s.t(Double(k))) }
+        let path = s.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = analyze(path)
+        #expect(r.records.filter(isKeepAlive).count == 2)
+        #expect(r.records.allSatisfy { $0.pdu.headerDigest == .ok })
+        #expect(r.records.count == 4)
+        // With a wrong digest in every header the run never forms.
+        let t = SynthCapture()
+        let y = t.connection(port: 6000)
+        var cmd = PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x18, cid: 1), hdgst: true)
+        cmd[72] ^= 0xFF
+        for k in 0..<6 { y.raw(fromHost: true, cmd, at: t.t(Double(k))) }
+        let path2 = t.write()
+        defer { try? FileManager.default.removeItem(atPath: path2) }
+        #expect(analyze(path2).records.isEmpty)
+    }
+
+    // MARK: other traffic
+
+    enum Traffic: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case random, zeros, http, tls
+        /// Random bytes with real PDU headers (a CapsuleCmd, a CapsuleResp, a C2HData) copied in
+        /// at random places, never where a previous one's PLEN points.
+        case strayHeaders
+        var testDescription: String { rawValue }
+
+        func bytes(_ count: Int, _ rng: inout SplitMix64, fromClient: Bool) -> [UInt8] {
+            var out: [UInt8] = []
+            out.reserveCapacity(count + 20_000)
+            func random(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
+            switch self {
+            case .random:
+                out = random(count)
+            case .zeros:
+                out = [UInt8](repeating: 0, count: count)
+            case .http:
+                while out.count < count {
+                    if fromClient {
+                        out += Array("GET /objects/\(rng.next() % 100000) HTTP/1.1\r\nHost: storage.example\r\nAccept: */*\r\n\r\n".utf8)
+                    } else {
+                        let body = (0..<(Int(rng.next() % 4000) + 100)).map { _ in UInt8(0x20 + rng.next() % 95) }
+                        out += Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
+                    }
+                }
+            case .tls:
+                // Application data records (RFC 8446 §5.1): type 23, legacy version 3.3, length.
+                while out.count < count {
+                    let n = Int(rng.next() % 16_384) + 1
+                    out += [0x17, 0x03, 0x03, UInt8(n >> 8), UInt8(n & 0xFF)] + random(n)
+                }
+            case .strayHeaders:
+                let headers = [
+                    Array(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x02, cid: 7, nsid: 1)).prefix(72)),
+                    PDUBuilder.capsuleResp(cid: 7),
+                    Array(PDUBuilder.c2hData(cid: 7, data: [UInt8](repeating: 1, count: 4096)).prefix(24)),
+                ]
+                while out.count < count {
+                    out += random(Int(rng.next() % 3000) + 200)
+                    out += headers[Int(rng.next() % 3)]
+                }
+            }
+            return out
+        }
+    }
+
+    /// (d) No false positive: mid-stream connections on ports nvmetrace does not know, carrying
+    /// other traffic in both directions, are not taken for NVMe/TCP: no PDU, no warning. Past
+    /// the scan budget in both directions the flow is ignored; a short one stays undecided.
+    @Test(arguments: Traffic.allCases, [1, 2, 3] as [UInt64])
+    func otherTrafficPickedUpMidStreamIsNotNVMe(traffic: Traffic, seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed &* 0x9E37_79B9 &+ UInt64(traffic.rawValue.count))
+        let s = SynthCapture()
+        let long = s.connection(port: traffic == .http ? 8080 : traffic == .tls ? 8443 : 9000 + UInt16(seed))
+        let size = Int(PDURunScanner.scanBudget) + 100_000
+        long.tcp.send(fromClient: true, traffic.bytes(size, &rng, fromClient: true), at: s.t(0))
+        long.tcp.send(fromClient: false, traffic.bytes(size, &rng, fromClient: false), at: s.t(1))
+        let short = s.connection(port: 9500)
+        for k in 0..<20 {
+            short.tcp.send(fromClient: k % 2 == 0, traffic.bytes(3000, &rng, fromClient: k % 2 == 0), at: s.t(2 + Double(k) / 10))
+        }
+        let path = s.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = analyze(path)
+        #expect(r.records.isEmpty, "\(r.records.count) PDUs, first \(r.records.first.map { $0.pdu.type.name } ?? "")")
+        #expect(r.diagnostics.isEmpty, "\(r.diagnostics.prefix(3))")
+        let flows = Dictionary(uniqueKeysWithValues: r.flows.map { ($0.client.port == long.tcp.clientPort || $0.server.port == long.tcp.clientPort ? "long" : "short", $0) })
+        #expect(flows["long"]?.ignored == true)
+        #expect(flows["short"]?.ignored == false)
+    }
+
+    // MARK: memory
+
+    /// (e) An undecided stream never holds more than the cap: a stream made to keep the scanner
+    /// holding (a plausible CapsuleCmd header every 1000 bytes, each claiming a PLEN of 1500 that
+    /// lands on zeros, so runs start all the time and none grows), in big segments, in 7-byte
+    /// segments (every piece costs its overhead), and headers-only (a gap after each segment's
+    /// first bytes). The held cost reaches near the cap (the bound is what stops it), never past.
+    @Test(arguments: [1448, 7], [nil, 70] as [Int?])
+    func undecidedStreamsHoldAtMostTheCap(mss: Int, snaplen: Int?) throws {
+        var header = PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x01, cid: 3, nsid: 1), data: [UInt8](repeating: 0, count: 1500 - 72))
+        header = Array(header.prefix(72))
+        var block = header + [UInt8](repeating: 0, count: 1000 - 72)
+        block[1] = 0
+        var stream: [UInt8] = []
+        while stream.count < Int(PDURunScanner.scanBudget) / 4 { stream += block }
+        let s = SynthCapture()
+        let c = s.connection(port: 9000, mss: mss)
+        c.tcp.send(fromClient: true, stream, at: s.t(0))
+        c.tcp.send(fromClient: false, stream, at: s.t(1))
+        let written = s.write()
+        defer { try? FileManager.default.removeItem(atPath: written) }
+        var path = written
+        if let snaplen {
+            path = writeTemporaryCapture(try loadCapture(written), snaplen: snaplen)
+        }
+        defer { if snaplen != nil { try? FileManager.default.removeItem(atPath: path) } }
+        let analyzer = Analyzer()
+        var records = 0
+        analyzer.onPDU = { _ in records += 1 }
+        try analyzer.read(path: path)
+        analyzer.finish()
+        let cap = PDURunScanner.heldByteCap
+        #expect(records == 0)
+        #expect(analyzer.midStreamHeldHighWater <= cap)
+        #expect(analyzer.midStreamHeldHighWater > cap - 2048, "\(analyzer.midStreamHeldHighWater)")
+    }
+
+    // MARK: hostile input
+
+    /// Streams made to stress the detector: real and fake PDU headers with any PLEN, zeros and
+    /// random bytes, cut into segments of any size, some lost (gaps), some connections with a
+    /// handshake and an ICReq so that proofs cover the others at any moment, and a snap length
+    /// on half the seeds. Nothing may trap (overflow and bounds are checked in this build), and
+    /// no scanner may hold more than the cap.
+    @Test(arguments: Array(1...12) as [UInt64])
+    func hostileStreamsNeverTrap(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        func next(_ n: UInt64) -> Int { Int(rng.next() % n) }
+        let s = SynthCapture()
+        var conns: [NVMeScript] = []
+        for _ in 0..<6 {
+            conns.append(s.connection(port: [6000, 50000, 9000][next(3)], mss: [7, 100, 1448, 9000][next(4)]))
+        }
+        var t = 0.0
+        for step in 0..<120 {
+            let c = conns[next(UInt64(conns.count))]
+            t += 0.01
+            switch next(10) {
+            case 0:
+                c.connect(at: s.t(t), kato: 5000, subnqn: SynthCapture.subnqn, hostnqn: SynthCapture.hostnqn)
+            case 1, 2:
+                c.keepAlive(at: s.t(t))
+            case 3:
+                c.read(at: s.t(t), bytes: 512 * (1 + next(64)), chunk: 4096)
+            default:
+                var bytes: [UInt8] = []
+                for _ in 0..<(1 + next(8)) {
+                    switch next(6) {
+                    case 0: bytes += [UInt8](repeating: 0, count: next(3000))
+                    case 1: bytes += (0..<next(3000)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                    default:
+                        // A header of any type, flags and PLEN, its fields otherwise plausible.
+                        var h = [UInt8](repeating: 0, count: 132)
+                        let type = UInt8([0, 1, 2, 3, 4, 5, 6, 7, 9][next(9)])
+                        h[0] = type
+                        h[1] = UInt8(next(16))
+                        h[2] = UInt8(PDUType(rawValue: type)!.headerLength)
+                        h[3] = UInt8([0, 24, 72, 28, 255][next(5)])
+                        let plen = UInt32(truncatingIfNeeded: [24, 28, 72, 76, 128, 4120, 1 << 20, 64 << 20, Int(rng.next() % (1 << 32))][next(9)])
+                        for k in 0..<4 { h[4 + k] = UInt8(truncatingIfNeeded: plen >> (8 * k)) }
+                        h[9] = 0x40
+                        h[8] = UInt8(next(4))
+                        for k in 0..<4 { h[16 + k] = UInt8(truncatingIfNeeded: (plen &- 24) >> (8 * k)) }
+                        bytes += h.prefix(next(2) == 0 ? Int(h[2]) : next(132))
+                    }
+                }
+                c.tcp.send(fromClient: next(2) == 0, bytes, at: s.t(t), drop: next(4) == 0 ? [next(4)] : [])
+            }
+            if step % 40 == 39 { t += 1 }
+        }
+        let written = s.write()
+        defer { try? FileManager.default.removeItem(atPath: written) }
+        var path = written
+        if seed % 2 == 0 { path = writeTemporaryCapture(try loadCapture(written), snaplen: 60 + next(120)) }
+        defer { if seed % 2 == 0 { try? FileManager.default.removeItem(atPath: path) } }
+        let analysis = CaptureAnalysis()
+        analysis.read(paths: [path])
+        _ = analysis.report()
+        #expect(analysis.analyzer.midStreamHeldHighWater <= PDURunScanner.heldByteCap)
+        #expect(analysis.readErrors.isEmpty)
     }
 }

@@ -153,20 +153,34 @@ public final class Analyzer {
 
     // MARK: - wiring
 
+    /// Out-of-order bytes buffered per direction while a flow is not yet known to be NVMe/TCP.
+    static let undecidedReassemblyCap = 64 * 1024
+
     private func attach(to flow: Flow) {
         if options.ports.contains(flow.server.port) || options.ports.contains(flow.client.port) {
             startNVMe(on: flow, synchronized: flow.rolesFromHandshake)
             return
         }
-        // Another port: NVMe/TCP only if the client's first bytes are an ICReq.
-        flow.enableReassembly(maxBufferedBytes: 64 * 1024)
+        flow.enableReassembly(maxBufferedBytes: Self.undecidedReassemblyCap)
+        if flow.rolesFromHandshake {
+            attachICReqProbe(to: flow)
+        } else {
+            // Picked up mid-stream: no ICReq to wait for; look for a run of PDU headers.
+            let detector = MidStreamDetector(flow: flow, analyzer: self)
+            flow.application = detector
+            flow.helper = detector
+            flow.clientStream.sink = detector.scanners[0]
+            flow.serverStream.sink = detector.scanners[1]
+        }
+    }
+
+    /// Another port, handshake seen: NVMe/TCP only if the client's first bytes are an ICReq.
+    private func attachICReqProbe(to flow: Flow) {
         let probe = ICReqProbe { [unowned self, unowned flow] probe, ref in
             guard !flow.ignored, flow.application is ICReqProbe else { return }
             if probe.looksLikeICReq {
-                self.startNVMe(on: flow, synchronized: true)
-                if let conn = flow.application as? NVMeTCPConnection {
-                    probe.bytes.withUnsafeBytes { conn.framers[0].streamData($0, ref: ref) }
-                }
+                let conn = self.startNVMe(on: flow, synchronized: true)
+                probe.bytes.withUnsafeBytes { conn.framers[0].streamData($0, ref: ref) }
             } else {
                 flow.ignored = true
                 flow.application = nil
@@ -184,13 +198,30 @@ public final class Analyzer {
         flow.helper = [probe, reject] as [AnyObject] as AnyObject
     }
 
-    private func startNVMe(on flow: Flow, synchronized: Bool) {
+    @discardableResult
+    private func startNVMe(on flow: Flow, synchronized: Bool) -> NVMeTCPConnection {
         flow.enableReassembly(maxBufferedBytes: options.maxBufferedBytesPerDirection)
         let conn = NVMeTCPConnection(flow: flow, analyzer: self, synchronized: synchronized)
         flow.application = conn
         flow.clientStream.sink = conn.framers[0]
         flow.serverStream.sink = conn.framers[1]
+        return conn
     }
+
+    /// A mid-stream detector found a run of PDU headers: the flow is NVMe/TCP, and the run's PDU
+    /// types told which side is the host. Called from inside the scanner's stream callback:
+    /// swapping roles moves the reassembler objects, so the one delivering carries on with the
+    /// framer now its sink.
+    func recognised(_ detector: MidStreamDetector, hostScanner: PDURunScanner, ref: FrameRef) {
+        let flow = detector.flow
+        if flow.clientStream.sink !== hostScanner { flow.swapGuessedRoles() }
+        let conn = startNVMe(on: flow, synchronized: false)
+        detector.replay(into: conn, host: hostScanner, why: "a run of PDU headers showed this connection to be NVMe/TCP", ref: ref)
+    }
+
+    /// The most any mid-stream scanner held for replay at once (bytes and pieces as
+    /// `PDURunScanner.heldByteCap` counts them), for tests of the bound.
+    var midStreamHeldHighWater = 0
 
     private func end(_ flow: Flow, ref: FrameRef) {
         if let conn = flow.application as? NVMeTCPConnection {

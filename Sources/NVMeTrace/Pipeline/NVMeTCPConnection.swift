@@ -17,6 +17,9 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     /// The host's first byte was a TLS handshake record: framing warnings would only describe
     /// ciphertext, so after saying so once they are dropped.
     var looksLikeTLS = false
+    /// Set while the framers are moved past bytes that went by before decoding started
+    /// (`startsLate`): that is not a gap in the capture, and is reported once, differently.
+    private var quiet = false
 
     init(flow: Flow, analyzer: Analyzer, synchronized: Bool) {
         flowIndex = flow.index
@@ -43,6 +46,19 @@ final class NVMeTCPConnection: PDUFramerDelegate {
                 self.warn("Connect data is \(bytes) bytes, shorter than 1024", ref)
             }
         }
+    }
+
+    /// Decoding of one direction (0: host → controller, 1: controller → host) starts `bytes` into
+    /// its stream: the connection was recognised as NVMe/TCP only after they went by (`why`), and
+    /// they were not kept. The framer is moved past them so that stream offsets stay those of the
+    /// capture; one warning says what was not decoded.
+    func startsLate(direction: Int, skipping bytes: UInt64, ref: FrameRef, why: String) {
+        guard bytes > 0 else { return }
+        quiet = true
+        framers[direction].streamGap(bytes, cause: .notCaptured, ref: ref)
+        quiet = false
+        let side = direction == 0 ? "host→controller" : "controller→host"
+        warn("\(side) stream offset \(bytes): decoding starts here (\(why)); the \(bytes) bytes before it were not decoded", ref)
     }
 
     func direction(of framer: PDUFramer) -> Direction {
@@ -103,6 +119,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     }
 
     override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {
+        if quiet { return }
         let dir = direction(of: framer)
         let side = dir == .clientToServer ? "host→controller" : "controller→host"
         // NVMe/TCP secured with TLS starts with a TLS ClientHello (record type 0x16) where the
