@@ -205,7 +205,107 @@ private func expectMidStreamDecode(_ result: AnalysisResult, _ cut: PortCut, cap
         #expect(decoded > 0, "nothing to find in \(cut.testDescription)")
     }
 
-    /// Too little traffic for a run of 4 is not decoded; one exchange more is.
+    // MARK: proofs
+
+    /// How the proving connection Y shows its ICReq.
+    enum Proof: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        /// Handshake, then the ICReq: the ICReq probe takes it and the framer frames it.
+        case handshake
+        /// The handshake is not in the capture, the ICReq is its first byte: the mid-stream
+        /// detector decides on it, the framer frames it.
+        case icReqFirstSeen
+        /// Handshake, and a snap length (128) that cuts the ICReq: never framed whole, so the
+        /// probe's acceptance is the proof.
+        case handshakeHeadersOnly
+        var testDescription: String { rawValue }
+    }
+
+    /// (c) On a port nvmetrace does not know, an ICReq proves its target for every connection to
+    /// it. X is picked up mid-stream with two Keep Alive exchanges (too few for a run of 4); W is
+    /// picked up mid-stream with more than the scan budget of bytes with no PDU in them, so it is
+    /// given up and ignored; then Y's ICReq. Afterwards X and W carry on with Keep Alives, and Z,
+    /// picked up mid-stream with one exchange, starts. All of X is decoded (what it held while
+    /// undecided, then everything after), W from its first segment after the proof (its earlier
+    /// bytes were never kept, so its offsets start again at 0), Z at once. Port 50000 is above
+    /// the host's ports: the guess made the host the server, and the proof turns it round.
+    @Test(arguments: [6000, 50000] as [UInt16], Proof.allCases)
+    func anICReqProvesItsTargetForEveryConnection(port: UInt16, proof: Proof) throws {
+        let s = SynthCapture()
+        let x = s.connection(port: port)
+        x.keepAlive(at: s.t(0))
+        x.keepAlive(at: s.t(1))
+        let w = s.connection(port: port)
+        let junk = [UInt8](repeating: 0, count: Int(PDURunScanner.scanBudget) + 64 * 1024)
+        w.tcp.send(fromClient: true, junk, at: s.t(0.2))
+        w.tcp.send(fromClient: false, junk, at: s.t(0.6))
+        let y = s.connection(port: port)
+        if proof == .icReqFirstSeen {
+            y.tcp.send(fromClient: true, PDUBuilder.icReq(), at: s.t(2))
+            y.tcp.send(fromClient: false, PDUBuilder.icResp(), at: s.t(2.001))
+            y.tcp.send(fromClient: true, PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 10_000),
+                                                               data: PDUBuilder.connectData(subnqn: SynthCapture.subnqn, hostnqn: SynthCapture.hostnqn)),
+                       at: s.t(2.002))
+            y.tcp.send(fromClient: false, PDUBuilder.capsuleResp(cid: 1, dw0: 1), at: s.t(2.003))
+        } else {
+            y.connect(at: s.t(2), kato: 10_000, subnqn: SynthCapture.subnqn, hostnqn: SynthCapture.hostnqn)
+        }
+        for k in 0..<3 { x.keepAlive(at: s.t(3 + Double(k))) }
+        for k in 0..<2 { w.keepAlive(at: s.t(3.5 + Double(k))) }
+        let z = s.connection(port: port)
+        z.keepAlive(at: s.t(6))
+        let written = s.write()
+        defer { try? FileManager.default.removeItem(atPath: written) }
+        var path = written
+        if proof == .handshakeHeadersOnly { path = writeTemporaryCapture(try loadCapture(written), snaplen: 128) }
+        defer { if proof == .handshakeHeadersOnly { try? FileManager.default.removeItem(atPath: path) } }
+        let r = analyze(path)
+        #expect(r.error == nil)
+
+        let target = "10.0.0.1:\(port)"
+        func records(_ c: NVMeScript) -> [PDURecord] {
+            r.records.filter { $0.src.port == c.tcp.clientPort || $0.dst.port == c.tcp.clientPort }
+        }
+        func types(_ recs: [PDURecord]) -> [String: Int] { recs.reduce(into: [:]) { $0[$1.pdu.type.name, default: 0] += 1 } }
+        // Y: everything, but its ICReq and ICResp when the snap length cut them (54 bytes of
+        // headers, 74 of payload kept).
+        let yr = records(y)
+        #expect(types(yr) == (proof == .handshakeHeadersOnly ? ["CapsuleCmd": 1, "CapsuleResp": 1]
+                                                            : ["ICReq": 1, "ICResp": 1, "CapsuleCmd": 1, "CapsuleResp": 1]))
+        let proofFrame = try #require(yr.first).pdu.ref.frame
+
+        let xr = records(x)
+        #expect(types(xr) == ["CapsuleCmd": 5, "CapsuleResp": 5])
+        #expect(xr.filter(isKeepAlive).count == 5)
+        #expect(xr.filter { $0.pdu.ref.frame > proofFrame }.count == 6, "the three exchanges after the proof")
+        // Offsets as in the capture: the fifth command starts after four 72-byte ones.
+        #expect(xr.filter { $0.pdu.type == .capsuleCmd }.map(\.pdu.streamOffset) == [0, 72, 144, 216, 288])
+
+        let wr = records(w)
+        #expect(types(wr) == ["CapsuleCmd": 2, "CapsuleResp": 2])
+        #expect(wr.allSatisfy { $0.pdu.ref.frame > proofFrame })
+        #expect(wr.filter { $0.pdu.type == .capsuleCmd }.map(\.pdu.streamOffset) == [0, 72])
+        #expect(r.diagnostics.contains { $0.connection == wr.first?.connection && $0.message.hasPrefix("decoded as NVMe/TCP from here on") })
+
+        let zr = records(z)
+        #expect(types(zr) == ["CapsuleCmd": 1, "CapsuleResp": 1])
+        #expect(zr.filter(isKeepAlive).count == 1)
+
+        // Host and target the right way round in every connection and every PDU.
+        for c in [x, w, y, z] {
+            let host = "10.0.0.2:\(c.tcp.clientPort)"
+            let recs = records(c)
+            #expect(!recs.isEmpty)
+            #expect(recs.allSatisfy { ($0.pdu.type.fromHost ? $0.src : $0.dst).description == host })
+            let flow = try #require(r.flows.first { $0.index == recs.first?.connection })
+            #expect(flow.client.description == host && flow.server.description == target, "\(flow.client) → \(flow.server)")
+        }
+        // Nothing about sending PDUs the wrong way, or about headers that made no sense.
+        #expect(!r.diagnostics.contains { $0.message.contains("does not send this type") || $0.message.contains("invalid PDU header") },
+                "\(r.diagnostics)")
+    }
+
+    /// Without the proof, the same X and W are not decoded at all (the test above is not passing
+    /// by detection alone).
     @Test func withoutAProofTooLittleTrafficIsNotDecoded() {
         let s = SynthCapture()
         let x = s.connection(port: 6000)

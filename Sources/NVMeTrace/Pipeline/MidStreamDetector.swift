@@ -41,13 +41,14 @@
 /// Memory and time are bounded per direction: the bytes held for replay cost at most
 /// `heldByteCap` (16 KiB, counting `pieceCost` per held piece), and after `scanBudget` (1 MiB) of
 /// stream without a run the direction stops looking (no per-byte work from then on). When both
-/// directions have given up, the flow is ignored.
+/// directions have given up, the flow is ignored (a later ICReq to its target still covers it:
+/// see `Analyzer`).
 final class MidStreamDetector {
     unowned let flow: Flow
     private let analyzerRef: Unmanaged<Analyzer>
     /// [0] was attached to the guessed client's stream, [1] to the guessed server's.
     let scanners: [PDURunScanner]
-    /// Decided or given up: nothing more to do.
+    /// Decided, covered by a proof or given up: nothing more to do.
     var finished = false
 
     init(flow: Flow, analyzer: Analyzer) {

@@ -116,6 +116,11 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         let view = PDURecordView(connection: flowIndex, src: src, dst: dst, qid: decoder.qid, pdu: pdu, body: body,
                                  connectData: connectData, completed: completed)
         analyzerRef._withUnsafeGuaranteedRef { $0.emit(view) }
+        if pdu.type == .icReq, dir == .clientToServer, PDUHeaderCheck.plausible(pdu.shape, header: pdu.header) {
+            // An ICReq from the initiator: its target speaks NVMe/TCP, on every connection to it
+            // (connections set aside so far are decoded from here on).
+            analyzerRef._withUnsafeGuaranteedRef { $0.targetProven(server, ref: pdu.ref, by: flowIndex) }
+        }
     }
 
     override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {
@@ -151,6 +156,8 @@ final class NVMeTCPConnection: PDUFramerDelegate {
 /// header there makes it an NVMe/TCP connection.
 final class ICReqProbe: StreamSink {
     var bytes: [UInt8] = []
+    /// The frame of the first byte held.
+    var firstRef = FrameRef.none
     let decide: (ICReqProbe, FrameRef) -> Void
     init(decide: @escaping (ICReqProbe, FrameRef) -> Void) {
         self.decide = decide
@@ -164,6 +171,7 @@ final class ICReqProbe: StreamSink {
     }
 
     override func streamData(_ data: UnsafeRawBufferPointer, ref: FrameRef) {
+        if bytes.isEmpty { firstRef = ref }
         bytes.append(contentsOf: data)
         if bytes.count >= 8 { decide(self, ref) }
     }
