@@ -97,10 +97,7 @@ public final class FlowTable {
             }
             guard !(segment.flags.contains(.syn) && flow.isClosed) else { return false }
             if flow.attachPending && segment.payloadLength > 0 {
-                // Attaching may swap guessed roles (a proven NVMe/TCP target turned out to be the
-                // guessed client): the direction is found again.
-                attach(flow)
-                flow.process(segment, ref: ref)
+                attachAndProcess(flow, segment, ref: ref)
             } else {
                 flow.process(segment, direction: direction, ref: ref)
             }
@@ -131,6 +128,15 @@ public final class FlowTable {
         let flow = flows.removeValue(forKey: key)
         flow?.retired = true
         return flow
+    }
+
+    /// A flow's first segment with payload: decoding is attached, which may swap guessed roles (a
+    /// proven NVMe/TCP target turned out to be the guessed client), so the segment's direction
+    /// is found again. Kept out of line: once per flow, off the per-packet path.
+    @inline(never)
+    private func attachAndProcess(_ flow: Flow, _ segment: TCPSegment, ref: FrameRef) {
+        attach(flow)
+        flow.process(segment, ref: ref)
     }
 
     private func attach(_ flow: Flow) {
