@@ -458,6 +458,25 @@ private func expectMidStreamDecode(_ result: AnalysisResult, _ cut: PortCut, cap
         #expect(analyzer.midStreamHeldHighWater > cap - 2048, "\(analyzer.midStreamHeldHighWater)")
     }
 
+    /// The word-at-a-time prefilter marks exactly the lanes a byte-by-byte look would: type byte
+    /// below 10 and HLEN byte (two further on) 24, 72 or 128.
+    @Test func prefilterMarksExactlyTheCandidateOffsets() {
+        var rng = SplitMix64(seed: 7)
+        let interesting: [UInt8] = [0, 1, 4, 5, 7, 8, 9, 10, 23, 24, 25, 71, 72, 73, 127, 128, 129, 255]
+        for round in 0..<20_000 {
+            var bytes = (0..<10).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            if round % 2 == 0 { bytes = bytes.map { _ in interesting[Int(rng.next() % UInt64(interesting.count))] } }
+            func word(_ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * $1) } }
+            let got = PDURunScanner.typeAndHLENCandidates(word(0), word(2))
+            var expected: UInt64 = 0
+            for k in 0..<8 where bytes[k] < 10 && [24, 72, 128].contains(bytes[k + 2]) { expected |= 0x80 << (8 * k) }
+            if got != expected {
+                Issue.record("\(bytes): \(String(got, radix: 16)) instead of \(String(expected, radix: 16))")
+                return
+            }
+        }
+    }
+
     // MARK: hostile input
 
     /// Streams made to stress the detector: real and fake PDU headers with any PLEN, zeros and

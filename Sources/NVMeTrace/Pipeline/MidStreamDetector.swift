@@ -287,7 +287,17 @@ final class PDURunScanner: StreamSink {
         let count = chunk.count
         var i = Int(p - chunkStart)
         while i + 8 <= count {
-            // Most offsets are not even a PDU type with its HLEN (§3.6.1): a glance at two bytes.
+            // Most offsets are not even a PDU type with its HLEN (§3.6.1). Eight at a time while
+            // no run expects a header among them: the first that might be one, or none.
+            if nearestNext - p >= 8 && i + 10 <= count {
+                let found = Self.typeAndHLENCandidates(
+                    UInt64(littleEndian: c.loadUnaligned(fromByteOffset: i, as: UInt64.self)),
+                    UInt64(littleEndian: c.loadUnaligned(fromByteOffset: i + 2, as: UInt64.self)))
+                let skip = found.trailingZeroBitCount >> 3   // 8 when there is none
+                i += skip
+                p += UInt64(skip)
+                if skip == 8 { continue }
+            }
             if p != nearestNext {
                 let t = c.load(fromByteOffset: i, as: UInt8.self)
                 if t > 9 || t == 8 || c.load(fromByteOffset: i + 2, as: UInt8.self) != Self.hlenByType[Int(t)] {
@@ -302,6 +312,23 @@ final class PDURunScanner: StreamSink {
             p += 1
         }
         scanPos = p
+    }
+
+    /// One bit (the top one) per byte lane k of `w0` (bytes i..i+7, little-endian) where lane k
+    /// could start a header: byte k below 10 (a PDU type or 8) and byte k + 2 (lane k of `w2`,
+    /// bytes i+2..i+9) 24, 72 or 128 (an HLEN). Exact per lane (no carries between lanes), so
+    /// the lowest set bit is the first candidate; a candidate still needs the full check.
+    @inline(__always)
+    static func typeAndHLENCandidates(_ w0: UInt64, _ w2: UInt64) -> UInt64 {
+        let low7: UInt64 = 0x7F7F_7F7F_7F7F_7F7F, high: UInt64 = 0x8080_8080_8080_8080, ones: UInt64 = 0x0101_0101_0101_0101
+        // Byte < 10: its top bit clear and its low 7 bits plus 118 below 128.
+        let below10 = ~(((w0 & low7) &+ (118 &* ones)) | w0) & high
+        // Byte == v: x ^ v is zero, i.e. its low 7 bits plus 127 below 128 and its top bit clear.
+        func equal(_ v: UInt64) -> UInt64 {
+            let x = w2 ^ (v &* ones)
+            return ~(((x & low7) &+ low7) | x) & high
+        }
+        return below10 & (equal(24) | equal(72) | equal(128))
     }
 
     /// Looks at offset `p`, whose bytes `v` starts with (all that are there, or at least a
