@@ -7,23 +7,25 @@
 /// passing the checks the framer uses to resynchronise (`PDUHeaderCheck.shape` and `.plausible`),
 /// all of types one side sends (the host sends ICReq, H2CTermReq, CapsuleCmd and H2CData; the
 /// controller ICResp, C2HTermReq, CapsuleResp, C2HData and R2T: §3.6.1) and all with the same
-/// HDGST flag (header digests are negotiated once, in ICReq/ICResp, and then carried by every
-/// other PDU: §3.6.2.2, §3.6.2.3). A run in either direction decides: the connection is
-/// NVMe/TCP, and the side that sent the run's types is the host or the controller.
+/// HDGST flag (header digests are negotiated once, by the DGST fields of ICReq and ICResp,
+/// §3.6.2.2, §3.6.2.3, and then carried by every later PDU, as in sample D2). A run in either
+/// direction decides: the connection is NVMe/TCP, and the side that sent the run's types is the
+/// host or the controller.
 ///
 /// How long a run: `decidingScore`, where a header counts 1, or 2 when its header digest was
 /// captured and verifies (CRC32C over the HLEN header bytes, §3.6.2.7, as the framer checks it).
 /// So 4 headers in a row without header digests, 2 with them. Why 4: the weakest header to take
-/// by chance is a CapsuleCmd (type and HLEN one value each in 2^16, flags other than the digest
-/// bits zero, PLEN between 72 and the 64 MiB limit, SGL descriptor type non-zero: about 2^-28 for
-/// random bytes at a given offset); every other type also pins its PLEN or ties it to DATAL, far
-/// rarer. Any of the 2^20 offsets of the scanned budget may start a run, and each further header
-/// must match at the one offset the previous one names: 4 in a row is below 2^20 · 2^-112 for
-/// random data, and still far out of reach for structured data that happens to contain a stray
-/// header or two (a file that holds a capture, a record format with a similar first byte). 3
-/// would do for random bytes; 4 costs one more PDU, which a real connection sends within
-/// milliseconds. A verified header digest adds 2^-32 on its own, so two such headers in a row
-/// are as strong as four without.
+/// by chance is a CapsuleCmd (type and HLEN bytes one value each, 2^-16 together; flags other
+/// than the digest bits zero; PLEN between 72 and the 64 MiB limit; SGL descriptor type
+/// non-zero: about 2^-28 for random bytes at a given offset); every other type also pins its
+/// PLEN or ties it to DATAL, far rarer. Any of the 2^20 offsets of the scanned budget may start
+/// a run, and each further header must match at the one offset the previous one names: 4 in a
+/// row is below 2^20 · 2^-112 for random data. Real payload is not random: it can hold stray real
+/// headers (a stored capture, a log of PDUs), and a stray data PDU whose PLEN happens to land on
+/// the next stray one makes a run of 2 now and then (the stray-header test sees it with 2); 4
+/// needs three such coincidences in a row. 4 costs one more PDU than 3, which a real connection
+/// sends within milliseconds. A verified header digest adds 2^-32 on its own, so two such headers
+/// in a row are as strong as four without.
 ///
 /// Headers-only captures (`tcpdump -s 128`) keep only each segment's first bytes and report the
 /// rest as gaps (`GapCause.notCaptured`), offsets exact. A header whose bytes were captured is
@@ -289,7 +291,7 @@ final class PDURunScanner: StreamSink {
         while i + 8 <= count {
             // Most offsets are not even a PDU type with its HLEN (§3.6.1). Eight at a time while
             // no run expects a header among them: the first that might be one, or none.
-            if nearestNext - p >= 8 && i + 10 <= count {
+            if p + 8 <= nearestNext && i + 10 <= count {
                 let found = Self.typeAndHLENCandidates(
                     UInt64(littleEndian: c.loadUnaligned(fromByteOffset: i, as: UInt64.self)),
                     UInt64(littleEndian: c.loadUnaligned(fromByteOffset: i + 2, as: UInt64.self)))
@@ -531,10 +533,13 @@ final class PDURunScanner: StreamSink {
 
     private func release() {
         runs = []
+        nearestNext = .max
         anchors = []
         holdFrom = nil
         storeBytes = []
         pieces = []
+        storeStart = offset
+        storeEnd = offset
         heldCost = 0
     }
 
