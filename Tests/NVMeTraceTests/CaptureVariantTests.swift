@@ -87,10 +87,16 @@ private let plausibleNeeds: [UInt8: Int] = [0: 12, 1: 16, 2: 10, 3: 10, 4: 10, 5
 /// common header not captured), it resumes at a PDU whose whole header is captured, or whose
 /// captured header prefix runs into a gap and holds the fields the plausibility check reads.
 func framedByReference(_ full: ReferenceStream, _ cut: ReferenceStream) -> [(pdu: ReferencePDU, captured: Int)] {
+    framedByReference(full.pdus, captured: cut.captured, inStep: true)
+}
+
+/// The same over `pdus` of a stream of which `captured` is held; `inStep` false for a stream
+/// picked up mid-way (the framer starts by hunting).
+func framedByReference(_ pdus: [ReferencePDU], captured: [Range<Int>], inStep start: Bool) -> [(pdu: ReferencePDU, captured: Int)] {
     var out: [(ReferencePDU, Int)] = []
-    var inStep = true
-    for p in full.pdus {
-        let run = cut.captured.first { $0.contains(p.offset) }.map { $0.upperBound - p.offset } ?? 0
+    var inStep = start
+    for p in pdus {
+        let run = captured.first { $0.contains(p.offset) }.map { $0.upperBound - p.offset } ?? 0
         let framed: Bool
         if inStep {
             framed = run >= 8

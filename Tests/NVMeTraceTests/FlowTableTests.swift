@@ -137,4 +137,69 @@ import NVMeTraceSynth
         }
         #expect(h.table.nextIndex >= expectedFlows)
     }
+
+    // MARK: guessed roles
+
+    /// Only guessed roles can be swapped; a swap moves each direction's reassembler (with what it
+    /// holds and delivers to) and FIN/RST record to the side its bytes belong to.
+    @Test func onlyGuessedRolesSwap() {
+        let a = Endpoint(address: IPAddress(v4: 0x0A00_0002), port: 40000)
+        let b = Endpoint(address: IPAddress(v4: 0x0A00_0001), port: 50000)
+        func flow(_ flags: TCPFlags) -> Flow {
+            let seg = TCPSegment(src: a, dst: b, seq: 1, ack: 0, flags: flags, payload: UnsafeRawBufferPointer(start: nil, count: 0), payloadLength: 0)
+            return Flow(index: 0, key: FlowKey(a, b), first: seg, ref: FrameRef(file: 0, frame: 1, timeNs: 0), serverPorts: [])
+        }
+        let handshake = flow([.syn])
+        #expect(handshake.client == a)
+        #expect(!handshake.swapGuessedRoles())
+        #expect(handshake.client == a && handshake.server == b)
+
+        let guessed = flow([.ack])
+        #expect(guessed.client == b && guessed.server == a)  // the lower port was guessed the server
+        let clientStream = guessed.clientStream, serverStream = guessed.serverStream
+        let payload: [UInt8] = [1, 2, 3]
+        payload.withUnsafeBytes { raw in
+            guessed.enableReassembly(maxBufferedBytes: 1 << 16)
+            guessed.process(TCPSegment(src: a, dst: b, seq: 100, ack: 0, flags: [.ack, .fin], payload: raw, payloadLength: 3),
+                            ref: FrameRef(file: 0, frame: 2, timeNs: 1))
+        }
+        #expect(serverStream.nextExpectedOffset == 3)
+        #expect(guessed.closes[1]?.kind == .fin)
+        #expect(guessed.swapGuessedRoles())
+        #expect(guessed.client == a && guessed.server == b)
+        #expect(guessed.clientStream === serverStream && guessed.serverStream === clientStream)
+        #expect(guessed.closes[0]?.kind == .fin && guessed.closes[1] == nil)
+        #expect(guessed.direction(of: TCPSegment(src: a, dst: b, seq: 0, ack: 0, flags: [], payload: UnsafeRawBufferPointer(start: nil, count: 0), payloadLength: 0)) == .clientToServer)
+    }
+
+    /// A flow set aside and decoded after all starts its streams again at the next segment:
+    /// whatever the reassembler held is dropped, and that segment's first byte is offset 0.
+    @Test func resumingAnIgnoredFlowRestartsItsStreams() {
+        let a = Endpoint(address: IPAddress(v4: 0x0A00_0002), port: 40000)
+        let b = Endpoint(address: IPAddress(v4: 0x0A00_0001), port: 5555)
+        let none = UnsafeRawBufferPointer(start: nil, count: 0)
+        let flow = Flow(index: 0, key: FlowKey(a, b), first: TCPSegment(src: a, dst: b, seq: 1, ack: 0, flags: [.ack], payload: none, payloadLength: 0),
+                        ref: FrameRef(file: 0, frame: 1, timeNs: 0), serverPorts: [])
+        flow.enableReassembly(maxBufferedBytes: 1 << 16)
+        let sink = TaggedRecorder()
+        #expect(flow.client == a)       // the lower port was guessed the server
+        flow.clientStream.sink = sink
+        let bytes: [UInt8] = Array(repeating: 7, count: 100)
+        func send(_ seq: UInt32, _ n: Int, frame: Int) {
+            bytes.withUnsafeBytes { raw in
+                flow.process(TCPSegment(src: a, dst: b, seq: seq, ack: 0, flags: [.ack], payload: UnsafeRawBufferPointer(rebasing: raw.prefix(n)), payloadLength: n),
+                             ref: FrameRef(file: 0, frame: frame, timeNs: Int64(frame)))
+            }
+        }
+        send(1000, 100, frame: 2)
+        send(1200, 100, frame: 3)   // out of order: held
+        #expect(flow.clientStream.bufferedBytes == 100)
+        flow.ignored = true
+        send(1300, 100, frame: 4)   // not reassembled
+        flow.resumeAfterIgnoring()
+        #expect(!flow.ignored && flow.clientStream.bufferedBytes == 0)
+        send(900_000, 40, frame: 5)
+        #expect(flow.clientStream.nextExpectedOffset == 40)
+        #expect(sink.bytes == 140)
+    }
 }

@@ -156,7 +156,7 @@ public struct NVMeCommand: Sendable, Equatable {
     public var kind: CommandKind { CommandKind(opcode: opcode, fctype: fctype, queue: queue) }
     public var name: String { kind.name }
 
-    public var isKeepAlive: Bool { fctype == nil && queue == .admin && opcode == 0x18 }
+    public var isKeepAlive: Bool { fctype == nil && queue == .admin && opcode == 0x18 && (!queueGuessed || known(upTo: 8)) }
 
     /// Decodes the first bytes of an SQE a capture holds (at least opcode, flags and CID: 4
     /// bytes): the fields they contain, the rest unknown (`capturedBytes`). Nil under 4 bytes.
@@ -184,8 +184,12 @@ public struct NVMeCommand: Sendable, Equatable {
     private mutating func forgetUncaptured() {
         if !known(upTo: 8) {
             nsid = 0
-            // The queue guess (no Connect seen) rests on the NSID: without it there is none.
-            if queueGuessed { queue = .admin }
+            // The queue guess (no Connect seen) rests on the NSID: without it there is none, and
+            // an opcode means nothing more (`queue` reads admin, `detail` nothing).
+            if queueGuessed {
+                queue = .admin
+                detail = .other
+            }
         }
         if !known(upTo: 44) { cdw10 = 0 }
         if !known(upTo: 48) { cdw11 = 0 }

@@ -137,6 +137,8 @@ public final class Analyzer {
             end(flow, ref: lastRef)
         }
         flows.removeAll()
+        setAsideIndex.removeAll()
+        setAsideEntries = 0
         if backwardSteps > 1, let (ref, ns) = largestBackwardStep {
             report(.warning, "timestamps went backwards \(backwardSteps) times in all; the largest step back (\(formatSeconds(Double(ns) / 1e9))) is at this frame",
                    ref: ref, connection: nil)
@@ -172,20 +174,45 @@ public final class Analyzer {
 
     // MARK: - wiring
 
+    /// Out-of-order bytes buffered per direction while a flow is not yet known to be NVMe/TCP.
+    static let undecidedReassemblyCap = 64 * 1024
+
     private func attach(to flow: Flow) {
         if options.ports.contains(flow.server.port) || options.ports.contains(flow.client.port) {
             startNVMe(on: flow, synchronized: flow.rolesFromHandshake)
             return
         }
-        // Another port: NVMe/TCP only if the client's first bytes are an ICReq.
-        flow.enableReassembly(maxBufferedBytes: 64 * 1024)
+        // A target an ICReq already showed to speak NVMe/TCP: decoded at once, from its first
+        // byte when the handshake was seen, else by scanning for a PDU boundary. When the guess
+        // made the target the client, the guess was wrong.
+        if !provenTargets.isEmpty,
+           provenTargets.contains(flow.server) || (provenTargets.contains(flow.client) && flow.swapGuessedRoles()) {
+            startNVMe(on: flow, synchronized: flow.rolesFromHandshake)
+            return
+        }
+        flow.enableReassembly(maxBufferedBytes: Self.undecidedReassemblyCap)
+        if flow.rolesFromHandshake {
+            attachICReqProbe(to: flow)
+        } else {
+            // Picked up mid-stream: no ICReq to wait for; look for a run of PDU headers.
+            let detector = MidStreamDetector(flow: flow, analyzer: self)
+            flow.application = detector
+            flow.helper = detector
+            flow.clientStream.sink = detector.scanners[0]
+            flow.serverStream.sink = detector.scanners[1]
+        }
+        setAside(flow)
+    }
+
+    /// Another port, handshake seen: NVMe/TCP only if the client's first bytes are an ICReq.
+    private func attachICReqProbe(to flow: Flow) {
         let probe = ICReqProbe { [unowned self, unowned flow] probe, ref in
             guard !flow.ignored, flow.application is ICReqProbe else { return }
             if probe.looksLikeICReq {
-                self.startNVMe(on: flow, synchronized: true)
-                if let conn = flow.application as? NVMeTCPConnection {
-                    probe.bytes.withUnsafeBytes { conn.framers[0].streamData($0, ref: ref) }
-                }
+                let conn = self.startNVMe(on: flow, synchronized: true)
+                probe.bytes.withUnsafeBytes { conn.framers[0].streamData($0, ref: ref) }
+                // Proven even when the ICReq is not framed whole (a snap length cut it).
+                self.targetProven(flow.server, ref: ref, by: flow.index)
             } else {
                 flow.ignored = true
                 flow.application = nil
@@ -203,15 +230,117 @@ public final class Analyzer {
         flow.helper = [probe, reject] as [AnyObject] as AnyObject
     }
 
-    private func startNVMe(on flow: Flow, synchronized: Bool) {
+    @discardableResult
+    private func startNVMe(on flow: Flow, synchronized: Bool) -> NVMeTCPConnection {
+        if isSetAside(flow) { setAsideFlows -= 1 }
         flow.enableReassembly(maxBufferedBytes: options.maxBufferedBytesPerDirection)
         let conn = NVMeTCPConnection(flow: flow, analyzer: self, synchronized: synchronized)
         flow.application = conn
         flow.clientStream.sink = conn.framers[0]
         flow.serverStream.sink = conn.framers[1]
+        return conn
+    }
+
+    /// A mid-stream detector found a run of PDU headers: the flow is NVMe/TCP, and the run's PDU
+    /// types told which side is the host. Called from inside the scanner's stream callback:
+    /// swapping roles moves the reassembler objects, so the one delivering carries on with the
+    /// framer now its sink.
+    func recognised(_ detector: MidStreamDetector, hostScanner: PDURunScanner, ref: FrameRef) {
+        let flow = detector.flow
+        if flow.clientStream.sink !== hostScanner { flow.swapGuessedRoles() }
+        let conn = startNVMe(on: flow, synchronized: false)
+        detector.replay(into: conn, host: hostScanner, why: "a run of PDU headers showed this connection to be NVMe/TCP", ref: ref)
+    }
+
+    // MARK: - proven targets
+
+    /// Target endpoints (address and port) an ICReq from their client showed to speak NVMe/TCP:
+    /// every connection to them is decoded as NVMe/TCP, whatever its port.
+    public private(set) var provenTargets: Set<Endpoint> = []
+    /// Past this many, further proofs are not recorded (a bound on hostile input; real captures
+    /// hold a handful of targets).
+    static let maxProvenTargets = 65_536
+
+    /// Flows set aside (ignored, or not yet decided), under each endpoint that may be their
+    /// target: the server, and for guessed roles the client too. Entries of flows that left that
+    /// state stay until looked up or until the index is compacted (`setAside(_:)`), so it holds
+    /// at most a few times the flows set aside now.
+    private var setAsideIndex: [Endpoint: [Flow]] = [:]
+    private var setAsideEntries = 0
+    /// Flows set aside now.
+    private(set) var setAsideFlows = 0
+    /// The most any mid-stream scanner held for replay at once (bytes and pieces as
+    /// `PDURunScanner.heldByteCap` counts them), for tests of the bound.
+    var midStreamHeldHighWater = 0
+
+    /// Attached to (so reassembling, until its state is released at its end) but not decoded.
+    private func isSetAside(_ flow: Flow) -> Bool {
+        flow.reassembling && (flow.ignored || flow.application is MidStreamDetector || flow.application is ICReqProbe)
+    }
+
+    private func setAside(_ flow: Flow) {
+        setAsideFlows += 1
+        setAsideIndex[flow.server, default: []].append(flow)
+        setAsideEntries += 1
+        if !flow.rolesFromHandshake {
+            setAsideIndex[flow.client, default: []].append(flow)
+            setAsideEntries += 1
+        }
+        if setAsideEntries > 4 * setAsideFlows + 1024 {
+            var fresh: [Endpoint: [Flow]] = [:]
+            setAsideEntries = 0
+            for (endpoint, list) in setAsideIndex {
+                let live = list.filter { !$0.retired && isSetAside($0) }
+                if !live.isEmpty { fresh[endpoint] = live; setAsideEntries += live.count }
+            }
+            setAsideIndex = fresh
+        }
+    }
+
+    /// An ICReq from `target`'s client was framed on connection `prover` (or its first bytes
+    /// were an ICReq): the target speaks NVMe/TCP. Connections to it that were set aside are
+    /// decoded from now on.
+    func targetProven(_ target: Endpoint, ref: FrameRef, by prover: Int) {
+        guard provenTargets.count < Self.maxProvenTargets, provenTargets.insert(target).inserted,
+              let flows = setAsideIndex.removeValue(forKey: target) else { return }
+        setAsideEntries -= flows.count
+        for flow in flows where !flow.retired && isSetAside(flow) {
+            cover(flow, target: target, ref: ref, by: prover)
+        }
+    }
+
+    /// Decodes a flow that was set aside, now that its target is proven.
+    private func cover(_ flow: Flow, target: Endpoint, ref: FrameRef, by prover: Int) {
+        // The target is the server, or the guessed client when the guess was wrong.
+        let swap = flow.server != target
+        guard !swap || (flow.client == target && !flow.rolesFromHandshake) else { return }
+        // Ignored and over already: nothing more will come.
+        if flow.ignored && flow.isClosed { return }
+        if swap { flow.swapGuessedRoles() }
+        let why = "\(target) was shown to speak NVMe/TCP by the ICReq of connection \(prover)"
+        if flow.ignored {
+            // Its bytes went by without being kept (only undecided flows hold any, and only a
+            // bounded amount): decoded from its next segment on, stream offsets counted from
+            // there as for a connection picked up mid-stream.
+            startNVMe(on: flow, synchronized: false)
+            flow.resumeAfterIgnoring()
+            report(.warning, "decoded as NVMe/TCP from here on: \(why); its earlier bytes were not kept",
+                   ref: ref, connection: flow.index)
+        } else if let detector = flow.application as? MidStreamDetector {
+            // Still undecided: what its scanners hold is decoded too, then every byte that follows.
+            guard let host = detector.scanners.first(where: { flow.clientStream.sink === $0 }) else { return }
+            let conn = startNVMe(on: flow, synchronized: false)
+            detector.replay(into: conn, host: host, why: why, ref: ref)
+        } else if let probe = flow.application as? ICReqProbe {
+            // Handshake seen, fewer than 8 bytes from the client, none from the server: all held
+            // (no PDU can end in them, so the frame of their first byte is the one to give).
+            let conn = startNVMe(on: flow, synchronized: true)
+            probe.bytes.withUnsafeBytes { conn.framers[0].streamData($0, ref: probe.firstRef) }
+        }
     }
 
     private func end(_ flow: Flow, ref: FrameRef) {
+        if isSetAside(flow) { setAsideFlows -= 1 }
         if let conn = flow.application as? NVMeTCPConnection {
             flow.flush(ref: ref)
             conn.finish(ref: ref)

@@ -23,6 +23,9 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     var missedBytes = [false, false]
     /// Bytes skipped while looking for a PDU boundary, per direction.
     var unframedBytes: [UInt64] = [0, 0]
+    /// Set while the framers are moved past bytes that went by before decoding started
+    /// (`startsLate`): that is not a gap in the capture, and is reported once, differently.
+    private var quiet = false
 
     init(flow: Flow, analyzer: Analyzer, synchronized: Bool) {
         flowIndex = flow.index
@@ -56,6 +59,19 @@ final class NVMeTCPConnection: PDUFramerDelegate {
                 self.warn("Connect data is \(bytes) bytes, shorter than 1024", ref)
             }
         }
+    }
+
+    /// Decoding of one direction (0: host → controller, 1: controller → host) starts `bytes` into
+    /// its stream: the connection was recognised as NVMe/TCP only after they went by (`why`), and
+    /// they were not kept. The framer is moved past them so that stream offsets stay those of the
+    /// capture; one warning says what was not decoded.
+    func startsLate(direction: Int, skipping bytes: UInt64, ref: FrameRef, why: String) {
+        guard bytes > 0 else { return }
+        quiet = true
+        framers[direction].streamGap(bytes, cause: .notCaptured, ref: ref)
+        quiet = false
+        let side = direction == 0 ? "host→controller" : "controller→host"
+        warn("\(side) stream offset \(bytes): decoding starts here (\(why)); the \(bytes) bytes before it were not decoded", ref)
     }
 
     func direction(of framer: PDUFramer) -> Direction {
@@ -115,9 +131,15 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         let view = PDURecordView(connection: flowIndex, src: src, dst: dst, qid: decoder.qid, pdu: pdu, body: body,
                                  connectData: connectData, completed: completed)
         analyzerRef._withUnsafeGuaranteedRef { $0.emit(view) }
+        if pdu.type == .icReq, dir == .clientToServer, PDUHeaderCheck.plausible(pdu.shape, header: pdu.header) {
+            // An ICReq from the initiator: its target speaks NVMe/TCP, on every connection to it
+            // (connections set aside so far are decoded from here on).
+            analyzerRef._withUnsafeGuaranteedRef { $0.targetProven(server, ref: pdu.ref, by: flowIndex) }
+        }
     }
 
     override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {
+        if quiet { return }
         let dir = direction(of: framer)
         let side = dir == .clientToServer ? "host→controller" : "controller→host"
         // NVMe/TCP secured with TLS starts with a TLS ClientHello (record type 0x16) where the
@@ -163,6 +185,8 @@ final class NVMeTCPConnection: PDUFramerDelegate {
 /// header there makes it an NVMe/TCP connection.
 final class ICReqProbe: StreamSink {
     var bytes: [UInt8] = []
+    /// The frame of the first byte held.
+    var firstRef = FrameRef.none
     let decide: (ICReqProbe, FrameRef) -> Void
     init(decide: @escaping (ICReqProbe, FrameRef) -> Void) {
         self.decide = decide
@@ -176,6 +200,7 @@ final class ICReqProbe: StreamSink {
     }
 
     override func streamData(_ data: UnsafeRawBufferPointer, ref: FrameRef) {
+        if bytes.isEmpty { firstRef = ref }
         bytes.append(contentsOf: data)
         if bytes.count >= 8 { decide(self, ref) }
     }

@@ -27,14 +27,17 @@ public final class Flow {
         }
     }
     /// Reassemblers (initiator → responder, responder → initiator), present once the flow is
-    /// being decoded.
-    /// `let` and created with the flow: a `let` class reference is used without a retain on the
-    /// per-packet path. They do nothing until `enableReassembly`.
-    public let clientStream: StreamReassembler
-    public let serverStream: StreamReassembler
-    /// The same two, for calls on the per-packet path without retain/release (the flow owns them).
-    private let clientRef: Unmanaged<StreamReassembler>
-    private let serverRef: Unmanaged<StreamReassembler>
+    /// being decoded. They do nothing until `enableReassembly`.
+    public var clientStream: StreamReassembler { clientRef.takeUnretainedValue() }
+    public var serverStream: StreamReassembler { serverRef.takeUnretainedValue() }
+    /// The two reassemblers, owned for the flow's lifetime. `let` and created with the flow.
+    private let firstStream: StreamReassembler
+    private let secondStream: StreamReassembler
+    /// Which of the two carries which direction, for calls on the per-packet path without
+    /// retain/release (the flow owns both). Variables only so that `swapGuessedRoles` can hand
+    /// each reassembler, with everything it already holds, to the direction its bytes belong to.
+    private var clientRef: Unmanaged<StreamReassembler>
+    private var serverRef: Unmanaged<StreamReassembler>
     public private(set) var reassembling = false
     private var clientLastAck: UInt32 = 0
     private var serverLastAck: UInt32 = 0
@@ -61,10 +64,10 @@ public final class Flow {
         self.index = index
         self.key = key
         self.firstRef = ref
-        clientStream = StreamReassembler()
-        serverStream = StreamReassembler()
-        clientRef = Unmanaged.passUnretained(clientStream)
-        serverRef = Unmanaged.passUnretained(serverStream)
+        firstStream = StreamReassembler()
+        secondStream = StreamReassembler()
+        clientRef = Unmanaged.passUnretained(firstStream)
+        serverRef = Unmanaged.passUnretained(secondStream)
         self.lastRef = ref
         if segment.flags.contains(.syn) {
             rolesFromHandshake = true
@@ -86,6 +89,36 @@ public final class Flow {
             client = srcIsServer ? segment.dst : segment.src
             server = srcIsServer ? segment.src : segment.dst
         }
+    }
+
+    /// The roles were guessed (no handshake seen) and the protocol shows the guess was wrong: the
+    /// guessed client is the server. Swaps the endpoints and everything kept per direction: the
+    /// reassemblers themselves (with their sinks, buffered bytes, offsets and statistics, so each
+    /// keeps following the bytes it was following), FIN/RST records and the last acknowledgements.
+    /// Does nothing and returns false when the roles came from the handshake, which is the truth.
+    ///
+    /// Safe to call from inside a reassembler's callback to its sink: the reassembler objects are
+    /// moved, not their state, so one that is delivering bytes carries on consistently.
+    @discardableResult
+    func swapGuessedRoles() -> Bool {
+        guard !rolesFromHandshake else { return false }
+        (client, server) = (server, client)
+        (clientRef, serverRef) = (serverRef, clientRef)
+        (clientLastAck, serverLastAck) = (serverLastAck, clientLastAck)
+        (clientAckSeen, serverAckSeen) = (serverAckSeen, clientAckSeen)
+        closes = CloseEvents(clientToServer: closes.serverToClient, serverToClient: closes.clientToServer)
+        return true
+    }
+
+    /// The analyzer had set this flow aside (`ignored`) and decodes it after all: both directions
+    /// start again at their next segment, whose first byte becomes stream offset 0, as for a
+    /// connection picked up mid-stream. The bytes that went by while the flow was ignored were
+    /// never kept, so nothing of them can be decoded. Not to be called from a reassembler's own
+    /// callback (it empties the reassemblers).
+    func resumeAfterIgnoring() {
+        ignored = false
+        firstStream.restart()
+        secondStream.restart()
     }
 
     public func direction(of segment: TCPSegment) -> Direction {
@@ -198,10 +231,10 @@ public final class Flow {
     /// Drops per-connection decoding state once the connection is over.
     func releaseState() {
         reassembling = false
-        clientStream.discard()
-        serverStream.discard()
-        clientStream.sink = nil
-        serverStream.sink = nil
+        firstStream.discard()
+        secondStream.discard()
+        firstStream.sink = nil
+        secondStream.sink = nil
         application = nil
         helper = nil
     }

@@ -30,7 +30,7 @@ public final class FlowTable {
     private var lastFlowRef: Unmanaged<Flow>?
 
     /// Called before the first segment of a flow that carries payload is processed (to attach
-    /// decoding).
+    /// decoding). It may swap the flow's guessed roles (`Flow.swapGuessedRoles`).
     public var onCreate: ((Flow) -> Void)?
     /// Called for a flow about to leave the table (its state should be flushed and finished).
     public var onEvict: ((Flow, FrameRef) -> Void)?
@@ -96,8 +96,11 @@ public final class FlowTable {
                 return false
             }
             guard !(segment.flags.contains(.syn) && flow.isClosed) else { return false }
-            if flow.attachPending && segment.payloadLength > 0 { attach(flow) }
-            flow.process(segment, direction: direction, ref: ref)
+            if flow.attachPending && segment.payloadLength > 0 {
+                attachAndProcess(flow, segment, ref: ref)
+            } else {
+                flow.process(segment, direction: direction, ref: ref)
+            }
             return true
         }
         if hit, !segment.flags.isDisjoint(with: [.fin, .rst]), let onClose { onClose(candidate.takeUnretainedValue()) }
@@ -125,6 +128,15 @@ public final class FlowTable {
         let flow = flows.removeValue(forKey: key)
         flow?.retired = true
         return flow
+    }
+
+    /// A flow's first segment with payload: decoding is attached, which may swap guessed roles (a
+    /// proven NVMe/TCP target turned out to be the guessed client), so the segment's direction
+    /// is found again. Kept out of line: once per flow, off the per-packet path.
+    @inline(never)
+    private func attachAndProcess(_ flow: Flow, _ segment: TCPSegment, ref: FrameRef) {
+        attach(flow)
+        flow.process(segment, ref: ref)
     }
 
     private func attach(_ flow: Flow) {

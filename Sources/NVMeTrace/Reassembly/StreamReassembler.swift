@@ -188,6 +188,21 @@ public final class StreamReassembler {
         }
     }
 
+    /// Forgets where the stream stands, so that the next segment starts it again at offset 0 as
+    /// if picked up mid-stream; statistics are kept. For a flow that was set aside without
+    /// reassembly and is decoded after all: the sequence numbers it skipped meanwhile are not
+    /// trusted to say how far the stream moved (more than 2 GiB may have gone by).
+    public func restart() {
+        discard()
+        started = false
+        sawSYN = false
+        baseSeq = 0
+        nextOffset = 0
+        finOffset = nil
+        maxAckedOffset = 0
+        ackedHoleAge = -1
+    }
+
     /// Drops buffered bytes without delivering them (flow eviction).
     public func discard() {
         pending.removeAll()

@@ -501,6 +501,22 @@ func wrappingSequenceNumbers(_ capture: StoredCapture, wrapAfter: UInt32 = 700) 
     return out
 }
 
+/// The same traffic on another TCP port: every source or destination port `from` becomes `to`,
+/// IP and TCP checksums fixed (packets must be captured whole). Nothing else moves, so frame
+/// numbers, sequence numbers and stream offsets stay those of the original.
+func rewritingPort(_ capture: StoredCapture, from old: UInt16, to new: UInt16) -> StoredCapture {
+    var out = capture
+    for i in out.packets.indices {
+        guard let v = TCPFrameView(out.packets[i].bytes), v.key.srcPort == old || v.key.dstPort == old else { continue }
+        var b = out.packets[i].bytes
+        if v.key.srcPort == old { wr16(&b, v.tcp, new) }
+        if v.key.dstPort == old { wr16(&b, v.tcp + 2, new) }
+        fixChecksums(&b, v)
+        out.packets[i].bytes = b
+    }
+    return out
+}
+
 /// Loss: removes the packets made from the given original frames.
 func dropping(_ capture: StoredCapture, origins: Set<Int>) -> StoredCapture {
     StoredCapture(linkType: capture.linkType, packets: capture.packets.filter { p in
