@@ -68,7 +68,7 @@ struct DiscoveryKATOZeroRule: Rule {
                     break
                 }
             }
-            var basis: [Basis] = [.observed("Connect SQE: KATO 0 (frame \(connectRef.frame))")]
+            var basis: [Basis] = [.observed("Connect SQE: KATO 0 ms (frame \(connectRef.frame))")]
             if let d = c.discoveryBasis { basis.append(Basis(inferred: d.inferred, evidence: "discovery controller: " + d.evidence)) }
             if let q = c.queueBasis, q.inferred { basis.append(.inferred("admin queue: " + q.evidence)) }
             if let ctl = c.controller, let chainBasis = model.controllers[ctl].chainBasis, c.persistence.contains(.reconnect) {

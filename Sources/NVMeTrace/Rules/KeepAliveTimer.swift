@@ -20,7 +20,7 @@ enum EffectiveKATO {
 
     static func of(_ ctl: ControllerModel, admin: ConnectionModel, config: RuleConfig) -> EffectiveKATO {
         if let kato = ctl.kato {
-            let connect = "KATO \(kato) ms in the Connect" + (admin.connectRef.map { " (frame \($0.frame))" } ?? "")
+            let connect = "KATO \(kato) ms" + (admin.connectRef.map { " (frame \($0.frame))" } ?? "")
             if kato > 0 { return .known(ms: kato, source: "KATO \(kato) ms from the Connect", basis: .observed("Connect SQE: " + connect)) }
             switch ctl.discovery {
             case .some(true):
@@ -108,10 +108,13 @@ struct KeepAliveView {
 
     /// What the timer-restart series rests on.
     var timerBasis: Basis {
+        // The series start with the Connect when it was seen: that is not a command header.
+        func commands(_ s: TimerSeries) -> Int { s.count - (s.first.map { $0.command == nil ? 1 : 0 } ?? 0) }
+        let any = commands(ctl.anyCommand), kas = commands(ctl.keepAlives)
         switch ctl.tbkas {
-        case .some(true): .observed("Identify Controller CTRATT: TBKAS set, so any command restarts the timer; \(ctl.anyCommand.count) command capsule headers of the association")
-        case .some(false): .observed("Identify Controller CTRATT: TBKAS clear, so only Keep Alive restarts the timer; \(ctl.keepAlives.count) Keep Alive capsule headers")
-        case .none: .inferred("TBKAS not captured (Identify Controller): any command counted as a timer restart, which can only shorten a silence; \(ctl.anyCommand.count) command capsule headers of the association")
+        case .some(true): return .observed("Identify Controller CTRATT: TBKAS set, so any command restarts the timer; \(any) command capsule header\(any == 1 ? "" : "s") of the association")
+        case .some(false): return .observed("Identify Controller CTRATT: TBKAS clear, so only Keep Alive restarts the timer; \(kas) Keep Alive capsule header\(kas == 1 ? "" : "s")")
+        case .none: return .inferred("TBKAS not captured (Identify Controller): any command counted as a timer restart, which can only shorten a silence; \(any) command capsule header\(any == 1 ? "" : "s") of the association")
         }
     }
 
