@@ -181,6 +181,30 @@ import NVMeTraceSynth
         }
     }
 
+    /// The same bounds for a silence at the end of the capture (keep-alive-overdue): past 10 s a
+    /// warning resting on the inference, between 5 and 10 s not judged, under 5 s nothing.
+    @Test(arguments: [(25.0, "finding"), (7.0, "unjudged"), (3.0, "on time")])
+    func kaCadenceBoundsAnOverdueSilence(silence: Double, verdict: String) throws {
+        let s = SynthCapture()
+        let admin = s.connection()
+        for k in 0..<4 { admin.keepAlive(at: s.t(Double(k) * 2.5)) }
+        // The capture ends `silence` after the last Keep Alive, with a handshake elsewhere.
+        s.connection(port: 9999).tcp.handshake(at: s.t(7.5 + silence))
+        let r = s.report()
+        let found = r.findings("keep-alive-overdue")
+        let unjudged = r.unjudged.filter { $0.rule == "keep-alive-overdue" }
+        switch verdict {
+        case "finding":
+            let f = try #require(found.first)
+            #expect(f.isInferred && f.title.contains("5 s–10 s, inferred"))
+            #expect(unjudged.isEmpty)
+        case "unjudged":
+            #expect(found.isEmpty && unjudged.first?.reason.contains("within the bounds") == true)
+        default:
+            #expect(found.isEmpty && unjudged.isEmpty)
+        }
+    }
+
     /// Two Keep Alives are not a cadence: KATO stays unknown, and the rule says so.
     @Test func tooFewKeepAlivesLeaveKATOUnknown() throws {
         let s = SynthCapture()

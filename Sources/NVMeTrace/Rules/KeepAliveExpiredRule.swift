@@ -31,26 +31,15 @@ struct KeepAliveExpiredRule: Rule {
                 continue
             }
             let silence = seconds(last.ref, end.ref)
-            let katoMs: UInt32
-            var katoText: String
-            switch view.kato {
-            case .disabled:
-                continue
-            case .unknown(let reason):
+            let katoText: String
+            switch view.compare(silence, orEqual: true, what: "silence before the target's teardown") {
+            case .notApplicable, .within:
+                continue  // on time: not a keep-alive expiry
+            case .undecided(let reason):
                 out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: reason))
                 continue
-            case .known(let ms, let source, _):
-                guard silence >= Double(ms) / 1000 else { continue }  // on time: not a keep-alive expiry
-                katoMs = ms
-                katoText = "effective KATO \(formatSeconds(Double(ms) / 1000)) (\(source))"
-            case .inferred(let lo, let hi, let basis):
-                if silence < Double(lo) / 1000 { continue }  // shorter than any KATO the cadence allows
-                guard silence >= Double(hi) / 1000 else {
-                    out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "the \(formatSeconds(silence)) silence before the target's teardown lies within the bounds of a KATO the capture does not show (\(basis.evidence))"))
-                    continue
-                }
-                katoMs = hi
-                katoText = "KATO not in the capture: inferred \(basis.evidence); the silence exceeds even the largest KATO that cadence allows"
+            case .exceeds(_, let text):
+                katoText = text
             }
             let restart = last.command == nil ? "timer start (the Connect; no Keep Alive followed)"
                 : view.restartNoun == "Keep Alive" ? "Keep Alive"
@@ -75,10 +64,7 @@ struct KeepAliveExpiredRule: Rule {
                 facts.append("a consequence of the KATO 0 discovery connection (see discovery-kato-zero)")
             }
             let without = view.restartNoun == "Keep Alive" ? "Keep Alive" : "a command"
-            let katoTitle = { () -> String in
-                if case .inferred(let lo, let hi, _) = view.kato { return "KATO \(formatSeconds(Double(lo) / 1000))–\(formatSeconds(Double(hi) / 1000)), inferred" }
-                return "KATO \(formatSeconds(Double(katoMs) / 1000))"
-            }()
+            let katoTitle = view.katoTitle
             out.findings.append(finding(
                 title: "Keep-alive timeout: target closed \(describe(admin)) after \(formatSeconds(silence)) without \(without) (\(katoTitle))",
                 connection: admin.id, ref: end.ref, detail: facts.joined(separator: "; ") + ".", evidence: evidence, related: related,

@@ -16,45 +16,36 @@ struct KeepAliveMarginRule: Rule {
         for ctl in model.controllers {
             guard let view = KeepAliveView(ctl, model, config: config), view.admin.end?.by != .target else { continue }
             let admin = view.admin
-            let kato: Double
-            let katoText: String
-            switch view.kato {
-            case .disabled:
-                continue
-            case .unknown(let reason):
+            if case .unknown(let reason) = view.kato {
                 out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: reason))
                 continue
-            case .known(let ms, let source, _):
-                kato = Double(ms) / 1000
-                katoText = "the effective KATO \(formatSeconds(kato)) (\(source))"
-            case .inferred(_, let hi, let basis):
-                // Against the largest KATO the cadence allows: a warning never rests on the smaller.
-                kato = Double(hi) / 1000
-                katoText = "the largest KATO the capture allows, \(formatSeconds(kato)) (inferred \(basis.evidence))"
             }
             guard let gap = view.series.maxGap else { continue }
-            let limit = kato * config.marginFraction
-            guard gap.seconds > limit else { continue }
+            let kato: Double
+            let katoText: String
+            switch view.compare(gap.seconds, fraction: config.marginFraction, what: "gap") {
+            case .notApplicable, .within:
+                continue
+            case .undecided(let reason):
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: reason))
+                continue
+            case .exceeds(let k, let text):
+                kato = k
+                katoText = text
+            }
             if view.seriesIncomplete {
                 out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "the \(formatSeconds(gap.seconds)) gap is between commands of the admin queue only: with TBKAS \(ctl.tbkas == nil ? "unknown" : "set"), commands of connection \(view.unseenQueues.map(String.init).joined(separator: ", ")) (whose controller the capture tells only by inference, or not at all) may have restarted the timer within it"))
                 continue
             }
             out.findings.append(finding(
-                title: "Keep Alive gap of \(formatSeconds(gap.seconds)) on \(describe(admin)) (KATO \(formatSeconds(kato))\(view.kato.isInferred ? ", inferred" : ""))",
+                title: "Keep Alive gap of \(formatSeconds(gap.seconds)) on \(describe(admin)) (\(view.katoTitle))",
                 connection: admin.id, ref: gap.to.ref,
-                detail: "\(formatSeconds(gap.seconds)) between frame \(gap.from.ref.frame) and frame \(gap.to.ref.frame), more than \(Int(config.marginFraction * 100))% of \(katoText).",
+                detail: "\(formatSeconds(gap.seconds)) between frame \(gap.from.ref.frame) and frame \(gap.to.ref.frame), more than \(Int(config.marginFraction * 100))% of \(formatSeconds(kato)): \(katoText).",
                 evidence: [Evidence(gap.from.ref, "timer restart (\(gap.from.what))", connection: gap.from.connection),
                            Evidence(gap.to.ref, "next timer restart (\(gap.to.what))", connection: gap.to.connection)],
                 basis: view.basis))
         }
         out.unjudged += unjudgedWithoutController(model, rule: id) { $0.end?.by != .target && $0.queueKind != .io }
         return out
-    }
-}
-
-extension EffectiveKATO {
-    var isInferred: Bool {
-        if case .inferred = self { return true }
-        return false
     }
 }

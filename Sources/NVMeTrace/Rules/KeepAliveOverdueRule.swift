@@ -21,25 +21,17 @@ struct KeepAliveOverdueRule: Rule {
             let admin = view.admin
             let silence = seconds(last.ref, model.captureEnd)
             let katoText: String
-            switch view.kato {
-            case .disabled:
+            switch view.compare(silence, what: "silence at the end of the capture") {
+            case .notApplicable, .within:
                 continue
-            case .unknown(let reason):
+            case .undecided(let reason):
                 out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: reason))
                 continue
-            case .known(let ms, let source, _):
-                guard silence > Double(ms) / 1000 else { continue }
-                katoText = "effective KATO \(formatSeconds(Double(ms) / 1000)) (\(source))"
-            case .inferred(let lo, let hi, let basis):
-                if silence <= Double(lo) / 1000 { continue }
-                guard silence > Double(hi) / 1000 else {
-                    out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "the \(formatSeconds(silence)) silence at the end of the capture lies within the bounds of a KATO the capture does not show (\(basis.evidence))"))
-                    continue
-                }
-                katoText = "KATO not in the capture: inferred \(basis.evidence); the silence exceeds even the largest KATO that cadence allows"
+            case .exceeds(_, let text):
+                katoText = text
             }
             out.findings.append(finding(
-                title: "Keep Alive overdue on \(describe(admin)): silent \(formatSeconds(silence)) at capture end",
+                title: "Keep Alive overdue on \(describe(admin)): silent \(formatSeconds(silence)) at capture end (\(view.katoTitle))",
                 connection: admin.id, ref: model.captureEnd,
                 detail: "last timer restart (\(last.what)) at frame \(last.ref.frame); the capture ends \(formatSeconds(silence)) later at frame \(model.captureEnd.frame) with the connection still open; \(katoText).",
                 evidence: [Evidence(last.ref, "host's last timer restart (\(last.what))", connection: last.connection),

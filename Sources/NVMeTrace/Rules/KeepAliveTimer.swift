@@ -100,6 +100,54 @@ struct KeepAliveView {
 
     var series: TimerSeries { ctl.timerSeries }
 
+    /// How a silence (or gap) of `seconds` compares with the effective KATO times `fraction`:
+    /// the one place the three keep-alive rules decide. `orEqual`: a silence of exactly KATO
+    /// counts (an expiry fires at KATO).
+    enum Comparison {
+        /// Longer than KATO (every KATO the capture allows); `kato` is the one it exceeds (the
+        /// largest, when bounded), `text` says where it comes from.
+        case exceeds(kato: Double, text: String)
+        /// Shorter: on time.
+        case within
+        /// Between the bounds of an inferred KATO, or KATO unknown: the reason, for "not judged".
+        case undecided(String)
+        /// Keep-alive is off (KATO 0 on an I/O controller).
+        case notApplicable
+    }
+
+    func compare(_ seconds: Double, fraction: Double = 1, orEqual: Bool = false, what: String) -> Comparison {
+        func over(_ ms: UInt32) -> Bool {
+            let limit = Double(ms) / 1000 * fraction
+            return orEqual ? seconds >= limit : seconds > limit
+        }
+        switch kato {
+        case .disabled:
+            return .notApplicable
+        case .unknown(let reason):
+            return .undecided(reason)
+        case .known(let ms, let source, _):
+            return over(ms) ? .exceeds(kato: Double(ms) / 1000, text: "effective KATO \(formatSeconds(Double(ms) / 1000)) (\(source))") : .within
+        case .inferred(let lo, let hi, let basis):
+            // Only past the largest KATO the cadence allows is it too long, only short of the
+            // smallest on time: nothing rests on a guess between them.
+            if over(hi) {
+                return .exceeds(kato: Double(hi) / 1000, text: "KATO not in the capture: inferred \(basis.evidence); the \(what) exceeds even the largest KATO that cadence allows")
+            }
+            if !over(lo) { return .within }
+            return .undecided("the \(formatSeconds(seconds)) \(what) lies within the bounds of a KATO the capture does not show (\(basis.evidence))")
+        }
+    }
+
+    /// KATO as a finding's title gives it: "KATO 10 s", "KATO 5.12 s–10.24 s, inferred".
+    var katoTitle: String {
+        switch kato {
+        case .known(let ms, _, _): "KATO \(formatSeconds(Double(ms) / 1000))"
+        case .inferred(let lo, let hi, _) where lo == hi: "KATO \(formatSeconds(Double(hi) / 1000)), inferred"
+        case .inferred(let lo, let hi, _): "KATO \(formatSeconds(Double(lo) / 1000))–\(formatSeconds(Double(hi) / 1000)), inferred"
+        default: "KATO unknown"
+        }
+    }
+
     /// True when the series may miss timer restarts (`unseenQueues`), while any command counts.
     var seriesIncomplete: Bool { !unseenQueues.isEmpty }
 
