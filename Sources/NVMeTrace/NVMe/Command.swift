@@ -65,8 +65,9 @@ public final class ConnectData: Sendable, Equatable {
         capturedBytes = n
         hostid = n >= 16 ? Array(d[0..<16]) : nil
         cntlid = n >= 18 ? d.le16(at: 16) : nil
-        subnqn = Array(d.prefix(n)).capturedString(at: 256, length: 256)
-        hostnqn = Array(d.prefix(n)).capturedString(at: 512, length: 256)
+        // The NQN fields end at 512 and 768, within the 1024 bytes: `d` past them is not read.
+        subnqn = d.capturedString(at: 256, length: 256)
+        hostnqn = d.capturedString(at: 512, length: 256)
     }
 
     public var isComplete: Bool { capturedBytes >= ConnectData.size }

@@ -115,7 +115,7 @@ public enum HTMLReport {
                 var window: Window?
                 if c.isAdmin, let ctl = c.controller, m.controllers[ctl].adminConnection == c.id {
                     let controller = m.controllers[ctl]
-                    if case .known(let kato, _, _) = EffectiveKATO.of(controller, admin: c, config: config), let last = controller.timerSeries.last {
+                    if case .known(let kato, _) = EffectiveKATO.of(controller, admin: c, config: config), let last = controller.timerSeries.last {
                         let from = x(last.ref.timeNs)
                         let to = xd(since(last.ref.timeNs) + Double(kato) * 1e6)
                         window = Window(x: from, w: max(1, min(to, labelWidth + plotWidth) - from),

@@ -162,7 +162,7 @@ public struct Report: Sendable {
 
     /// True when the connection's kind, queue or controller rests on an inference.
     public func kindInferred(_ c: ConnectionModel) -> Bool {
-        c.queueBasis?.inferred == true || c.discoveryBasis?.inferred == true || c.controllerBasis?.inferred == true
+        c.inferredQueueBasis != nil || c.discoveryBasis?.inferred == true || c.controllerBasis?.inferred == true
     }
 
     /// The kind as the tables show it: `~` marks an inference (listed under "inferred").
@@ -193,7 +193,7 @@ public struct Report: Sendable {
     public var inferences: [(connection: Int, what: String)] {
         var out: [(Int, String)] = []
         for c in model.connections {
-            if let b = c.queueBasis, b.inferred { out.append((c.id, "\(c.queueKind == .io ? "I/O" : "admin") queue: \(b.evidence)")) }
+            if let b = c.inferredQueueBasis { out.append((c.id, "\(c.queueKind == .io ? "I/O" : "admin") queue: \(b.evidence)")) }
             if let b = c.discoveryBasis, b.inferred, let d = c.discovery {
                 out.append((c.id, "\(d ? "discovery controller" : "I/O controller"): \(b.evidence)"))
             }

@@ -21,8 +21,8 @@ struct KeepAliveExpiredRule: Rule {
         for ctl in model.controllers {
             guard let view = KeepAliveView(ctl, model, config: config), let end = view.admin.end, end.by == .target else { continue }
             let admin = view.admin
-            if case .unknown(let reason) = view.kato {
-                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: reason))
+            if case .unknown = view.kato {
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: view.unknownReason))
                 continue
             }
             guard let last = view.last else {

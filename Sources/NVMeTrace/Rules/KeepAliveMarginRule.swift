@@ -16,8 +16,8 @@ struct KeepAliveMarginRule: Rule {
         for ctl in model.controllers {
             guard let view = KeepAliveView(ctl, model, config: config), view.admin.end?.by != .target else { continue }
             let admin = view.admin
-            if case .unknown(let reason) = view.kato {
-                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: reason))
+            if case .unknown = view.kato {
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: view.unknownReason))
                 continue
             }
             guard let gap = view.series.maxGap else { continue }

@@ -1,18 +1,28 @@
 import Foundation
 
-/// The keep-alive timeout the target applies to a controller, as far as the capture tells.
+/// The keep-alive timeout the target applies to a controller, as far as the capture tells. The
+/// cases carry figures only; their words (`source`, `basis`, `reason`) are made when a finding or
+/// a "not judged" entry needs them: three rules ask for every controller, and formatting text
+/// for each was a third of the rules' time on captures of many connections.
 enum EffectiveKATO {
-    /// KATO in ms and how it was derived (`basis` says whether it rests on an inference, such as
-    /// a discovery controller recognised by its port).
-    case known(ms: UInt32, source: String, basis: Basis)
+    /// KATO in ms from the Connect (`discoveryDefault`: the Connect carried 0 on a discovery
+    /// controller, and the target applies its default).
+    case known(ms: UInt32, discoveryDefault: Bool)
     /// The Connect's KATO is not in the capture; the Keep Alive cadence bounds it (see
     /// `KeepAliveCadence`). A finding claims an expiry only past `maxMs` and an on-time teardown
-    /// only before `minMs`.
-    case inferred(minMs: UInt32, maxMs: UInt32, basis: Basis)
+    /// only before `minMs`. `periodNs` is the shortest interval between Keep Alives.
+    case inferred(minMs: UInt32, maxMs: UInt32, periodNs: Int64)
     /// KATO 0 on an I/O controller: keep-alive is off, nothing can expire.
     case disabled
-    /// Nothing in the capture tells; `reason` says what is missing.
-    case unknown(reason: String)
+    /// Nothing in the capture tells (`reason` says what is missing).
+    case unknown(Missing)
+
+    enum Missing {
+        /// The Connect carried 0, and whether this is a discovery controller is not known.
+        case katoZeroOfUnknownController
+        /// The Connect's KATO is not in the capture and too few Keep Alives bound it.
+        case notCaptured
+    }
 
     /// Keep Alives needed before their cadence is trusted to bound KATO: two intervals, the
     /// shorter of which is the host's period (a skipped Keep Alive only lengthens one).
@@ -20,39 +30,70 @@ enum EffectiveKATO {
 
     static func of(_ ctl: ControllerModel, admin: ConnectionModel, config: RuleConfig) -> EffectiveKATO {
         if let kato = ctl.kato {
-            let connect = "KATO \(kato) ms" + (admin.connectRef.map { " (frame \($0.frame))" } ?? "")
-            if kato > 0 { return .known(ms: kato, source: "KATO \(kato) ms from the Connect", basis: .observed("Connect SQE: " + connect)) }
+            if kato > 0 { return .known(ms: kato, discoveryDefault: false) }
             switch ctl.discovery {
-            case .some(true):
-                let how = ctl.discoveryBasis.map { $0.inferred ? " (a discovery controller by inference: \($0.evidence))" : "" } ?? ""
-                let source = "Connect KATO 0 on a discovery controller: the target's default \(formatSeconds(Double(config.discoveryKATOms) / 1000))" + how
-                let basis = Basis(inferred: ctl.discoveryBasis?.inferred ?? false,
-                                  evidence: "Connect SQE: \(connect); discovery controller: \(ctl.discoveryBasis?.evidence ?? "?")")
-                return .known(ms: config.discoveryKATOms, source: source, basis: basis)
-            case .some(false):
-                return .disabled
-            case .none:
-                return .unknown(reason: "the Connect carried KATO 0, and the capture does not show whether this is a discovery controller (the target then applies its default, \(formatSeconds(Double(config.discoveryKATOms) / 1000))) or an I/O controller (keep-alive off)")
+            case .some(true): return .known(ms: config.discoveryKATOms, discoveryDefault: true)
+            case .some(false): return .disabled
+            case .none: return .unknown(.katoZeroOfUnknownController)
             }
         }
-        let missing = ctl.connectSeen ? "the snap length cut the Connect before its KATO field"
-            : "the capture starts after this association's Connect, so its KATO is unknown"
-        let count = admin.keepAlives.count
-        guard count >= cadenceKeepAlives, let p = admin.keepAliveCadence.shortestGapNs, p > 0 else {
-            let few = count == 0 ? "no Keep Alive" : "only \(count) Keep Alive\(count == 1 ? "" : "s")"
-            return .unknown(reason: "\(missing), and \(few) to bound it from their cadence")
+        guard admin.keepAlives.count >= cadenceKeepAlives, let p = admin.keepAliveCadence.shortestGapNs, p > 0 else {
+            return .unknown(.notCaptured)
         }
         // Linux sends Keep Alive every KATO/2, or KATO/4 when the controller supports TBKAS
         // (nvme_keep_alive_work_period); with TBKAS unknown, KATO is 2 to 4 periods.
         let period = Double(p) / 1e6
         let (lo, hi): (Double, Double) = ctl.tbkas == true ? (4 * period, 4 * period)
             : ctl.tbkas == false ? (2 * period, 2 * period) : (2 * period, 4 * period)
-        let rule = ctl.tbkas == true ? "every KATO/4 under TBKAS" : ctl.tbkas == false ? "every KATO/2 without TBKAS"
-            : "every KATO/2, or KATO/4 under TBKAS, which the capture does not show"
-        let range = lo == hi ? "about \(formatSeconds((hi / 10).rounded() / 100))" : "between \(formatSeconds((lo / 10).rounded() / 100)) and \(formatSeconds((hi / 10).rounded() / 100))"
-        let basis = Basis.inferred("KATO \(range), from the Keep Alive cadence (shortest interval \(formatSeconds(period / 1000)) over \(count) Keep Alives; a Linux host sends one \(rule)); \(missing)")
         return .inferred(minMs: UInt32(min(lo, Double(UInt32.max)).rounded()),
-                         maxMs: UInt32(min(hi, Double(UInt32.max)).rounded()), basis: basis)
+                         maxMs: UInt32(min(hi, Double(UInt32.max)).rounded()), periodNs: p)
+    }
+
+    /// Where a known KATO comes from, in words.
+    func source(_ ctl: ControllerModel, config: RuleConfig) -> String {
+        guard case .known(let ms, let discoveryDefault) = self else { return "" }
+        guard discoveryDefault else { return "KATO \(ms) ms from the Connect" }
+        let how = ctl.discoveryBasis.map { $0.inferred ? " (a discovery controller by inference: \($0.evidence))" : "" } ?? ""
+        return "Connect KATO 0 on a discovery controller: the target's default \(formatSeconds(Double(config.discoveryKATOms) / 1000))" + how
+    }
+
+    /// What the KATO rests on (nil when it is not known).
+    func basis(_ ctl: ControllerModel, admin: ConnectionModel) -> Basis? {
+        let connect = "KATO \(ctl.kato ?? 0) ms" + (admin.connectRef.map { " (frame \($0.frame))" } ?? "")
+        switch self {
+        case .known(_, false):
+            return .observed("Connect SQE: " + connect)
+        case .known(_, true):
+            return Basis(inferred: ctl.discoveryBasis?.inferred ?? false,
+                         evidence: "Connect SQE: \(connect); discovery controller: \(ctl.discoveryBasis?.evidence ?? "?")")
+        case .inferred(let lo, let hi, let p):
+            let rule = ctl.tbkas == true ? "every KATO/4 under TBKAS" : ctl.tbkas == false ? "every KATO/2 without TBKAS"
+                : "every KATO/2, or KATO/4 under TBKAS, which the capture does not show"
+            func s(_ ms: UInt32) -> String { formatSeconds((Double(ms) / 10).rounded() / 100) }
+            let range = lo == hi ? "about \(s(hi))" : "between \(s(lo)) and \(s(hi))"
+            return .inferred("KATO \(range), from the Keep Alive cadence (shortest interval \(formatSeconds(Double(p) / 1e9)) over \(admin.keepAlives.count) Keep Alives; a Linux host sends one \(rule)); \(Self.missingText(ctl))")
+        case .disabled, .unknown:
+            return nil
+        }
+    }
+
+    /// Why KATO is unknown, for "not judged".
+    func reason(_ ctl: ControllerModel, admin: ConnectionModel, config: RuleConfig) -> String {
+        switch self {
+        case .unknown(.katoZeroOfUnknownController):
+            return "the Connect carried KATO 0, and the capture does not show whether this is a discovery controller (the target then applies its default, \(formatSeconds(Double(config.discoveryKATOms) / 1000))) or an I/O controller (keep-alive off)"
+        case .unknown(.notCaptured):
+            let count = admin.keepAlives.count
+            let few = count == 0 ? "no Keep Alive" : "only \(count) Keep Alive\(count == 1 ? "" : "s")"
+            return "\(Self.missingText(ctl)), and \(few) to bound it from their cadence"
+        default:
+            return ""
+        }
+    }
+
+    static func missingText(_ ctl: ControllerModel) -> String {
+        ctl.connectSeen ? "the snap length cut the Connect before its KATO field"
+            : "the capture starts after this association's Connect, so its KATO is unknown"
     }
 }
 
@@ -62,6 +103,10 @@ struct KeepAliveView {
     let ctl: ControllerModel
     let admin: ConnectionModel
     let kato: EffectiveKATO
+    let config: RuleConfig
+
+    /// Why KATO is unknown, in words (for "not judged").
+    var unknownReason: String { kato.reason(ctl, admin: admin, config: config) }
 
     /// The last timer restart: the series' last, or a later command of an I/O queue joined when
     /// the model was built (whose commands the series does not hold), when any command counts.
@@ -76,16 +121,17 @@ struct KeepAliveView {
         guard let admin = model.connection(ctl.adminConnection) else { return nil }
         self.ctl = ctl
         self.admin = admin
+        self.config = config
         kato = EffectiveKATO.of(ctl, admin: admin, config: config)
         var last = ctl.timerSeries.last
         var unseen: [Int] = []
         if ctl.tbkas != false {
             let adminEnd = admin.end?.ref.timeNs ?? Int64.max
-            let orphans = model.connections.filter { q in
-                q.controller == nil && q.queueKind != .admin && q.host.address == admin.host.address && q.target == admin.target
-                    && q.firstRef.timeNs <= adminEnd && (q.end?.ref.timeNs ?? Int64.max) >= admin.firstRef.timeNs
-            }.map(\.id)
-            unseen = ctl.lateIOConnections + orphans
+            let orphans = model.withoutController(host: admin.host.address, target: admin.target).filter { id in
+                guard let q = model.connection(id) else { return false }
+                return q.firstRef.timeNs <= adminEnd && (q.end?.ref.timeNs ?? Int64.max) >= admin.firstRef.timeNs
+            }
+            unseen = ctl.lateIOConnections.isEmpty ? orphans : ctl.lateIOConnections + orphans
             // Any command counts: the latest of theirs may be the last restart.
             for io in unseen {
                 guard let q = model.connection(io), let ref = q.lastHostCommand, ref.timeNs <= adminEnd else { continue }
@@ -123,25 +169,26 @@ struct KeepAliveView {
         switch kato {
         case .disabled:
             return .notApplicable
-        case .unknown(let reason):
-            return .undecided(reason)
-        case .known(let ms, let source, _):
-            return over(ms) ? .exceeds(kato: Double(ms) / 1000, text: "effective KATO \(formatSeconds(Double(ms) / 1000)) (\(source))") : .within
-        case .inferred(let lo, let hi, let basis):
+        case .unknown:
+            return .undecided(unknownReason)
+        case .known(let ms, _):
+            return over(ms) ? .exceeds(kato: Double(ms) / 1000, text: "effective KATO \(formatSeconds(Double(ms) / 1000)) (\(kato.source(ctl, config: config)))") : .within
+        case .inferred(let lo, let hi, _):
             // Only past the largest KATO the cadence allows is it too long, only short of the
             // smallest on time: nothing rests on a guess between them.
+            let evidence = kato.basis(ctl, admin: admin)?.evidence ?? ""
             if over(hi) {
-                return .exceeds(kato: Double(hi) / 1000, text: "KATO not in the capture: inferred \(basis.evidence); the \(what) exceeds even the largest KATO that cadence allows")
+                return .exceeds(kato: Double(hi) / 1000, text: "KATO not in the capture: inferred \(evidence); the \(what) exceeds even the largest KATO that cadence allows")
             }
             if !over(lo) { return .within }
-            return .undecided("the \(formatSeconds(seconds)) \(what) lies within the bounds of a KATO the capture does not show (\(basis.evidence))")
+            return .undecided("the \(formatSeconds(seconds)) \(what) lies within the bounds of a KATO the capture does not show (\(evidence))")
         }
     }
 
     /// KATO as a finding's title gives it: "KATO 10 s", "KATO 5.12 s–10.24 s, inferred".
     var katoTitle: String {
         switch kato {
-        case .known(let ms, _, _): "KATO \(formatSeconds(Double(ms) / 1000))"
+        case .known(let ms, _): "KATO \(formatSeconds(Double(ms) / 1000))"
         case .inferred(let lo, let hi, _) where lo == hi: "KATO \(formatSeconds(Double(hi) / 1000)), inferred"
         case .inferred(let lo, let hi, _): "KATO \(formatSeconds(Double(lo) / 1000))–\(formatSeconds(Double(hi) / 1000)), inferred"
         default: "KATO unknown"
@@ -169,10 +216,7 @@ struct KeepAliveView {
     /// The basis every keep-alive finding of this controller shares.
     var basis: [Basis] {
         var out: [Basis] = []
-        switch kato {
-        case .known(_, _, let b), .inferred(_, _, let b): out.append(b)
-        default: break
-        }
+        if let b = kato.basis(ctl, admin: admin) { out.append(b) }
         out.append(timerBasis)
         if let q = admin.queueBasis, q.inferred { out.append(Basis.inferred("admin queue: " + q.evidence)) }
         return out
@@ -186,8 +230,8 @@ func describe(_ c: ConnectionModel) -> String { "\(c.host) → \(c.target)" }
 /// Connections a keep-alive rule cannot place with a controller (`matching` picks those the rule
 /// is about): a reason each, never silence.
 func unjudgedWithoutController(_ model: SessionModel, rule: String, matching: (ConnectionModel) -> Bool) -> [Unjudged] {
-    model.connections.compactMap { c in
-        guard c.controller == nil, matching(c) else { return nil }
+    model.idsWithoutController.compactMap { id in
+        guard let c = model.connection(id), matching(c) else { return nil }
         // A Connect the target refused made no association: connect-rejected speaks for it.
         if let st = c.connectStatus, !st.isSuccess { return nil }
         return Unjudged(rule: rule, connection: c.id, reason: withoutControllerReason(c))

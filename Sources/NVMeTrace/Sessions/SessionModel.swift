@@ -160,8 +160,15 @@ public struct ConnectionModel: Sendable {
     /// Admin or I/O queue: from the Connect's QID, or inferred from the commands it carries when
     /// the Connect (or its QID) is not in the capture; nil when nothing tells.
     public var queueKind: QueueKind?
-    /// What `queueKind` rests on.
-    public var queueBasis: Basis?
+    /// What `queueKind` rests on when it was inferred (nil when the Connect's QID tells it).
+    public var inferredQueueBasis: Basis?
+    /// What `queueKind` rests on: the Connect's QID, or the inference. Made when asked, not
+    /// stored: a string per connection costs memory and a retain whenever a model is copied.
+    public var queueBasis: Basis? {
+        if let inferredQueueBasis { return inferredQueueBasis }
+        guard let qid, let r = connectRef else { return nil }
+        return .observed("Connect QID \(qid) (frame \(r.frame))")
+    }
     /// For an I/O queue: how it was joined to its controller.
     public var controllerBasis: Basis?
     /// Whether the controller behind this admin queue is a discovery controller, and why; set
@@ -277,12 +284,27 @@ public struct SessionModel: Sendable {
     public var captureStart: FrameRef?
     public var captureEnd: FrameRef
     public var connections: [ConnectionModel] {
-        didSet { indexByID = Self.index(connections) }
+        didSet {
+            indexByID = Self.index(connections)
+            withoutController = Self.withoutController(connections)
+            idsWithoutController = connections.indices.filter { connections[$0].controller == nil }.map { connections[$0].id }
+        }
     }
     public var controllers: [ControllerModel]
     public var chains: [ReconnectChain]
     /// Position in `connections` of each connection id (rules look connections up by id often).
     private var indexByID: [Int: Int]
+    /// Connections that are not admin queues and have no controller, by host address and target:
+    /// a controller's keep-alive judgement asks for those of its own, once per rule.
+    private var withoutController: [Path: [Int]]
+    /// Every connection without a controller (ids, in order): what the rules list as not judged
+    /// for want of one. Kept so that they need not walk (and copy) every connection.
+    public private(set) var idsWithoutController: [Int] = []
+
+    struct Path: Hashable {
+        var host: IPAddress
+        var target: Endpoint
+    }
 
     public init(files: [String], packets: Int, captureStart: FrameRef?, captureEnd: FrameRef,
                 connections: [ConnectionModel], controllers: [ControllerModel], chains: [ReconnectChain]) {
@@ -294,6 +316,23 @@ public struct SessionModel: Sendable {
         self.controllers = controllers
         self.chains = chains
         indexByID = Self.index(connections)
+        withoutController = Self.withoutController(connections)
+        idsWithoutController = connections.indices.filter { connections[$0].controller == nil }.map { connections[$0].id }
+    }
+
+    static func withoutController(_ connections: [ConnectionModel]) -> [Path: [Int]] {
+        var out: [Path: [Int]] = [:]
+        for c in connections where c.controller == nil && c.queueKind != .admin {
+            out[Path(host: c.host.address, target: c.target), default: []].append(c.id)
+        }
+        return out
+    }
+
+    /// Connections of host address `host` to `target` that are not admin queues and have no
+    /// controller (ids, in order).
+    public func withoutController(host: IPAddress, target: Endpoint) -> [Int] {
+        // No lookup (a hash of both endpoints) when there are none at all: the usual case.
+        withoutController.isEmpty ? [] : withoutController[Path(host: host, target: target)] ?? []
     }
 
     static func index(_ connections: [ConnectionModel]) -> [Int: Int] {

@@ -175,7 +175,21 @@ public final class SessionTracker {
             setPosition(connections.count - 1, of: flow.index)
         }
         guard let index = position(of: flow.index) else { return }
-        var c = connections[index]
+        // In place: a copy of the model out and back costs a retain and release of each of its
+        // references, twice per connection.
+        let (end, controller, id) = Self.close(&connections[index], flow: flow, unframedBytes: unframedBytes)
+        // An admin queue that closed no longer takes I/O queues.
+        if let end, let ctl = controller, controllers[ctl].adminConnection == id {
+            adminClosed[ctl] = end.ref
+            let path = Path(host: connections[index].host.address, target: connections[index].target)
+            openControllers[path]?.removeAll { $0 == ctl }
+            if openControllers[path]?.isEmpty == true { openControllers[path] = nil }
+        }
+    }
+
+    /// What the end of its TCP connection tells of a connection: who closed it and how, its
+    /// span, what the capture missed of it.
+    private static func close(_ c: inout ConnectionModel, flow: Flow, unframedBytes: UInt64) -> (ConnectionEnd?, Int?, Int) {
         c.synSeen = flow.synRef != nil
         if let t = c.termReqs.first {
             c.end = ConnectionEnd(by: t.from, how: .termReq, ref: t.ref)
@@ -186,19 +200,12 @@ public final class SessionTracker {
         if flow.lastRef.timeNs > c.lastRef.timeNs { c.lastRef = flow.lastRef }
         // The connection spans the whole TCP connection (handshake included), not just its PDUs.
         if (flow.firstRef.file, flow.firstRef.frame) < (c.firstRef.file, c.firstRef.frame) { c.firstRef = flow.firstRef }
-        let streams = [flow.clientStream.stats, flow.serverStream.stats]
-        c.capture.capturedBytes = streams.reduce(0) { $0 + $1.deliveredBytes }
-        c.capture.notCapturedBytes = streams.reduce(0) { $0 + $1.notCapturedBytes }
-        c.capture.lostBytes = streams.reduce(0) { $0 + $1.gapBytes }
+        let (cs, ss) = (flow.clientStream.stats, flow.serverStream.stats)
+        c.capture.capturedBytes = cs.deliveredBytes + ss.deliveredBytes
+        c.capture.notCapturedBytes = cs.notCapturedBytes + ss.notCapturedBytes
+        c.capture.lostBytes = cs.gapBytes + ss.gapBytes
         c.capture.unframedBytes = max(c.capture.unframedBytes, unframedBytes)
-        connections[index] = c
-        // An admin queue that closed no longer takes I/O queues.
-        if let end = c.end, let ctl = c.controller, controllers[ctl].adminConnection == c.id {
-            adminClosed[ctl] = end.ref
-            let path = Path(host: c.host.address, target: c.target)
-            openControllers[path]?.removeAll { $0 == ctl }
-            if openControllers[path]?.isEmpty == true { openControllers[path] = nil }
-        }
+        return (c.end, c.controller, c.id)
     }
 
     // MARK: - commands and completions
@@ -211,7 +218,6 @@ public final class SessionTracker {
             c.connectRef = ref
             if let qid = cc.qid {
                 c.queueKind = qid == 0 ? .admin : .io
-                c.queueBasis = .observed("Connect QID \(qid) (frame \(ref.frame))")
                 if qid != 0 { c.cntlid = connectData?.cntlid }
             }
         case _ where cmd.fctype == 0x00 || cmd.fctype == 0x04:
@@ -321,7 +327,7 @@ public final class SessionTracker {
     /// The queue kind of a connection whose Connect QID the capture did not show, from `basis`.
     private func inferQueue(_ kind: QueueKind, _ basis: Basis, ref: FrameRef, in c: inout ConnectionModel) {
         c.queueKind = kind
-        c.queueBasis = basis
+        c.inferredQueueBasis = basis
         guard c.controller == nil else { return }
         if kind == .admin {
             // An admin queue is its controller's: the association exists even when its Connect
@@ -477,12 +483,17 @@ public final class SessionTracker {
         // I/O queues whose admin queue was recognised only after they connected (both picked up
         // mid-stream, or the admin's Connect cut): joined now, to the one controller of the same
         // host address and target whose admin queue was open when they connected.
+        // Built only when an I/O queue is left to join (rare outside cut captures).
+        lazy var ctlsByPath: [Path: [Int]] = {
+            var out: [Path: [Int]] = [:]
+            for k in ctls.indices { out[Path(host: ctls[k].host, target: ctls[k].target), default: []].append(k) }
+            return out
+        }()
         for i in conns.indices where conns[i].queueKind == .io && conns[i].controller == nil {
             if let st = conns[i].connectStatus, !st.isSuccess { continue }
             let at = conns[i].connectRef ?? conns[i].firstRef
-            var candidates = ctls.indices.filter { k in
-                guard ctls[k].host == conns[i].host.address, ctls[k].target == conns[i].target,
-                      let a = index[ctls[k].adminConnection] else { return false }
+            var candidates = (ctlsByPath[Path(host: conns[i].host.address, target: conns[i].target)] ?? []).filter { k in
+                guard let a = index[ctls[k].adminConnection] else { return false }
                 // An admin queue picked up mid-stream was open before the capture began.
                 return (conns[a].midStream || conns[a].firstRef.timeNs <= at.timeNs)
                     && (conns[a].end?.how == .captureEnd || conns[a].end.map { $0.ref.timeNs >= at.timeNs } ?? true)
