@@ -359,7 +359,8 @@ public final class Analyzer {
     /// (a flood, a refused connect) are not connections worth a line in a report.
     public func isNVMeTCP(_ flow: Flow) -> Bool {
         if flow.application is NVMeTCPConnection { return true }
-        guard !flow.ignored, options.ports.contains(flow.server.port) else { return false }
+        guard !flow.ignored || provenTargets.contains(flow.server),
+              options.ports.contains(flow.server.port) || provenTargets.contains(flow.server) else { return false }
         return flow.packets > (flow.synRef != nil ? 2 : 0)
     }
 
