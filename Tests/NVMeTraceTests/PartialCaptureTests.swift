@@ -153,53 +153,36 @@ import NVMeTraceSynth
     // MARK: KATO from the Keep Alive cadence
 
     /// An admin queue picked up mid-stream (no Connect): Keep Alives every 2.5 s bound KATO to
-    /// 5-10 s (KATO/2, or KATO/4 under TBKAS, which the capture does not show). A teardown after a
-    /// silence past 10 s is an expiry, said to rest on the inference; one between 5 and 10 s
-    /// cannot be judged; one before 5 s is on time.
-    @Test(arguments: [(25.0, "finding"), (7.0, "unjudged"), (3.0, "on time")])
-    func kaCadenceBoundsAnUnknownKATO(silence: Double, verdict: String) throws {
+    /// 5-10 s (KATO/2, or KATO/4 under TBKAS, which the capture does not show). A silence past
+    /// 10 s is a finding that says it rests on the inference; one between 5 and 10 s cannot be
+    /// judged; one under 5 s is on time. The same for a target teardown (keep-alive-expired) and
+    /// for a silence at the end of the capture (keep-alive-overdue).
+    @Test(arguments: ["keep-alive-expired", "keep-alive-overdue"], [(25.0, "finding"), (7.0, "unjudged"), (3.0, "on time")])
+    func kaCadenceBoundsAnUnknownKATO(rule: String, silence: (Double, String)) throws {
+        let (seconds, verdict) = silence
         let s = SynthCapture()
         let admin = s.connection()
         for k in 0..<4 { admin.keepAlive(at: s.t(Double(k) * 2.5)) }
-        admin.tcp.fin(fromClient: false, at: s.t(7.5 + silence))
+        if rule == "keep-alive-expired" {
+            admin.tcp.fin(fromClient: false, at: s.t(7.5 + seconds))
+        } else {
+            // The capture ends `seconds` after the last Keep Alive, with a handshake elsewhere.
+            s.connection(port: 9999).tcp.handshake(at: s.t(7.5 + seconds))
+        }
         let r = s.report()
         let c = try #require(r.model.connections.first)
         #expect(c.midStream && c.queueKind == .admin && c.queueBasis?.inferred == true)
-        let found = r.findings("keep-alive-expired")
-        let unjudged = r.unjudged.filter { $0.rule == "keep-alive-expired" }
+        let found = r.findings(rule)
+        let unjudged = r.unjudged.filter { $0.rule == rule }
         switch verdict {
         case "finding":
             let f = try #require(found.first)
-            #expect(f.isInferred && f.title.contains("inferred"))
+            #expect(f.isInferred && f.title.contains("5 s–10 s, inferred"))
             #expect(f.basis.contains { $0.inferred && $0.evidence.contains("between 5 s and 10 s") && $0.evidence.contains("cadence") })
             #expect(unjudged.isEmpty)
         case "unjudged":
             #expect(found.isEmpty)
             #expect(unjudged.first?.reason.contains("within the bounds") == true)
-        default:
-            #expect(found.isEmpty && unjudged.isEmpty)
-        }
-    }
-
-    /// The same bounds for a silence at the end of the capture (keep-alive-overdue): past 10 s a
-    /// warning resting on the inference, between 5 and 10 s not judged, under 5 s nothing.
-    @Test(arguments: [(25.0, "finding"), (7.0, "unjudged"), (3.0, "on time")])
-    func kaCadenceBoundsAnOverdueSilence(silence: Double, verdict: String) throws {
-        let s = SynthCapture()
-        let admin = s.connection()
-        for k in 0..<4 { admin.keepAlive(at: s.t(Double(k) * 2.5)) }
-        // The capture ends `silence` after the last Keep Alive, with a handshake elsewhere.
-        s.connection(port: 9999).tcp.handshake(at: s.t(7.5 + silence))
-        let r = s.report()
-        let found = r.findings("keep-alive-overdue")
-        let unjudged = r.unjudged.filter { $0.rule == "keep-alive-overdue" }
-        switch verdict {
-        case "finding":
-            let f = try #require(found.first)
-            #expect(f.isInferred && f.title.contains("5 s–10 s, inferred"))
-            #expect(unjudged.isEmpty)
-        case "unjudged":
-            #expect(found.isEmpty && unjudged.first?.reason.contains("within the bounds") == true)
         default:
             #expect(found.isEmpty && unjudged.isEmpty)
         }

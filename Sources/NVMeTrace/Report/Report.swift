@@ -64,7 +64,12 @@ public struct CaptureQuality: Sendable, Equatable {
         if lostBytes > 0 { parts.append("\(formatBytes(lostBytes)) lost before the capture point") }
         if unframedBytes > 0 { parts.append("\(formatBytes(unframedBytes)) not framed as PDUs") }
         if midStream.isEmpty {
-            if connections > 0 { parts.append(connections == 1 ? "the connection from its start" : "all \(connections) connections from their start") }
+            switch connections {
+            case 0: break
+            case 1: parts.append("the connection from its start")
+            case 2: parts.append("both connections from their start")
+            default: parts.append("all \(connections) connections from their start")
+            }
         } else {
             parts.append("\(midStream.count) of \(connections) connection\(connections == 1 ? "" : "s") picked up mid-stream (\(midStream.map { "#\($0)" }.joined(separator: ", ")): no ICReq or Connect in the capture)")
         }
