@@ -75,13 +75,14 @@ public enum MarkdownReport {
     }
 
     /// Shows exactly the evidence frames (and, for one connection, its TCP stream).
+    /// Wireshark 4 separates set members with commas; `{1 2}` is rejected by its filter parser.
     public static func displayFilter(_ f: Finding) -> String {
-        "frame.number in {\(f.frames.map { String($0.frame) }.joined(separator: " "))}"
+        "frame.number in {\(f.frames.map { String($0.frame) }.joined(separator: ", "))}"
     }
 
     /// The TCP streams involved (connection ids are counted like Wireshark's tcp.stream).
     public static func streamFilter(_ f: Finding) -> String {
-        "tcp.stream in {\(f.connections.map(String.init).joined(separator: " "))}"
+        "tcp.stream in {\(f.connections.map(String.init).joined(separator: ", "))}"
     }
 
     static func escape(_ s: String) -> String {

@@ -39,10 +39,10 @@ final class SynthCapture {
     }
 
     func report(config: RuleConfig = RuleConfig(), disabled: Set<String> = [], snaplen: Int? = nil,
-                dropFirst: Int = 0) -> Report {
+                dropFirst: Int = 0, options: AnalyzerOptions = AnalyzerOptions()) -> Report {
         let path = write(snaplen: snaplen, dropFirst: dropFirst)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let analysis = CaptureAnalysis()
+        let analysis = CaptureAnalysis(options: options)
         analysis.read(paths: [path])
         return analysis.report(engine: RuleEngine(config: config, disabled: disabled))
     }

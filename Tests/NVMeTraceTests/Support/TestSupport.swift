@@ -115,6 +115,8 @@ struct GroundTruth {
         var hdgstOK: Int
         var ddgstOK: Int
         var keepAliveLast: Double?
+        /// Packets of the connection, as tshark counts them.
+        var packets: Int
     }
     var packets: Int
     var connections: [Connection]
@@ -139,7 +141,8 @@ struct GroundTruth {
                 keepAlives: (c["keep_alive"] as! [String: Any])["count"] as! Int,
                 connects: connects, closedBy: c["closed_by"] as? String, closeHow: c["close_how"] as? String,
                 closeTime: c["close_t"] as? Double, hdgstOK: hd["1"] ?? 0, ddgstOK: dd["1"] ?? 0,
-                keepAliveLast: (c["keep_alive"] as! [String: Any])["last_t"] as? Double)
+                keepAliveLast: (c["keep_alive"] as! [String: Any])["last_t"] as? Double,
+                packets: c["packets"] as! Int)
         }
     }
 }
