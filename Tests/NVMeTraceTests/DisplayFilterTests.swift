@@ -36,38 +36,22 @@ import NVMeTraceSynth
         var endpoints: Set<String>
     }
 
-    static let tsharkOptions = ["-n", "-o", "tcp.reassemble_out_of_order:TRUE", "-d", "tcp.port==8009,nvme-tcp",
-                                "-o", "nvme-tcp.check_hdgst:TRUE", "-o", "nvme-tcp.check_ddgst:TRUE"]
-
-    /// The frames `filter` selects in `path` (every frame without one); fails the test when
-    /// tshark rejects the filter.
+    /// The frames `filter` selects in `path` (every frame without one).
     static func tshark(_ path: String, filter: String?) throws -> [TsharkFrame] {
-        let binary = try #require(tsharkBinary(), "tshark is not installed (apt-get install tshark): the printed display filters cannot be checked")
-        var args = ["-r", path] + tsharkOptions
-        if let filter { args += ["-Y", filter] }
-        args += ["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"]
-        for f in ["frame.number", "tcp.stream", "frame.time_relative", "tcp.flags.fin", "tcp.flags.reset", "nvme-tcp.type",
-                  "nvme.cmd.opc", "nvme.fabrics.cmd.fctype", "nvme-tcp.hdgst.status", "nvme-tcp.ddgst.status", "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport"] { args += ["-e", f] }
-        let run = try runTool(binary, args, timeout: 60)
-        let complaints = run.stderr.split(separator: "\n").filter { !$0.hasPrefix("Running as user") }
-        #expect(run.status == 0 && complaints.isEmpty, "tshark -Y '\(filter ?? "")': \(run.stderr)")
+        let rows = try Tshark.fields(path, filter: filter, [
+            "frame.number", "tcp.stream", "frame.time_relative", "tcp.flags.fin", "tcp.flags.reset", "nvme-tcp.type",
+            "nvme.cmd.opc", "nvme.fabrics.cmd.fctype", "nvme-tcp.hdgst.status", "nvme-tcp.ddgst.status",
+            "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport"])
         func ints(_ s: Substring, radix: Int = 10) -> Set<Int> {
             Set(s.split(separator: ",").compactMap { Int($0.hasPrefix("0x") ? $0.dropFirst(2) : $0, radix: radix) })
         }
-        return run.stdout.split(separator: "\n").map { line in
-            let f = line.split(separator: "\t", omittingEmptySubsequences: false)
-            return TsharkFrame(number: Int(f[0])!, stream: Int(f[1]) ?? -1, time: Double(f[2]) ?? -1,
-                               fin: f[3] == "1" || f[3] == "True", rst: f[4] == "1" || f[4] == "True",
-                               pduTypes: ints(f[5]), opcodes: ints(f[6], radix: 16), fctypes: ints(f[7], radix: 16),
-                               digestStatus: ints(f[8]).union(ints(f[9])),
-                               endpoints: ["\(f[10]):\(f[11])", "\(f[12]):\(f[13])"])
+        return rows.map { f in
+            TsharkFrame(number: Int(f[0])!, stream: Int(f[1]) ?? -1, time: Double(f[2]) ?? -1,
+                        fin: f[3] == "1" || f[3] == "True", rst: f[4] == "1" || f[4] == "True",
+                        pduTypes: ints(f[5]), opcodes: ints(f[6], radix: 16), fctypes: ints(f[7], radix: 16),
+                        digestStatus: ints(f[8]).union(ints(f[9])),
+                        endpoints: ["\(f[10]):\(f[11])", "\(f[12]):\(f[13])"])
         }
-    }
-
-    static func tsharkBinary() -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return (path.split(separator: ":").map { "\($0)/tshark" } + ["/usr/bin/tshark"])
-            .first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     /// The two filters printed for each finding, in report order, from the Markdown report.

@@ -5,15 +5,18 @@ import NVMeTraceSynth
 
 /// `--evidence`: the packets behind the findings, which analyse to the same findings.
 @Suite struct EvidenceTests {
-    /// Findings as (rule, host endpoint of the finding's connection): connection numbers change in
-    /// the evidence file, endpoints do not.
-    static func findings(_ json: String) throws -> Set<String> {
+    /// Findings in report order, each as its rule, severity, title, the host endpoints of its
+    /// connection and of all connections involved, and what each piece of evidence is: frame and
+    /// connection numbers change in the evidence file, the rest does not.
+    static func findings(_ json: String) throws -> [String] {
         let doc = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
         let conns = doc["connections"] as! [[String: Any]]
         let hostOf = Dictionary(uniqueKeysWithValues: conns.map { ($0["id"] as! Int, $0["src"] as! String) })
-        return Set((doc["findings"] as! [[String: Any]]).map { f in
-            "\(f["rule"]!)@\((f["connection"] as? Int).flatMap { hostOf[$0] } ?? "-")"
-        })
+        return (doc["findings"] as! [[String: Any]]).map { f in
+            let involved = (f["connections"] as! [Int]).map { hostOf[$0] ?? "?" }
+            let evidence = (f["evidence"] as! [[String: Any]]).map { "\($0["what"]!)@\(($0["connection"] as? Int).flatMap { hostOf[$0] } ?? "-")" }
+            return "\(f["rule"]!) \(f["severity"]!) \(f["title"]!) @\((f["connection"] as? Int).flatMap { hostOf[$0] } ?? "-") \(involved) \(evidence)"
+        }
     }
 
     @Test(arguments: ["A-persistent-discovery-kato0", "A0-persistent-discovery-kato0-unfixed-host", "E-keepalive-stall"],
@@ -26,6 +29,10 @@ import NVMeTraceSynth
         #expect(run.status == 0)
         let original = try Self.findings(run.stdout)
         #expect(!original.isEmpty)
+        // The connections the findings involve, by host endpoint.
+        let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
+        let involved = Set((report["findings"] as! [[String: Any]]).flatMap { $0["connections"] as! [Int] })
+        let hosts = Set((report["connections"] as! [[String: Any]]).filter { involved.contains($0["id"] as! Int) }.map { $0["src"] as! String })
         let doc = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
         let ev = try #require(doc["evidence"] as? [String: Any])
         #expect(ev["file"] as? String == out.path)
@@ -35,12 +42,36 @@ import NVMeTraceSynth
         let evidence = try loadCapture(out.path)
         let whole = try loadCapture(samplePath(sample))
         #expect(evidence.packets.count == ev["packets"] as? Int)
-        #expect(evidence.packets.count < whole.packets.count)
+        // Exactly the packets the ground truth counts on those connections.
+        let truth = try GroundTruth(sample: sample)
+        #expect(Set(truth.connections.map(\.host)).isSuperset(of: hosts))
+        #expect(evidence.packets.count == truth.connections.filter { hosts.contains($0.host) }.reduce(0) { $0 + $1.packets })
         #expect(evidence.linkType == whole.linkType)
         let times = Set(whole.packets.map(\.timeNs))
         #expect(evidence.packets.allSatisfy { times.contains($0.timeNs) })
         if let snaplen {
-            #expect(evidence.packets.allSatisfy { $0.bytes.count <= max(snaplen, 54 + EvidenceWriter.keepWholeBelow) })
+            // Admin queues stay whole (the Identify data the keep-alive rules rest on); on I/O
+            // queues, packets with more than 1200 payload bytes are cut. Which queue a packet is
+            // on: the ground truth's queue of the connection whose host port it carries (Ethernet
+            // and IPv4, as these samples are).
+            let queueByPort = Dictionary(truth.connections.map { (Int($0.host.split(separator: ":").last!)!, $0.queue) }, uniquingKeysWith: { a, _ in a })
+            let original = Dictionary(whole.packets.map { ($0.timeNs, $0.bytes.count) }, uniquingKeysWith: { a, _ in a })
+            var cut = 0
+            for p in evidence.packets {
+                let tcp = 14 + Int(p.bytes[14] & 0x0F) * 4
+                let ports = [Int(p.bytes[tcp]) << 8 | Int(p.bytes[tcp + 1]), Int(p.bytes[tcp + 2]) << 8 | Int(p.bytes[tcp + 3])]
+                let ipTotal = Int(p.bytes[16]) << 8 | Int(p.bytes[17])
+                let payload = ipTotal - (tcp - 14) - Int(p.bytes[tcp + 12] >> 4) * 4
+                let queue = try #require(ports.lazy.compactMap { queueByPort[$0] }.first)
+                if queue == "admin" || payload <= EvidenceWriter.keepWholeBelow {
+                    #expect(p.bytes.count == original[p.timeNs], "\(queue) packet cut")
+                } else {
+                    #expect(p.bytes.count == snaplen)
+                    cut += 1
+                }
+            }
+            // The I/O queues' data was there to cut in E only (A and A0 have none in their findings).
+            #expect((cut > 0) == (sample == "E-keepalive-stall"))
         }
     }
 

@@ -96,7 +96,8 @@ import Testing
     @Test func unfixedHostLoopsAndFixedHostDoesNot() throws {
         let a0 = Self.report("A0-persistent-discovery-kato0-unfixed-host")
         let loop = try #require(a0.findings("reconnect-loop").first)
-        #expect(loop.connections == [0, 1, 2])
+        // Every connection of A0 is one association of the loop (the ground truth's streams).
+        #expect(loop.connections == (try GroundTruth(sample: "A0-persistent-discovery-kato0-unfixed-host")).connections.map(\.stream).sorted())
         #expect(Self.report("A-persistent-discovery-kato0").findings("reconnect-loop").isEmpty)
         // A: the reconnect after the expiry still carried KATO 0 but sends Keep Alives (the fix).
         let a = Self.report("A-persistent-discovery-kato0")
@@ -131,44 +132,63 @@ import Testing
         for r in RuleEngine.allRules { #expect(rules.stdout.contains(r.id)) }
     }
 
+    /// E's finding cites the host's last Keep Alive and the target's FIN on each connection the
+    /// ground truth labels torn down by the expiry: the frames its times give, and their streams.
+    static func expectedExpiry() throws -> (frames: [Int], streams: [Int]) {
+        let sample = "E-keepalive-stall"
+        let truth = try GroundTruth(sample: sample)
+        let torn = try labels(sample).filter(\.tornDownByExpiry).map { l in try #require(truth.connections.first { $0.host == l.host }) }
+        let admin = try #require(torn.first)
+        let frames = try [frameNumber(sample, at: try #require(admin.keepAliveLast))]
+            + torn.map { try frameNumber(sample, at: try #require($0.finTargetTime)) }
+        return (frames, torn.map(\.stream))
+    }
+
     @Test func jsonReportSchema() throws {
-        let run = try runCLI(["--format", "json", "--fail-on", "none", samplePath("E-keepalive-stall")])
+        let sample = "E-keepalive-stall"
+        let truth = try GroundTruth(sample: sample)
+        let label = try #require(try Self.labels(sample).first { $0.role == "io-controller-admin-queue" })
+        let run = try runCLI(["--format", "json", "--fail-on", "none", samplePath(sample)])
         #expect(run.status == 0)
         let doc = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any]
         #expect(doc["schema"] as? String == "nvmetrace.report/1")
         let capture = try #require(doc["capture"] as? [String: Any])
-        #expect(capture["frames"] as? Int == 374)
-        #expect(((capture["span"] as? [String: Any])?["seconds"] as? Double).map { abs($0 - 100.784889) < 1e-5 } == true)
+        #expect(capture["frames"] as? Int == truth.packets)
+        #expect(((capture["span"] as? [String: Any])?["seconds"] as? Double).map { abs($0 - truth.duration) < 1e-6 } == true)
         let conns = try #require(doc["connections"] as? [[String: Any]])
-        #expect(conns.count == 4)
+        #expect(conns.count == truth.connections.count)
         for c in conns {
             for key in ["id", "src", "dst", "qid", "discovery", "persistent", "persistenceReasons", "kato", "keepAlives",
                         "maxKeepAliveGap", "closedBy", "firstFrame", "lastFrame"] {
                 #expect(c.keys.contains(key), "connection lacks \(key)")
             }
         }
-        #expect(conns[0]["kato"] as? Int == 10000 && conns[0]["keepAlives"] as? Int == 11 && conns[0]["closedBy"] as? String == "target")
-        #expect(abs((conns[0]["maxKeepAliveGap"] as? Double ?? 0) - 2.561) < 0.001)
+        let admin = try #require(conns.first { $0["src"] as? String == label.host })
+        let t = try #require(truth.connections.first { $0.host == label.host })
+        #expect(admin["kato"] as? Int == label.kato && admin["keepAlives"] as? Int == label.keepAlives)
+        #expect(admin["closedBy"] as? String == label.closedBy)
+        #expect(abs((admin["maxKeepAliveGap"] as? Double ?? 0) - (t.keepAliveMaxGap ?? -1)) < 0.0005)
         let findings = try #require(doc["findings"] as? [[String: Any]])
         #expect(findings.count == 1)
         let f = findings[0]
-        #expect(f["rule"] as? String == "keep-alive-expired" && f["severity"] as? String == "error" && f["connection"] as? Int == 0)
-        // Checked with tshark: frame 191 is the last Keep Alive (t=31.113077, opcode 0x18, stream 0),
-        // 194 the target's FIN on stream 0 (t=51.595794), 195 its FIN on stream 1 (t=51.606912).
-        #expect((f["frames"] as? [Int]) == [191, 194, 195])
+        #expect(f["rule"] as? String == "keep-alive-expired" && f["severity"] as? String == "error" && f["connection"] as? Int == admin["id"] as? Int)
+        #expect((f["frames"] as? [Int]) == (try Self.expectedExpiry().frames))
         for key in ["title", "time", "detail"] { #expect(f[key] != nil) }
     }
 
     @Test func markdownReportIsReadyForATicket() throws {
+        let sample = "E-keepalive-stall"
+        let truth = try GroundTruth(sample: sample)
         let out = temporaryFile("report.md")
-        let run = try runCLI(["--format", "markdown", "-o", out.path, samplePath("E-keepalive-stall")])
+        let run = try runCLI(["--format", "markdown", "-o", out.path, samplePath(sample)])
         #expect(run.status == 1)
         #expect(run.stdout.isEmpty)
         let md = try String(contentsOf: out, encoding: .utf8)
-        #expect(md.contains("1a42f24b3c599934e3092288ae341aa33296b7531b3fdfeb7cb2343a974583f8"))  // SHA-256 from the ground truth
-        #expect(md.contains("217188 bytes"))
-        #expect(md.contains("`frame.number in {191 194 195}`"))
-        #expect(md.contains("`tcp.stream in {0 1}`"))
+        #expect(md.contains(truth.sha256))
+        #expect(md.contains("\(truth.bytes) bytes"))
+        let (frames, streams) = try Self.expectedExpiry()
+        #expect(md.contains("`frame.number in {\(frames.map(String.init).joined(separator: ", "))}`"))
+        #expect(md.contains("`tcp.stream in {\(streams.map(String.init).joined(separator: ", "))}`"))
         #expect(md.contains("nvmetrace \(NVMeTraceVersion.string)"))
         // Every table row has the header's number of cells.
         for table in md.components(separatedBy: "\n\n") where table.hasPrefix("|") {

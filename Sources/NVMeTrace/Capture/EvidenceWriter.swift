@@ -4,19 +4,23 @@ import CPcap
 /// to attach to a ticket instead of the whole capture. Timestamps (nanosecond) and link type are
 /// kept. With `snaplen`, packets carrying more than `keepWholeBelow` bytes of TCP payload (I/O data
 /// segments) are cut to that many bytes, the original length kept in the record; smaller ones
-/// (ICReq, Connect with its 1024 data bytes, Keep Alive, completions) stay whole so the evidence
-/// still decodes to the same findings.
+/// (ICReq, Connect with its 1024 data bytes, Keep Alive, completions) stay whole, and so do all
+/// packets of a connection marked `keepWhole` (an admin queue: its Identify data says whether any
+/// command restarts the keep-alive timer), so the evidence still decodes to the same findings.
 public enum EvidenceWriter {
     /// A connection to keep: its endpoints, and the frames from its first to its last packet.
     public struct Connection: Sendable {
         public var key: FlowKey
         public var first: FrameRef
         public var last: FrameRef
+        /// Never cut by the snap length.
+        public var keepWhole: Bool
 
-        public init(a: Endpoint, b: Endpoint, first: FrameRef, last: FrameRef) {
+        public init(a: Endpoint, b: Endpoint, first: FrameRef, last: FrameRef, keepWhole: Bool = false) {
             key = FlowKey(a, b)
             self.first = first
             self.last = last
+            self.keepWhole = keepWhole
         }
 
         func contains(_ ref: FrameRef) -> Bool {
@@ -80,8 +84,8 @@ public enum EvidenceWriter {
             try source.forEach { packet in
                 guard case .tcp(let segment) = PacketDecoder.decode(linkType: packet.linkType, bytes: packet.bytes),
                       let candidates = byKey[FlowKey(segment.src, segment.dst)],
-                      candidates.contains(where: { $0.contains(packet.ref) }) else { return }
-                let cut = segment.payloadLength > keepWholeBelow ? (snaplen ?? Int.max) : Int.max
+                      let connection = candidates.first(where: { $0.contains(packet.ref) }) else { return }
+                let cut = segment.payloadLength > keepWholeBelow && !connection.keepWhole ? (snaplen ?? Int.max) : Int.max
                 let caplen = min(packet.bytes.count, cut)
                 var header = pcap_pkthdr()
                 let time = recordTime(packet.ref.timeNs)

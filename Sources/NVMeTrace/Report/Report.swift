@@ -115,12 +115,14 @@ public struct Report: Sendable {
         }
     }
 
-    /// The connections the findings involve, with their frame spans, for `EvidenceWriter`.
+    /// The connections the findings involve, with their frame spans, for `EvidenceWriter`; admin
+    /// queues are kept whole (little data, and the Identify data the keep-alive rules rest on).
     public func evidenceConnections() -> [(Int, EvidenceWriter.Connection)] {
         var ids: [Int] = []
         for f in findings { for c in f.connections where !ids.contains(c) { ids.append(c) } }
         return ids.sorted().compactMap { id in
-            model.connection(id).map { (id, EvidenceWriter.Connection(a: $0.host, b: $0.target, first: $0.firstRef, last: $0.lastRef)) }
+            model.connection(id).map { (id, EvidenceWriter.Connection(a: $0.host, b: $0.target, first: $0.firstRef, last: $0.lastRef,
+                                                           keepWhole: $0.queueKind == .admin)) }
         }
     }
 

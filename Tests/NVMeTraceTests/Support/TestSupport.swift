@@ -117,8 +117,16 @@ struct GroundTruth {
         var keepAliveLast: Double?
         /// Packets of the connection, as tshark counts them.
         var packets: Int
+        var finTargetTime: Double?
+        /// "admin" or "io".
+        var queue: String
+        var keepAliveMaxGap: Double?
     }
     var packets: Int
+    /// The capture file's size, SHA-256 and span (first to last packet), from capinfos.
+    var bytes: Int
+    var sha256: String
+    var duration: Double
     var connections: [Connection]
     /// Every PDU tshark decoded, over all connections.
     var totalPDUs: Int { connections.reduce(0) { $0 + $1.pduTypes.values.reduce(0, +) } }
@@ -126,7 +134,11 @@ struct GroundTruth {
     init(sample: String) throws {
         let url = samplesDirectory.appendingPathComponent(sample + ".json")
         let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        packets = (root["capture"] as! [String: Any])["packets"] as! Int
+        let capture = root["capture"] as! [String: Any]
+        packets = capture["packets"] as! Int
+        bytes = capture["bytes"] as! Int
+        sha256 = capture["sha256"] as! String
+        duration = capture["duration_s"] as! Double
         let tshark = root["tshark"] as! [String: Any]
         connections = (tshark["connections"] as! [[String: Any]]).map { c in
             let connects = (c["connects"] as! [[String: Any]]).map { x in
@@ -142,7 +154,23 @@ struct GroundTruth {
                 connects: connects, closedBy: c["closed_by"] as? String, closeHow: c["close_how"] as? String,
                 closeTime: c["close_t"] as? Double, hdgstOK: hd["1"] ?? 0, ddgstOK: dd["1"] ?? 0,
                 keepAliveLast: (c["keep_alive"] as! [String: Any])["last_t"] as? Double,
-                packets: c["packets"] as! Int)
+                packets: c["packets"] as! Int, finTargetTime: c["fin_target_t"] as? Double, queue: c["queue"] as! String,
+                keepAliveMaxGap: (c["keep_alive"] as! [String: Any])["max_gap_s"] as? Double)
         }
     }
+}
+
+/// The number of the frame captured `seconds` after the file's first packet (to the microsecond
+/// the ground truth gives), read with libpcap: how the ground truth's times become frame numbers.
+func frameNumber(_ sample: String, at seconds: Double) throws -> Int {
+    let packets = try loadCapture(samplePath(sample)).packets
+    let first = packets[0].timeNs
+    let matches = packets.indices.filter { abs(Double(packets[$0].timeNs - first) / 1e9 - seconds) < 5e-7 }
+    guard matches.count == 1 else { throw GroundTruthError("\(matches.count) frames at \(seconds) s in \(sample)") }
+    return matches[0] + 1
+}
+
+struct GroundTruthError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
 }
