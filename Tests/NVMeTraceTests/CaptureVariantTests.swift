@@ -62,6 +62,49 @@ private func expectMatchesGroundTruth(
             sourceLocation: sourceLocation)
 }
 
+/// The report of a variant against the original sample's (whose findings FindingsGroundTruthTests
+/// holds to the ground truth's labels): the same findings in the same order, each with the same
+/// rule, severity and connections; where the variant keeps the packets' times and frames (`frames`
+/// given), the same title (endpoints mapped) and the same evidence frames.
+private func expectSameFindings(
+    _ capture: StoredCapture, format: CaptureFormat = .pcap(nanoseconds: false), sample: String, variant: String,
+    frames: ((Int) -> Int?)?, endpoint: @escaping (String) -> String = { $0 },
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    func report(_ path: String) -> Report {
+        let analysis = CaptureAnalysis(options: verifyingOptions())
+        analysis.read(paths: [path])
+        return analysis.report()
+    }
+    let original = report(samplePath(sample))
+    let path = writeTemporaryCapture(capture, format: format)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let got = report(path)
+    #expect(got.findings.count == original.findings.count,
+            "\(variant): \(got.findings.map(\.title)) instead of \(original.findings.map(\.title))", sourceLocation: sourceLocation)
+    #expect(!original.findings.isEmpty || sample != "E-keepalive-stall", sourceLocation: sourceLocation)
+    for (g, o) in zip(got.findings, original.findings) {
+        #expect(g.rule == o.rule && g.severity == o.severity && g.connection == o.connection && g.connections == o.connections,
+                "\(variant): \(g.rule) on \(g.connections) instead of \(o.rule) on \(o.connections)", sourceLocation: sourceLocation)
+        guard let frames else { continue }
+        #expect(g.title == mapEndpoints(o.title, endpoint), "\(variant): \(g.title)", sourceLocation: sourceLocation)
+        #expect(g.frames.map(\.frame) == o.frames.map { frames($0.frame) ?? -1 }, "\(variant) \(g.rule) frames", sourceLocation: sourceLocation)
+    }
+    #expect(got.unjudged.map { "\($0.rule) \($0.connection)" } == original.unjudged.map { "\($0.rule) \($0.connection)" },
+            "\(variant) not judged", sourceLocation: sourceLocation)
+}
+
+/// Rewrites each "a.b.c.d:port" in `text` with `endpoint`.
+private func mapEndpoints(_ text: String, _ endpoint: (String) -> String) -> String {
+    let regex = try! NSRegularExpression(pattern: #"\d+\.\d+\.\d+\.\d+:\d+"#)
+    var out = text
+    for m in regex.matches(in: text, range: NSRange(text.startIndex..., in: text)).reversed() {
+        let r = Range(m.range, in: text)!
+        out.replaceSubrange(r, with: endpoint(String(text[r])))
+    }
+    return out
+}
+
 /// Bytes covered by a set of ranges (overlaps counted once).
 private func mergedLength(_ ranges: [Range<Int>]) -> Int {
     var total = 0
@@ -203,6 +246,7 @@ enum NetworkCondition: String, CaseIterable, Sendable, CustomStringConvertible {
         for i in capture.packets.indices { capture.packets[i].timeNs += shift }
         let result = analyzeVariant(capture, format: format, options: verifyingOptions())
         expectMatchesGroundTruth(result, truth, variant: "\(sample) \(format)", frames: { $0 })
+        expectSameFindings(capture, format: format, sample: sample, variant: "\(sample) \(format)", frames: { $0 })
         #expect(truth.packets == capture.packets.count)
         // Every PDU carries the time of the frame that completed it, at full precision.
         let original = SampleCaptures.named(sample)
@@ -222,6 +266,8 @@ enum NetworkCondition: String, CaseIterable, Sendable, CustomStringConvertible {
         let result = analyzeVariant(capture, format: .pcapng(nanoseconds: false), options: verifyingOptions())
         expectMatchesGroundTruth(result, truth, variant: "\(sample) \(encapsulation)",
                                  frames: { capture.frame(forOrigin: $0) })
+        expectSameFindings(capture, format: .pcapng(nanoseconds: false), sample: sample, variant: "\(sample) \(encapsulation)",
+                           frames: { capture.frame(forOrigin: $0) })
         if !encapsulation.carriesNonIP {
             #expect(capture.packets.count < truth.packets, "ARP should have been dropped")
         }
@@ -229,13 +275,20 @@ enum NetworkCondition: String, CaseIterable, Sendable, CustomStringConvertible {
 
     // MARK: IPv6
 
-    @Test(arguments: variantSamples)
-    func ipv6OverEthernet(sample: String) throws {
+    /// IPv6, and IPv6 with a Hop-by-Hop and a Destination Options header before TCP.
+    @Test(arguments: variantSamples, [false, true])
+    func ipv6OverEthernet(sample: String, extensionHeaders: Bool) throws {
         let truth = try GroundTruth(sample: sample)
-        let capture = toIPv6(SampleCaptures.named(sample))
+        let capture = toIPv6(SampleCaptures.named(sample), extensionHeaders: extensionHeaders)
+        let variant = "\(sample) IPv6\(extensionHeaders ? " with extension headers" : "")"
+        if extensionHeaders {
+            // The headers are really there: next header 0, then 60, then TCP (6).
+            let v6 = capture.packets.filter { $0.bytes.count > 70 && $0.bytes[12] == 0x86 && $0.bytes[13] == 0xDD }
+            #expect(!v6.isEmpty && v6.allSatisfy { $0.bytes[20] == 0 && $0.bytes[54] == 60 && $0.bytes[62] == 6 })
+        }
         let result = analyzeVariant(capture, options: verifyingOptions())
-        expectMatchesGroundTruth(result, truth, variant: "\(sample) IPv6", frames: { $0 },
-                                 endpoint: mappedEndpointDescription)
+        expectMatchesGroundTruth(result, truth, variant: variant, frames: { $0 }, endpoint: mappedEndpointDescription)
+        expectSameFindings(capture, sample: sample, variant: variant, frames: { $0 }, endpoint: mappedEndpointDescription)
     }
 
     @Test(arguments: ["A-persistent-discovery-kato0", "E-keepalive-stall"],
@@ -246,6 +299,8 @@ enum NetworkCondition: String, CaseIterable, Sendable, CustomStringConvertible {
         let result = analyzeVariant(capture, options: verifyingOptions())
         expectMatchesGroundTruth(result, truth, variant: "\(sample) IPv6 \(encapsulation)",
                                  frames: { capture.frame(forOrigin: $0) }, endpoint: mappedEndpointDescription)
+        expectSameFindings(capture, sample: sample, variant: "\(sample) IPv6 \(encapsulation)",
+                           frames: { capture.frame(forOrigin: $0) }, endpoint: mappedEndpointDescription)
     }
 
     // MARK: network conditions
@@ -261,6 +316,7 @@ enum NetworkCondition: String, CaseIterable, Sendable, CustomStringConvertible {
                 "\(condition) left \(sample) unchanged")
         let result = analyzeVariant(capture, format: .pcap(nanoseconds: true), options: verifyingOptions())
         expectMatchesGroundTruth(result, truth, variant: "\(sample) \(condition)", frames: nil)
+        expectSameFindings(capture, format: .pcap(nanoseconds: true), sample: sample, variant: "\(sample) \(condition)", frames: nil)
     }
 
     /// Invariant (no ground truth needed): splitting segments into tiny pieces changes nothing
@@ -485,6 +541,26 @@ enum NetworkCondition: String, CaseIterable, Sendable, CustomStringConvertible {
                                                           variant: "\(sample) without every \(every)th data segment")
         #expect(anyLost)
         #expect(result.diagnostics.contains { $0.message.contains("bytes missing from the capture") })
+        // Loss may cost a finding its evidence, never silently: each finding of the whole capture
+        // is found again on its connection or that rule lists the connection as not judged; and
+        // loss invents no finding.
+        func report(_ path: String) -> Report {
+            let analysis = CaptureAnalysis(options: verifyingOptions())
+            analysis.read(paths: [path])
+            return analysis.report()
+        }
+        let whole = report(samplePath(sample))
+        let path = writeTemporaryCapture(lossy)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let cut = report(path)
+        for f in whole.findings {
+            let again = cut.findings.contains { $0.rule == f.rule && $0.connection == f.connection }
+            let unjudged = cut.unjudged.contains { $0.rule == f.rule && $0.connection == f.connection }
+            #expect(again || unjudged, "\(sample) every \(every): \(f.rule) on connection \(f.connection ?? -1) neither found nor listed as not judged; found \(cut.findings.map(\.title)); not judged \(cut.unjudged.map { "\($0.rule) \($0.connection): \($0.reason)" })")
+        }
+        let wholeKeys = Set(whole.findings.map { "\($0.rule) \($0.connection ?? -1)" })
+        #expect(cut.findings.allSatisfy { wholeKeys.contains("\($0.rule) \($0.connection ?? -1)") },
+                "\(sample) every \(every): \(cut.findings.map(\.title))")
         // A PDU that lost bytes has digests that cannot be checked, not wrong ones: no mismatch.
         #expect(!result.records.contains { r in
             if case .mismatch = r.pdu.dataDigest { return true }

@@ -101,8 +101,23 @@ final class StreamRecorder: StreamSink {
         #expect(rec.gaps.first?.offset == 1000)
         #expect(rec.gaps.first?.length == 1000)
         #expect(Array(rec.bytes[2000..<3000]) == Array(Self.data[2000..<3000]))
+        // The bytes after the hole are dated by the frame that brought them (3), not by the one
+        // that ended the wait (20): a command in them happened at frame 3's time.
+        #expect(rec.frames == [2, 3])
         send(r, 3000..<4000, frame: 21)
         #expect(rec.bytes.count == 4000)
+        #expect(rec.frames == [2, 3, 21])
+    }
+
+    /// At the end (RST, end of capture) every hole is given up: buffered bytes keep their frames.
+    @Test func flushKeepsTheFramesOfBufferedBytes() {
+        let (r, rec) = make()
+        send(r, 0..<1000, frame: 2)
+        send(r, 2000..<2500, frame: 3)
+        send(r, 3000..<4000, frame: 7)
+        r.flush(ref: ref(99))
+        #expect(rec.frames == [2, 3, 7])
+        #expect(rec.gaps.map(\.offset) == [1000, 2500])
     }
 
     /// Captures merged from two points (or multi-queue timestamps) can show an ACK before the

@@ -54,6 +54,20 @@ public struct TimerSeries: Sendable, Equatable {
     private var maxGapNs: Int64 = .min
 
     mutating func add(_ e: TimerEvent) {
+        if let last, e.ref.timeNs < last.ref.timeNs {
+            // Older than the last one: bytes buffered behind a hole the capture lost, delivered
+            // when the hole was given up with the frames that brought them. It splits one gap;
+            // only the largest is kept, so when it falls inside that one the larger half stands
+            // in for it (a gap never comes out larger than the capture shows).
+            count += 1
+            if first.map({ e.ref.timeNs < $0.ref.timeNs }) ?? false { first = e }
+            if let g = maxGap, e.ref.timeNs > g.from.ref.timeNs, e.ref.timeNs < g.to.ref.timeNs {
+                let before = e.ref.timeNs &- g.from.ref.timeNs, after = g.to.ref.timeNs &- e.ref.timeNs
+                maxGap = before >= after ? Gap(from: g.from, to: e) : Gap(from: e, to: g.to)
+                maxGapNs = max(before, after)
+            }
+            return
+        }
         if let lastNs = last?.ref.timeNs {
             let ns = e.ref.timeNs &- lastNs
             if ns > maxGapNs, let last {

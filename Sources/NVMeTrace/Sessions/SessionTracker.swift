@@ -100,16 +100,19 @@ public final class SessionTracker {
     /// What every PDU changes.
     @inline(__always)
     private func touch(_ c: inout ConnectionModel, fromHost: Bool, ref: FrameRef) {
-        c.lastRef = ref
-        if fromHost { c.lastHostPDU = ref }
+        // Bytes behind a given-up hole arrive with their own (earlier) frames: keep the latest.
+        if ref.timeNs >= c.lastRef.timeNs { c.lastRef = ref }
+        if fromHost, c.lastHostPDU.map({ ref.timeNs >= $0.timeNs }) ?? true { c.lastHostPDU = ref }
     }
 
     /// What every command changes: counts, and the controller's any-command timer.
     @inline(__always)
     private func countCommand(_ kind: CommandKind, ref: FrameRef, in c: inout ConnectionModel) {
         c.commands += 1
-        c.lastHostCommand = ref
-        c.lastHostCommandKind = kind
+        if c.lastHostCommand.map({ ref.timeNs >= $0.timeNs }) ?? true {
+            c.lastHostCommand = ref
+            c.lastHostCommandKind = kind
+        }
         if let ctl = c.controller { controllers[ctl].anyCommand.add(TimerEvent(ref: ref, connection: c.id, command: kind)) }
     }
 

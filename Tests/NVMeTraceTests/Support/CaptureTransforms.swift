@@ -271,7 +271,10 @@ func mappedEndpointDescription(_ v4Endpoint: String) -> String {
 /// Rewrites every Ethernet IPv4/TCP packet as IPv6 (40-byte header, next header TCP, addresses
 /// mapped by `mappedIPv6`, hop limit from the TTL); the TCP header and payload are unchanged
 /// apart from the checksum, which is recomputed over the new pseudo-header. Other packets are kept.
-func toIPv6(_ capture: StoredCapture) -> StoredCapture {
+/// With `extensionHeaders`, a Hop-by-Hop Options and a Destination Options header (RFC 8200 §4.3,
+/// §4.6; 8 bytes each, padded with PadN) sit between the IPv6 header and TCP. The TCP checksum is
+/// unchanged by them: its pseudo-header counts the upper-layer length only (§8.1).
+func toIPv6(_ capture: StoredCapture, extensionHeaders: Bool = false) -> StoredCapture {
     precondition(capture.linkType == LinkTypeValue.ethernet)
     var out = capture
     for i in out.packets.indices {
@@ -285,8 +288,19 @@ func toIPv6(_ capture: StoredCapture) -> StoredCapture {
         n += mappedIPv6(Array(b[v.ip + 12..<v.ip + 16])) + mappedIPv6(Array(b[v.ip + 16..<v.ip + 20]))
         n += b[v.tcp..<tcpEnd]
         if let nv = TCPFrameView(n) { fixChecksums(&n, nv) }
+        var added = 0
+        if extensionHeaders {
+            // Hop-by-Hop (next: Destination Options, 60), then Destination Options (next: TCP);
+            // each: next header, length 0 (8 bytes), PadN of 4 bytes of padding.
+            let hopByHop: [UInt8] = [60, 0, 1, 4, 0, 0, 0, 0], destination: [UInt8] = [6, 0, 1, 4, 0, 0, 0, 0]
+            n.insert(contentsOf: hopByHop + destination, at: 14 + 40)
+            n[14 + 6] = 0  // the IPv6 header's next header: Hop-by-Hop
+            added = hopByHop.count + destination.count
+            let payloadLength = Int(rd16(n, 14 + 4)) + added
+            n[14 + 4] = UInt8(payloadLength >> 8); n[14 + 5] = UInt8(payloadLength & 0xFF)
+        }
         out.packets[i].bytes = n
-        out.packets[i].wireLength = 14 + 40 + (ipTotal - v.ipHeaderLength)
+        out.packets[i].wireLength = 14 + 40 + added + (ipTotal - v.ipHeaderLength)
     }
     return out
 }
