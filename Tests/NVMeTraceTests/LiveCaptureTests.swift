@@ -254,6 +254,36 @@ final class LoopbackSocket {
         _ = sockets
     }
 
+    /// --duration alone ends a capture, not before its time: were it ignored, the capture would
+    /// run until the time limit kills it.
+    @Test(.enabled(if: canCaptureOnLoopback(), "needs a capture device on lo"))
+    func durationEndsTheCapture() throws {
+        let (_, port) = LoopbackSocket.listener()
+        let p = try Self.startLive(["-i", "lo", "--duration", "1", "--format", "json", "tcp port \(port)"])
+        let listening = Date()
+        let run = try p.wait(seconds: 15)
+        #expect(Date().timeIntervalSince(listening) > 0.8)
+        #expect(run.status == 0, "\(run.stderr)")
+        let doc = try Self.finalReport("\n" + run.stdout)
+        #expect((doc["capture"] as? [String: Any])?["frames"] as? Int == 0)
+    }
+
+    /// "listening on" means a signal from then on stops the capture cleanly: it is neither lost
+    /// (the capture would run on) nor fatal (status 130, no report). Five times, since a signal
+    /// sent while a handler is being installed is lost only sometimes.
+    @Test(.enabled(if: canCaptureOnLoopback(), "needs a capture device on lo"))
+    func signalRightAfterListeningEndsTheCapture() throws {
+        let (_, port) = LoopbackSocket.listener()
+        for _ in 0..<5 {
+            let p = try Self.startLive(["-i", "lo", "--format", "json", "tcp port \(port)"])
+            p.send(signal: SIGINT)
+            let run = try p.wait(seconds: 10)
+            #expect(run.status == 0, "\(run.stderr)")
+            let doc = try Self.finalReport("\n" + run.stdout)
+            #expect((doc["capture"] as? [String: Any])?["frames"] as? Int == 0)
+        }
+    }
+
     @Test(.enabled(if: canCaptureOnLoopback(), "needs a capture device on lo"))
     func openErrorsAreExplained() throws {
         let bad = try runCLI(["-i", "nosuchif0"], seconds: 30)

@@ -68,6 +68,7 @@ final class ChildOutput: @unchecked Sendable {
     /// Waits until `predicate` holds for the text so far; false when the pipe closed without it or
     /// the deadline passed.
     func wait(until deadline: Date, for predicate: (String) -> Bool) -> Bool {
+        let deadline = min(deadline, Date().addingTimeInterval(1e6))  // wait(until: .distantFuture) traps
         condition.lock()
         defer { condition.unlock() }
         while true {
@@ -94,6 +95,7 @@ private final class ExitBox: @unchecked Sendable {
     }
 
     func wait(until deadline: Date) -> Int32? {
+        let deadline = min(deadline, Date().addingTimeInterval(1e6))  // wait(until: .distantFuture) traps
         condition.lock()
         defer { condition.unlock() }
         while status == nil {
