@@ -47,9 +47,10 @@ final class StopFlag: Sendable {
 
 /// Ctrl-C and SIGTERM, taken by a thread of their own with sigwait(3). They are blocked from
 /// before the device is opened, so one that comes at any moment stays pending until that thread
-/// takes it: it stops the capture, never is lost and never kills the process. (Signal dispatch
-/// sources after SIG_IGN lost a signal sent between the two: 4 in 10 Ctrl-Cs sent right after
-/// "listening on" did nothing.) Threads started later inherit the blocked mask.
+/// takes it: it stops the capture, never is lost and never kills the process. (Dispatch signal
+/// sources set up after "listening on" let a Ctrl-C sent right then kill the process, before
+/// SIG_IGN, or vanish, between SIG_IGN and the source's registration: 4 in 10 such Ctrl-Cs left
+/// the capture running.) Threads started later inherit the blocked mask.
 final class StopSignals: Sendable {
     let stop = StopFlag()
     /// The capture loop's breaker while it runs; nil before and after (the pcap handle is closed).
