@@ -131,6 +131,10 @@ struct AnalyzeCommand: ParsableCommand {
         let readOK = analysis.read(paths: decode.files)
         progress.finish()
         for e in analysis.readErrors { err.write("nvmetrace: error: \(e)") }
+        // Not one packet could be read (no file opened, or each ended inside its first record):
+        // only the error, as tcpdump and tshark do. A report would say "0 frames … No findings.",
+        // which a script or a person reading standard output takes for a result.
+        if !readOK && analysis.analyzer.packets == 0 { throw ExitCode(2) }
         var report = analysis.report(engine: engine(), hashFiles: format == .markdown || format == .html)
         try writeEvidence(&report, inputs: decode.files)
         try emit(report)

@@ -20,26 +20,11 @@ func nvmetraceBinary() -> URL? {
     return nil
 }
 
-func runCLI(_ args: [String], stdin: Data? = nil) throws -> CLIRun {
+/// Runs nvmetrace to its end; past `seconds` it is killed and the test fails (ChildProcess).
+func runCLI(_ args: [String], stdin: Data? = nil, environment: [String: String] = [:], seconds: Double = 120) throws -> CLIRun {
     let binary = try #require(nvmetraceBinary(), "nvmetrace executable not found next to the tests")
-    let p = Process()
-    p.executableURL = binary
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    let input = Pipe()
-    p.standardInput = stdin == nil ? FileHandle.nullDevice : input
-    try p.run()
-    if let stdin {
-        input.fileHandleForWriting.write(stdin)
-        try input.fileHandleForWriting.close()
-    }
-    // Read both pipes fully before waiting, so a large output cannot block the child.
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return CLIRun(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    let r = try runChild(binary.path, args, environment: environment, stdin: stdin, seconds: seconds)
+    return CLIRun(status: r.status, stdout: r.stdout, stderr: r.stderr)
 }
 
 @Suite struct CLITests {

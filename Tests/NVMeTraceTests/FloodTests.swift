@@ -9,28 +9,13 @@ import Glibc
 
 /// Runs the nvmetrace executable and returns its exit status, stderr and peak RSS (KiB, as the
 /// process measured itself: wait4's figure would include this test process's memory, which the
-/// child shares until its exec).
+/// child shares until its exec). NVMETRACE_PEAK_RSS is set for that child alone: setenv here would
+/// race with other tests starting processes (they read the environment meanwhile).
 func runMeasured(_ args: [String]) throws -> (status: Int32, stderr: String, maxRSSKiB: Int) {
-    let binary = try #require(nvmetraceBinary())
-    let errURL = temporaryFile("stderr.txt")
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, errURL.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    let argv = [binary.path] + args
-    var cargs = argv.map { strdup($0) } + [nil]
-    defer { cargs.forEach { free($0) } }
-    var pid: pid_t = 0
-    setenv("NVMETRACE_PEAK_RSS", "1", 1)
-    guard posix_spawn(&pid, binary.path, &actions, nil, &cargs, environ) == 0 else { throw CocoaError(.executableLoad) }
-    var status: Int32 = 0
-    var usage = rusage()
-    wait4(pid, &status, 0, &usage)
-    let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
-    let line = try #require(stderr.split(separator: "\n").last { $0.hasPrefix("nvmetrace: peak RSS") })
+    let run = try runCLI(args, environment: ["NVMETRACE_PEAK_RSS": "1"], seconds: 300)
+    let line = try #require(run.stderr.split(separator: "\n").last { $0.hasPrefix("nvmetrace: peak RSS") })
     let kib = try #require(Int(line.split(separator: " ").dropLast().last ?? ""))
-    return ((status >> 8) & 0xFF, stderr, kib)
+    return (run.status, run.stderr, kib)
 }
 
 /// Floods and attacks stay within stated memory bounds (peak RSS of the whole process).

@@ -115,14 +115,8 @@ import Testing
             try Data(try Self.html(sample).utf8).write(to: page)
             let png = dir.appendingPathComponent(sample + ".png")
             try? FileManager.default.removeItem(at: png)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: browser)
-            p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1200",
-                           "--screenshot=\(png.path)", page.path]
-            p.standardOutput = Pipe()
-            p.standardError = Pipe()
-            try p.run()
-            p.waitUntilExit()
+            _ = try runChild(browser, ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1200",
+                                       "--screenshot=\(png.path)", page.path], seconds: 120)
             let size = (try? FileManager.default.attributesOfItem(atPath: png.path)[.size] as? NSNumber)?.intValue ?? 0
             #expect(size > 10_000, "screenshot \(png.path) is \(size) bytes")
         }

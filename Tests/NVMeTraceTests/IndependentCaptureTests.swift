@@ -26,16 +26,11 @@ struct IndependentCaptureTests {
         let out = temporaryFile("independent.pcap").path
         let summaryPath = out + ".json"
         defer { try? FileManager.default.removeItem(atPath: summaryPath) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: independentGeneratorPython!)
-        p.arguments = [script, "-o", out, "--size", "3M", "--seed", "11", "--hosts", "2", "--io-queues", "2",
-                       "--segmentation", shape.segmentation, "--io-size", shape.ioSize, "--summary", summaryPath]
-            + (shape.digests ? ["--digests"] : [])
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0)
+        let run = try runChild(independentGeneratorPython!, [
+            script, "-o", out, "--size", "3M", "--seed", "11", "--hosts", "2", "--io-queues", "2",
+            "--segmentation", shape.segmentation, "--io-size", shape.ioSize, "--summary", summaryPath,
+        ] + (shape.digests ? ["--digests"] : []), seconds: 300)
+        try #require(run.status == 0, "\(run.stderr)")
         let data = try Data(contentsOf: URL(fileURLWithPath: summaryPath))
         let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         return (out, summary)

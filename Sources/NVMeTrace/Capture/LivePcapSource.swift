@@ -136,9 +136,11 @@ public final class LivePcapSource: @unchecked Sendable {
         }
     }
 
-    /// Reads packets until `shouldStop` says so or an error. `onTick` runs after every batch of
-    /// packets and every tick, with the wall clock, so timers fire on quiet links.
-    public func run(onPacket: (Packet) -> Void, onTick: (Int64) -> Void, shouldStop: () -> Bool) throws(CaptureError) {
+    /// Reads packets until `shouldStop` says so, `maxPackets` have been read, or an error.
+    /// `onTick` runs after every batch of packets and every tick, with the wall clock, so timers
+    /// fire on quiet links.
+    public func run(maxPackets: Int? = nil, onPacket: (Packet) -> Void, onTick: (Int64) -> Void,
+                    shouldStop: () -> Bool) throws(CaptureError) {
         guard let handle else { return }
         let ticker = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "nvmetrace.ticker"))
         let interval = DispatchTimeInterval.milliseconds(Int(options.timeoutMs))
@@ -153,7 +155,15 @@ public final class LivePcapSource: @unchecked Sendable {
             let context = DispatchContext(source: self, deliver: deliver)
             let user = Unmanaged.passUnretained(context).toOpaque().assumingMemoryBound(to: UInt8.self)
             while !shouldStop() {
-                let rc = pcap_dispatch(handle, -1, { user, header, data in
+                // -c N: ask for no more than the packets still allowed, so that exactly N are
+                // analysed and saved (a batch is a whole ring-buffer block otherwise, and the
+                // packets after the N-th would be counted, written to -w and analysed).
+                var wanted: Int32 = -1
+                if let maxPackets {
+                    guard framesRead < maxPackets else { break }
+                    wanted = Int32(clamping: maxPackets - framesRead)
+                }
+                let rc = pcap_dispatch(handle, wanted, { user, header, data in
                     guard let user, let header, let data else { return }
                     let ctx = Unmanaged<DispatchContext>.fromOpaque(UnsafeRawPointer(user)).takeUnretainedValue()
                     ctx.source.handle(header: header, data: data, deliver: ctx.deliver)
