@@ -17,6 +17,7 @@ public final class StreamReassembler {
         var offset: UInt64         // stream offset of bytes[0]
         var bytes: [UInt8]
         var missingTail: Int       // bytes announced by IP but not captured (snap length)
+        var ref: FrameRef          // the frame that brought them
         var end: UInt64 { offset + UInt64(bytes.count + missingTail) }
     }
 
@@ -111,7 +112,7 @@ public final class StreamReassembler {
             if ackedHoleAge >= 0 && maxAckedOffset <= nextOffset { ackedHoleAge = -1 }
         } else {
             stats.outOfOrderSegments += 1
-            buffer(offset: start, payload: payload, missingTail: length - payload.count)
+            buffer(offset: start, payload: payload, missingTail: length - payload.count, ref: ref)
             if bufferedCost > maxBufferedBytes {
                 // One segment can add several pieces: give up holes until the buffer fits again.
                 repeat { skipToFirstPending(ref: ref) } while pendingCount > 0 && bufferedCost > maxBufferedBytes
@@ -156,7 +157,7 @@ public final class StreamReassembler {
             skipToFirstPending(ref: ref)
         } else if maxAckedOffset > nextOffset + 1 || (pendingCount > 0 && maxAckedOffset > nextOffset) {
             gap(maxAckedOffset - nextOffset, ref: ref)
-            if pendingCount > 0 { drainPending(ref: ref) }
+            if pendingCount > 0 { drainPending(ref: ref, ownFrames: true) }
         }
     }
 
@@ -217,10 +218,14 @@ public final class StreamReassembler {
         return maxAckedOffset > nextOffset && maxAckedOffset >= first.offset
     }
 
+    /// Gives up the hole before the first buffered piece. The pieces then delivered carry the
+    /// frames that brought them, not the one that gave the hole up: nothing arrived to complete
+    /// them, and a Keep Alive seen at frame 128 must not be dated by the ACK at frame 131 that
+    /// ended the wait for a retransmission (or, at a flush, by the end of the capture).
     private func skipToFirstPending(ref: FrameRef) {
         guard let first = pending.first else { return }
         if first.offset > nextOffset { gap(first.offset - nextOffset, ref: ref) }
-        drainPending(ref: ref)
+        drainPending(ref: ref, ownFrames: true)
     }
 
     private func gap(_ length: UInt64, cause: GapCause = .lost, ref: FrameRef) {
@@ -249,7 +254,10 @@ public final class StreamReassembler {
         }
     }
 
-    private func drainPending(ref: FrameRef) {
+    /// Delivers the buffered pieces that now continue the stream: attributed to `ref`, the frame
+    /// that filled the hole before them (as Wireshark shows a reassembled PDU), or with
+    /// `ownFrames` (the hole was given up) each to the frame that brought it.
+    private func drainPending(ref: FrameRef, ownFrames: Bool = false) {
         while pendingCount > 0, let first = pending.first, first.offset <= nextOffset {
             pending.removeFirst()
             pendingCount -= 1
@@ -257,7 +265,7 @@ public final class StreamReassembler {
             if first.end <= nextOffset { continue }
             let skip = Int(nextOffset - first.offset)
             first.bytes.withUnsafeBytes { raw in
-                deliver(payload: raw, missingTail: first.missingTail, skip: skip, ref: ref)
+                deliver(payload: raw, missingTail: first.missingTail, skip: skip, ref: ownFrames ? first.ref : ref)
             }
         }
     }
@@ -275,7 +283,7 @@ public final class StreamReassembler {
     }
 
     /// Inserts a copy of the bytes not already buffered, keeping `pending` sorted and disjoint.
-    private func buffer(offset start: UInt64, payload: UnsafeRawBufferPointer, missingTail: Int) {
+    private func buffer(offset start: UInt64, payload: UnsafeRawBufferPointer, missingTail: Int, ref: FrameRef) {
         var cursor = start
         let end = start + UInt64(payload.count + missingTail)
         var index = firstPending(endingAfter: start)
@@ -290,7 +298,7 @@ public final class StreamReassembler {
                 let capturedTo = min(to, payload.count)
                 let bytes = from < capturedTo ? Array(payload[from..<capturedTo]) : []
                 let missing = (to - from) - bytes.count
-                pieces.append((index, Pending(offset: cursor, bytes: bytes, missingTail: missing)))
+                pieces.append((index, Pending(offset: cursor, bytes: bytes, missingTail: missing, ref: ref)))
                 cursor = limit
             }
             if index < pending.count && cursor < end {

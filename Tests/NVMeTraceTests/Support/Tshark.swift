@@ -22,7 +22,7 @@ enum Tshark {
         if let filter { args += ["-Y", filter] }
         args += ["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"]
         for f in fields { args += ["-e", f] }
-        let run = try runTool(try binary(), args, timeout: 60)
+        let run = try runChild(try binary(), args, seconds: 60)
         let complaints = run.stderr.split(separator: "\n").filter { !$0.hasPrefix("Running as user") }
         #expect(run.status == 0 && complaints.isEmpty, "tshark -Y '\(filter ?? "")': \(run.stderr)")
         return run.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
