@@ -65,6 +65,11 @@ struct ConnectFact: Equatable, CustomStringConvertible {
     var sqsize: Int
     var subnqn: String?
     var hostnqn: String?
+    /// Seconds since the first packet, where the ground truth gives it (not compared).
+    var time: Double? = nil
+    static func == (a: ConnectFact, b: ConnectFact) -> Bool {
+        (a.frame, a.qid, a.kato, a.sqsize, a.subnqn, a.hostnqn) == (b.frame, b.qid, b.kato, b.sqsize, b.subnqn, b.hostnqn)
+    }
     var description: String { "frame \(frame) qid \(qid) kato \(kato) sqsize \(sqsize) \(subnqn ?? "-") \(hostnqn ?? "-")" }
 }
 
@@ -143,7 +148,8 @@ struct GroundTruth {
         connections = (tshark["connections"] as! [[String: Any]]).map { c in
             let connects = (c["connects"] as! [[String: Any]]).map { x in
                 ConnectFact(frame: x["frame"] as! Int, qid: x["qid"] as! Int, kato: x["kato_ms"] as! Int,
-                            sqsize: x["sqsize"] as! Int, subnqn: x["subnqn"] as? String, hostnqn: x["hostnqn"] as? String)
+                            sqsize: x["sqsize"] as! Int, subnqn: x["subnqn"] as? String, hostnqn: x["hostnqn"] as? String,
+                            time: x["t"] as? Double)
             }
             let hd = c["hdgst_status"] as? [String: Int] ?? [:]
             let dd = c["ddgst_status"] as? [String: Int] ?? [:]
