@@ -142,4 +142,46 @@ import NVMeTraceSynth
         #expect(loop.title.contains(SynthCapture.hostnqn) && loop.title.contains("3 associations"), "\(loop.title)")
         #expect(loop.severity == .warning)
     }
+
+    /// A Keep Alive the host sent (the target acknowledged it) but the capture lost.
+    static func lostKeepAlive(_ a: NVMeScript, cid: UInt16, at t: Int64) {
+        a.tcp.send(fromClient: true, PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x18, cid: cid)), at: t, drop: [0])
+        a.tcp.send(fromClient: false, PDUBuilder.capsuleResp(cid: cid), at: t + 300_000)
+    }
+
+    /// A gap that spans host bytes the capture lost is no evidence of a long gap: the lost bytes
+    /// may have held a restart. The same gap with nothing lost is a finding.
+    @Test(arguments: [false, true])
+    func marginGapAcrossCaptureLoss(lost: Bool) throws {
+        let s = SynthCapture()
+        let a = RuleScenario.admin(s, keepAlives: [2.5, 5])
+        if lost { Self.lostKeepAlive(a, cid: 900, at: s.t(8.5)) }
+        a.keepAlive(at: s.t(13))  // 8 s after the last Keep Alive the capture shows
+        a.tcp.fin(fromClient: true, at: s.t(14))
+        let r = s.report()
+        #expect(r.findings("keep-alive-margin").count == (lost ? 0 : 1), "\(r.findings.map(\.title))")
+        let u = r.unjudged.filter { $0.rule == "keep-alive-margin" }
+        #expect(u.count == (lost ? 1 : 0))
+        if lost { #expect(u.first?.reason.contains("spans bytes the host sent that the capture lost") == true, "\(u)") }
+    }
+
+    /// Likewise a silence before a teardown, or at the end of the capture, after which host
+    /// bytes were lost.
+    @Test(arguments: [false, true], [false, true])
+    func silenceAfterCaptureLoss(lost: Bool, teardown: Bool) throws {
+        let s = SynthCapture()
+        let a = RuleScenario.admin(s, keepAlives: [5, 10, 15, 20])
+        if lost { Self.lostKeepAlive(a, cid: 900, at: s.t(25)) }
+        if teardown {
+            a.tcp.fin(fromClient: false, at: s.t(35))
+        } else {
+            s.packets.append((s.t(35), PacketBuilder.tcp(from: s.host, 1, to: s.target, 2, seq: 0, ack: 0, flags: PacketBuilder.syn)))
+        }
+        let rule = teardown ? "keep-alive-expired" : "keep-alive-overdue"
+        let r = s.report()
+        #expect(r.findings(rule).count == (lost ? 0 : 1), "\(r.findings.map(\.title))")
+        let u = r.unjudged.filter { $0.rule == rule }
+        #expect(u.count == (lost ? 1 : 0), "\(u.map(\.reason))")
+        if lost { #expect(u.first?.reason.contains("were lost from the capture") == true, "\(u.map(\.reason))") }
+    }
 }

@@ -15,6 +15,9 @@ public final class Analyzer {
     /// model). Set it before reading: each connection decides when it starts.
     public var onPlainIOPDU: ((PlainIOPDU) -> Void)?
     public var onDiagnostic: ((Diagnostic) -> Void)?
+    /// Bytes the host sent on a connection were lost from the capture between PDUs (a hole no
+    /// PDU header spans): a command may have been among them.
+    public var onHostBytesLost: ((_ connection: Int, FrameRef) -> Void)?
     /// Called when a connection leaves the flow table (closed and lingered, evicted, or at the end
     /// of the input), after its last PDU.
     public var onFlowEnd: ((Flow) -> Void)?

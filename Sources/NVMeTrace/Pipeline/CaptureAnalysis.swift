@@ -23,6 +23,7 @@ public final class CaptureAnalysis {
         let tracker = self.tracker
         analyzer.onPDUView = { tracker.record($0) }
         analyzer.onPlainIOPDU = { tracker.record($0) }
+        analyzer.onHostBytesLost = { id, _ in tracker.hostBytesLost(connection: id) }
         let analyzer = self.analyzer
         analyzer.onFlowEnd = { [unowned analyzer] in
             tracker.flowEnded($0, unframedBytes: analyzer.unframedBytes(of: $0), nvmeTCP: analyzer.isNVMeTCP($0))

@@ -150,6 +150,9 @@ final class NVMeTCPConnection: PDUFramerDelegate {
             return
         }
         let d = dir == .clientToServer ? 0 : 1
+        if case let .gap(_, false, .lost, _) = event, dir == .clientToServer {
+            analyzerRef._withUnsafeGuaranteedRef { $0.onHostBytesLost?(flowIndex, ref) }
+        }
         switch event {
         case let .gap(_, inside, _, _): if !inside { missedBytes[d] = true }
         case .invalidHeader: missedBytes[d] = true

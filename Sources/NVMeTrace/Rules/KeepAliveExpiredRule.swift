@@ -41,6 +41,10 @@ struct KeepAliveExpiredRule: Rule {
             case .exceeds(_, let text):
                 katoText = text
             }
+            if view.series.lossSinceLast {
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "\(formatSeconds(silence)) of silence before the target's teardown, but bytes the host sent after its last timer restart (frame \(last.ref.frame)) were lost from the capture: a later restart may have been among them"))
+                continue
+            }
             let restart = last.command == nil ? "timer start (the Connect; no Keep Alive followed)"
                 : view.restartNoun == "Keep Alive" ? "Keep Alive"
                 : ctl.tbkas == true ? "command (\(last.what); under TBKAS any command restarts the timer)"

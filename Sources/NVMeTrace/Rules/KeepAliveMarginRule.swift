@@ -20,11 +20,24 @@ struct KeepAliveMarginRule: Rule {
                 out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: view.unknownReason))
                 continue
             }
-            guard let gap = view.series.maxGap else { continue }
+            // A gap across host bytes the capture lost may hold a restart: it is no evidence of a
+            // long gap, but where it would be too long the rule says it could not judge.
+            let acrossLoss = view.series.maxGapAcrossLoss.flatMap { g -> Unjudged? in
+                switch view.compare(g.seconds, fraction: config.marginFraction, what: "gap") {
+                case .notApplicable, .within: return nil
+                case .undecided, .exceeds:
+                    return Unjudged(rule: id, connection: admin.id, reason: "the \(formatSeconds(g.seconds)) gap between frame \(g.from.ref.frame) and frame \(g.to.ref.frame) spans bytes the host sent that the capture lost: timer restarts may have been among them")
+                }
+            }
+            guard let gap = view.series.maxGap else {
+                if let acrossLoss { out.unjudged.append(acrossLoss) }
+                continue
+            }
             let kato: Double
             let katoText: String
             switch view.compare(gap.seconds, fraction: config.marginFraction, what: "gap") {
             case .notApplicable, .within:
+                if let acrossLoss { out.unjudged.append(acrossLoss) }
                 continue
             case .undecided(let reason):
                 out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: reason))

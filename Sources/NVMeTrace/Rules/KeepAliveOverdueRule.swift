@@ -30,6 +30,10 @@ struct KeepAliveOverdueRule: Rule {
             case .exceeds(_, let text):
                 katoText = text
             }
+            if view.series.lossSinceLast {
+                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "silent \(formatSeconds(silence)) at the end of the capture, but bytes the host sent after its last timer restart (frame \(last.ref.frame)) were lost from the capture: a later restart may have been among them"))
+                continue
+            }
             out.findings.append(finding(
                 title: "Keep Alive overdue on \(describe(admin)): silent \(formatSeconds(silence)) at capture end (\(view.katoTitle))",
                 connection: admin.id, ref: model.captureEnd,

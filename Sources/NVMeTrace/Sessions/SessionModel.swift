@@ -44,14 +44,27 @@ public struct Gap: Sendable, Equatable {
 
 /// A series of timer-restarting commands, kept as running figures (last one, largest gap) so
 /// memory does not grow with the capture.
+///
+/// Host bytes lost from the capture between two restarts (`hostBytesLost`) may have held a
+/// restart: such a gap is kept apart (`maxGapAcrossLoss`), so that `maxGap` is only ever a
+/// silence the capture shows.
 public struct TimerSeries: Sendable, Equatable {
     public private(set) var count = 0
     public private(set) var first: TimerEvent?
     public private(set) var last: TimerEvent?
+    /// The largest gap with no host bytes lost from the capture in it.
     public private(set) var maxGap: Gap?
+    /// The largest gap across host bytes lost from the capture: a restart may have been among them.
+    public private(set) var maxGapAcrossLoss: Gap?
+    /// Host bytes were lost from the capture after `last`.
+    public private(set) var lossSinceLast = false
     /// `maxGap`'s length: compared as an integer, so no `Gap` is built for a gap that is not the
     /// largest (this runs for every command of a controller).
     private var maxGapNs: Int64 = .min
+    private var maxGapAcrossLossNs: Int64 = .min
+
+    /// Bytes the host sent were lost from the capture (not inside a PDU whose header was seen).
+    mutating func hostBytesLost() { lossSinceLast = true }
 
     mutating func add(_ e: TimerEvent) {
         if let last, e.ref.timeNs < last.ref.timeNs {
@@ -70,11 +83,17 @@ public struct TimerSeries: Sendable, Equatable {
         }
         if let lastNs = last?.ref.timeNs {
             let ns = e.ref.timeNs &- lastNs
-            if ns > maxGapNs, let last {
+            if lossSinceLast {
+                if ns > maxGapAcrossLossNs, let last {
+                    maxGapAcrossLoss = Gap(from: last, to: e)
+                    maxGapAcrossLossNs = ns
+                }
+            } else if ns > maxGapNs, let last {
                 maxGap = Gap(from: last, to: e)
                 maxGapNs = ns
             }
         }
+        lossSinceLast = false
         if first == nil { first = e }
         last = e
         count += 1

@@ -66,6 +66,15 @@ public final class SessionTracker {
         update(&connections[index], with: r, fromHost: r.fromHost, ref: r.pdu.ref)
     }
 
+    /// Bytes the host sent on connection `id` were lost from the capture between PDUs: a command
+    /// may have been among them, so the gap in the controller's timer series that spans them is
+    /// not a silence the capture shows (the Keep Alive series only for its admin queue).
+    public func hostBytesLost(connection id: Int) {
+        guard let i = position(of: id), let ctl = connections[i].controller else { return }
+        controllers[ctl].anyCommand.hostBytesLost()
+        if controllers[ctl].adminConnection == id { controllers[ctl].keepAlives.hostBytesLost() }
+    }
+
     /// A PDU of plain I/O traffic: what `record` does for it, without the decoded PDU.
     public func record(_ p: PlainIOPDU) {
         let index = connectionIndex(p.connection, fromHost: p.fromHost, src: p.src, dst: p.dst, firstRef: p.firstRef)
