@@ -294,9 +294,10 @@ func basisEntries(_ v: Any?) -> [[String: Any]] {
 
     @Test(arguments: sampleNames) func findingsCiteFramesThatShowWhatTheySay(_ name: String) throws {
         let s = try ReportSamples.shared.get(name)
-        let got = s.findings.map { "\($0["rule"] as? String ?? "?")@\($0["connection"] as? Int ?? -1)" }
+        let findings = try #require(s.doc["findings"] as? [[String: Any]], "\(name): no findings array")
+        let got = findings.map { "\($0["rule"] as? String ?? "?")@\($0["connection"] as? Int ?? -1)" }
         #expect(got.sorted() == s.truth.expectedFindings.sorted(), "\(name): findings")
-        for f in s.findings {
+        for f in findings {
             let rule = f["rule"] as? String ?? "?"
             let connection = f["connection"] as? Int
             let what = "\(name) \(rule) on connection \(connection.map(String.init) ?? "-")"
@@ -350,9 +351,12 @@ func basisEntries(_ v: Any?) -> [[String: Any]] {
         let what = name
         expectString(s.doc, "schema", "nvmetrace.report/1", what)
         expectString(s.doc, "version", NVMeTraceVersion.string, what)
+        for key in ["connections", "controllers", "chains", "findings", "unjudged"] {
+            #expect(s.doc[key] is [Any], "\(name): \(key) is \(String(describing: s.doc[key])), not an array")
+        }
         // Every Connect and every byte was captured: no rule has a reason not to judge.
         #expect(s.truth.connections.allSatisfy { !$0.connects.isEmpty && $0.bytesNotCaptured == 0 })
-        #expect(s.unjudged.isEmpty, "\(name): unjudged \(s.unjudged)")
+        #expect(s.doc["unjudged"] as? [Any] != nil && s.unjudged.isEmpty, "\(name): unjudged \(String(describing: s.doc["unjudged"]))")
         let warnings = try #require(s.doc["warnings"] as? [String: Any])
         expectInt(warnings, "count", 0, what)
         #expect((warnings["first"] as? [Any])?.isEmpty == true && (warnings["readErrors"] as? [Any])?.isEmpty == true, "\(name): \(warnings)")
@@ -381,6 +385,27 @@ func basisEntries(_ v: Any?) -> [[String: Any]] {
         #expect(q["midStreamConnections"] as? [Int] == [], "\(name): midStreamConnections")
         expectBool(q, "whole", true, what)
         #expect(s.doc["evidence"] == nil, "\(name): evidence without --evidence")
+    }
+
+    /// A file that ends inside its last record: the report is still printed (exit status 2), its
+    /// read error names the file and the frame, and what came before was analysed.
+    @Test func aFileCutInsideARecordIsAReadError() throws {
+        let name = "A-persistent-discovery-kato0"
+        let truth = try GroundTruth(sample: name)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: samplePath(name)))
+        let url = temporaryFile("truncated.pcap")
+        try bytes.prefix(bytes.count - 30).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let run = try runCLI(["--format", "json", "--fail-on", "none", url.path])
+        #expect(run.status == 2)
+        let doc = try jsonDocument(run.stdout)
+        let warnings = try #require(doc["warnings"] as? [String: Any])
+        let readErrors = warnings["readErrors"] as? [String] ?? []
+        #expect(readErrors.count == 1 && readErrors.allSatisfy { $0.contains(url.path) && $0.contains("frame \(truth.packets)") },
+                "\(readErrors)")
+        let capture = try #require(doc["capture"] as? [String: Any])
+        expectInt(capture, "frames", truth.packets - 1, "truncated \(name)")
+        #expect((doc["connections"] as? [Any])?.count == truth.connections.count)
     }
 
     // MARK: cut and mid-stream

@@ -5,7 +5,7 @@ import NVMeTraceSynth
 
 // Every JSON report and every `pdus --format json` line nvmetrace prints for the samples, for cut
 // and mid-stream variants of each, for runs over several files, standard input, evidence files, a
-// synthetic capture holding what the samples lack (an AER completion, a termination request, a
+// file cut inside a record, a synthetic capture holding what the samples lack (an AER completion, a termination request, a
 // digest mismatch, a C2HData that completes its command, every rule), an empty capture and IPv6,
 // validated by a real JSON Schema validator (python3-jsonschema, draft 2020-12) against the
 // schemas kept in schemas/ (issue #14). The validator runs once, over all of them.
@@ -21,7 +21,7 @@ enum JSONOutputCorpus {
     }
     struct Built: Sendable {
         var outputs: [Output]
-        /// Runs that did not exit 0 or printed nothing.
+        /// Runs that did not exit as expected or printed no report.
         var problems: [String]
         var seconds: Double
         var reports: [String] { outputs.filter { $0.kind == .report }.map(\.path) }
@@ -43,6 +43,7 @@ enum JSONOutputCorpus {
         var kind: Kind
         var args: [String]
         var stdin: Data? = nil
+        var status: Int32 = 0
     }
 
     private final class Collected: @unchecked Sendable {
@@ -97,6 +98,11 @@ enum JSONOutputCorpus {
                                         samplePath("E-keepalive-stall")]))
         runs.append(Run(label: "A with --evidence", kind: .report,
                         args: report + ["--evidence", dir.appendingPathComponent("A-evidence.pcap").path, samplePath("A-persistent-discovery-kato0")]))
+        // A file that ends inside its last record: exit status 2, a read error in the report.
+        let a = try Data(contentsOf: URL(fileURLWithPath: samplePath("A-persistent-discovery-kato0")))
+        let truncatedFile = dir.appendingPathComponent("A-truncated.pcap")
+        try a.prefix(a.count - 30).write(to: truncatedFile)
+        runs.append(Run(label: "A cut inside its last record", kind: .report, args: report + [truncatedFile.path], status: 2))
         let synthetic = syntheticCapture()
         both("synthetic capture", [synthetic])
         both("synthetic capture, data digests verified", [synthetic], ["--verify-data-digests"])
@@ -113,7 +119,7 @@ enum JSONOutputCorpus {
                 try Data(run.stdout.utf8).write(to: URL(fileURLWithPath: path))
                 let lines = run.stdout.split(separator: "\n").count
                 var problem: String?
-                if run.status != 0 { problem = "\(r.label) (\(r.kind)): exit status \(run.status): \(run.stderr.prefix(500))" }
+                if run.status != r.status { problem = "\(r.label) (\(r.kind)): exit status \(run.status): \(run.stderr.prefix(500))" }
                 if r.kind == .report && lines == 0 { problem = "\(r.label): no report printed" }
                 collected.add(i, Output(label: r.label, kind: r.kind, path: path, lines: lines), problem: problem)
             } catch {
