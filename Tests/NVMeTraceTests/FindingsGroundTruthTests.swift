@@ -179,7 +179,7 @@ import Testing
         #expect(run.stdout.isEmpty)
         let md = try String(contentsOf: out, encoding: .utf8)
         #expect(md.contains(truth.sha256))
-        #expect(md.contains("\(truth.bytes) bytes"))
+        #expect(md.contains("\(truth.fileBytes) bytes"))
         let (frames, streams) = try Self.expectedExpiry()
         #expect(md.contains("`frame.number in {\(frames.map(String.init).joined(separator: ", "))}`"))
         #expect(md.contains("`tcp.stream in {\(streams.map(String.init).joined(separator: ", "))}`"))

@@ -123,16 +123,61 @@ struct GroundTruth {
         /// Packets of the connection, as tshark counts them.
         var packets: Int
         var finTargetTime: Double?
-        /// "admin" or "io".
-        var queue: String
         var keepAliveMaxGap: Double?
+        // The JSON output tests (issue #14) read these too.
+        /// Times of the first and last packet (seconds since the capture's first packet).
+        var firstPacketTime = 0.0
+        var lastPacketTime = 0.0
+        /// "admin" or "io" (from the Connect's QID).
+        var queue: String
+        /// Every Keep Alive command's time.
+        var keepAliveTimes: [Double] = []
+        /// The independent parser's view of each Connect (same order as `connects`).
+        var connectDetails: [ConnectDetail] = []
+        /// ICReq and ICResp as the independent parser read them.
+        var icReq: ICFacts?
+        var icResp: ICFacts?
+        /// Stream bytes not captured (both directions) and PDUs only partly captured.
+        var bytesNotCaptured = 0
+        var pdusPartlyCaptured = 0
+        /// tshark's "previous segment not captured" count (bytes lost before the capture point).
+        var segmentsNotCaptured = 0
+        /// Labels derived from the kernel logs (`ground_truth_labels`).
+        var label: Label?
+    }
+    struct ConnectDetail {
+        var hostid: String
+        /// CNTLID in the Connect data (0xFFFF: any, on an admin queue) and in the response.
+        var cntlid: Int
+        var responseStatus: Int
+        var responseCntlid: Int?
+    }
+    /// ICReq (HPDA, MAXR2T) or ICResp (CPDA, MAXH2CDATA) fields.
+    struct ICFacts {
+        var hdgst: Bool
+        var ddgst: Bool
+        var pda: Int
+        var max: Int
+    }
+    struct Label {
+        var role: String
+        var persistentDiscovery: Bool?
+        var flagKATO0PersistentDiscovery: Bool
+        var tornDownByKeepAliveExpiry: Bool
     }
     var packets: Int
-    /// The capture file's size, SHA-256 and span (first to last packet), from capinfos.
-    var bytes: Int
+    /// The capture file's SHA-256.
     var sha256: String
-    var duration: Double
     var connections: [Connection]
+    /// File size and the file header's snap length (capinfos).
+    var fileBytes = 0
+    var snapLength = 0
+    /// Seconds from the first to the last packet, and the first packet's time (UTC, ISO 8601).
+    var duration = 0.0
+    var firstPacketUTC = ""
+    var lastPacketUTC = ""
+    /// Packets the independent parser found cut by the snap length.
+    var packetsCutBySnapLength = 0
     /// Every PDU tshark decoded, over all connections.
     var totalPDUs: Int { connections.reduce(0) { $0 + $1.pduTypes.values.reduce(0, +) } }
 
@@ -141,9 +186,7 @@ struct GroundTruth {
         let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         let capture = root["capture"] as! [String: Any]
         packets = capture["packets"] as! Int
-        bytes = capture["bytes"] as! Int
         sha256 = capture["sha256"] as! String
-        duration = capture["duration_s"] as! Double
         let tshark = root["tshark"] as! [String: Any]
         connections = (tshark["connections"] as! [[String: Any]]).map { c in
             let connects = (c["connects"] as! [[String: Any]]).map { x in
@@ -160,8 +203,49 @@ struct GroundTruth {
                 connects: connects, closedBy: c["closed_by"] as? String, closeHow: c["close_how"] as? String,
                 closeTime: c["close_t"] as? Double, hdgstOK: hd["1"] ?? 0, ddgstOK: dd["1"] ?? 0,
                 keepAliveLast: (c["keep_alive"] as! [String: Any])["last_t"] as? Double,
-                packets: c["packets"] as! Int, finTargetTime: c["fin_target_t"] as? Double, queue: c["queue"] as! String,
-                keepAliveMaxGap: (c["keep_alive"] as! [String: Any])["max_gap_s"] as? Double)
+                packets: c["packets"] as! Int, finTargetTime: c["fin_target_t"] as? Double,
+                keepAliveMaxGap: (c["keep_alive"] as! [String: Any])["max_gap_s"] as? Double, queue: c["queue"] as! String)
+        }
+        fileBytes = capture["bytes"] as! Int
+        duration = capture["duration_s"] as! Double
+        firstPacketUTC = capture["first_packet_time"] as! String
+        lastPacketUTC = capture["last_packet_time"] as! String
+        let limit = (capture["capinfos"] as! [String: Any])["Packet size limit"] as! String  // "file hdr: 262144 bytes"
+        snapLength = Int(limit.split(separator: " ").first { Int($0) != nil }!)!
+        let parser = root["independent_parser"] as! [String: Any]
+        packetsCutBySnapLength = parser["packets_cut_by_snaplen"] as! Int
+        let parsed = parser["connections"] as! [[String: Any]]
+        let labels = root["ground_truth_labels"] as? [[String: Any]] ?? []
+        let tsharkConnections = tshark["connections"] as! [[String: Any]]
+        for i in connections.indices {
+            let t = tsharkConnections[i]
+            connections[i].firstPacketTime = t["first_packet_t"] as! Double
+            connections[i].lastPacketTime = t["last_packet_t"] as! Double
+            connections[i].keepAliveTimes = (t["keep_alive"] as! [String: Any])["times_t"] as? [Double] ?? []
+            connections[i].segmentsNotCaptured = t["tcp_previous_segment_not_captured"] as? Int ?? 0
+            let host = connections[i].host, target = connections[i].target
+            if let p = parsed.first(where: { $0["host"] as? String == host && $0["target"] as? String == target }) {
+                connections[i].connectDetails = (p["connects"] as! [[String: Any]]).map { x in
+                    ConnectDetail(hostid: x["hostid"] as! String, cntlid: x["cntlid"] as! Int,
+                                  responseStatus: x["response_status"] as! Int, responseCntlid: x["response_cntlid"] as? Int)
+                }
+                if let q = p["icreq"] as? [String: Any] {
+                    connections[i].icReq = ICFacts(hdgst: q["hdgst"] as! Bool, ddgst: q["ddgst"] as! Bool, pda: q["hpda"] as! Int,
+                                                   max: q["maxr2t"] as! Int)
+                }
+                if let r = p["icresp"] as? [String: Any] {
+                    connections[i].icResp = ICFacts(hdgst: r["hdgst"] as! Bool, ddgst: r["ddgst"] as! Bool, pda: r["cpda"] as! Int,
+                                                    max: r["maxh2cdata"] as! Int)
+                }
+                let notCaptured = p["bytes_not_captured"] as? [String: Int] ?? [:]
+                connections[i].bytesNotCaptured = notCaptured.values.reduce(0, +)
+                connections[i].pdusPartlyCaptured = p["pdus_partly_captured"] as? Int ?? 0
+            }
+            if let l = labels.first(where: { $0["host"] as? String == host && $0["target"] as? String == target }) {
+                connections[i].label = Label(role: l["role"] as! String, persistentDiscovery: l["persistent_discovery"] as? Bool,
+                                             flagKATO0PersistentDiscovery: l["flag_kato0_persistent_discovery"] as? Bool ?? false,
+                                             tornDownByKeepAliveExpiry: l["torn_down_by_target_keepalive_expiry"] as? Bool ?? false)
+            }
         }
     }
 }
