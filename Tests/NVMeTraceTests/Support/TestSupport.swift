@@ -115,8 +115,15 @@ struct GroundTruth {
         var hdgstOK: Int
         var ddgstOK: Int
         var keepAliveLast: Double?
+        /// Seconds since the capture's first packet (tshark's frame.time_relative).
+        var firstPacketTime: Double
+        var lastPacketTime: Double
+        /// "admin" or "io" (a discovery controller's queue is "admin").
+        var queue: String
     }
     var packets: Int
+    /// From the capture's first packet to its last, in seconds (capinfos).
+    var duration: Double
     var connections: [Connection]
     /// Every PDU tshark decoded, over all connections.
     var totalPDUs: Int { connections.reduce(0) { $0 + $1.pduTypes.values.reduce(0, +) } }
@@ -125,6 +132,9 @@ struct GroundTruth {
         let url = samplesDirectory.appendingPathComponent(sample + ".json")
         let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         packets = (root["capture"] as! [String: Any])["packets"] as! Int
+        let capinfos = (root["capture"] as! [String: Any])["capinfos"] as! [String: Any]
+        // "100.784889 seconds"
+        duration = Double((capinfos["Capture duration"] as! String).split(separator: " ")[0])!
         let tshark = root["tshark"] as! [String: Any]
         connections = (tshark["connections"] as! [[String: Any]]).map { c in
             let connects = (c["connects"] as! [[String: Any]]).map { x in
@@ -139,7 +149,9 @@ struct GroundTruth {
                 keepAlives: (c["keep_alive"] as! [String: Any])["count"] as! Int,
                 connects: connects, closedBy: c["closed_by"] as? String, closeHow: c["close_how"] as? String,
                 closeTime: c["close_t"] as? Double, hdgstOK: hd["1"] ?? 0, ddgstOK: dd["1"] ?? 0,
-                keepAliveLast: (c["keep_alive"] as! [String: Any])["last_t"] as? Double)
+                keepAliveLast: (c["keep_alive"] as! [String: Any])["last_t"] as? Double,
+                firstPacketTime: c["first_packet_t"] as! Double, lastPacketTime: c["last_packet_t"] as! Double,
+                queue: c["queue"] as! String)
         }
     }
 }
