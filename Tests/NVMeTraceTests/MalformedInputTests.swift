@@ -125,12 +125,25 @@ import NVMeTraceSynth
     /// finishes and every report format renders, never traps, and each report is whole and tells
     /// the same story: the JSON parses and counts the frames written; the text, Markdown and HTML
     /// reports carry its frame, connection and finding counts; the HTML is one whole page whose
-    /// SVG parses as XML (damaged NQNs and the like escaped), with a bar per connection, a teardown
-    /// mark per connection the target closed and a finding marker per finding on a connection.
+    /// SVG parses as XML, with a bar per connection, a teardown mark per connection the target
+    /// closed and a finding marker per finding on a connection. The host NQN is made markup
+    /// first, and the page must show it as text.
     @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
     func mutatedCapturesNeverTrap(seed: UInt64) throws {
         var rng = SplitMix64(seed: seed)
         var c = seed % 2 == 0 ? SampleCaptures.a : SampleCaptures.e
+        // Part of the host NQN in the Connect data (both samples' host) becomes markup, same length.
+        let plain = Array("6a7c3b1e-2f4d".utf8)
+        let markup = Array("</h3><b>&\"'xx".utf8)
+        try #require(markup.count == plain.count)
+        var replaced = 0
+        for i in c.packets.indices {
+            let b = c.packets[i].bytes
+            guard let at = (0...max(0, b.count - plain.count)).first(where: { b.count >= plain.count && Array(b[$0..<$0 + plain.count]) == plain }) else { continue }
+            c.packets[i].bytes.replaceSubrange(at..<at + plain.count, with: markup)
+            replaced += 1
+        }
+        #expect(replaced >= 2, "the host NQN was not found in the Connects")
         for _ in 0..<200 {
             let i = Int.random(in: 0..<c.packets.count, using: &rng)
             guard !c.packets[i].bytes.isEmpty else { continue }
@@ -200,6 +213,13 @@ import NVMeTraceSynth
         #expect(svg["path.hostclose"] ?? 0 == connections.filter { $0["closedBy"] as? String == "host" }.count, "HTML host-close marks")
         let pinned = ["error", "warning", "info"].map { svg["path.finding-" + $0] ?? 0 }.reduce(0, +)
         #expect(pinned == findings.filter { $0["connection"] is Int }.count, "HTML finding markers")
+        // The host NQN, where a chain's title carries it, is text on the page, not markup.
+        let hostile = String(decoding: markup, as: UTF8.self)
+        let chains = try #require(root["chains"] as? [[String: Any]])
+        if chains.contains(where: { ($0["hostnqn"] as? String)?.contains(hostile) == true }) {
+            #expect(html.contains("&lt;/h3&gt;&lt;b&gt;&amp;"), "the host NQN's markup is not escaped")
+            #expect(!html.contains("</h3><b>"), "the host NQN's markup is on the page as markup")
+        }
     }
 
     @Test func synFloodStaysWithinTheFlowCap() {
