@@ -105,9 +105,17 @@ let package = Package(
             dependencies: ["NVMeTrace", "CFuzzerDriver"],
             path: "Sources/nvmetrace-fuzz"
         ),
+        // zlib, found through pkg-config, for the tests only: they decode Chromium's PNG
+        // screenshots of the HTML report. Debian/Ubuntu: apt-get install zlib1g-dev.
+        .systemLibrary(
+            name: "CZlib",
+            path: "Tests/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
         .testTarget(
             name: "NVMeTraceTests",
-            dependencies: ["NVMeTrace", "NVMeTraceSynth"],
+            dependencies: ["NVMeTrace", "NVMeTraceSynth", "CZlib"],
             path: "Tests/NVMeTraceTests",
             resources: []
         ),

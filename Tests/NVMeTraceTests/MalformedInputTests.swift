@@ -122,11 +122,28 @@ import NVMeTraceSynth
     }
 
     /// Random byte flips in real traffic (deterministic seeds): whatever the damage, the pipeline
-    /// finishes and reports, never traps.
+    /// finishes and every report format renders, never traps, and each report is whole and tells
+    /// the same story: the JSON parses and counts the frames written; the text, Markdown and HTML
+    /// reports carry its frame, connection and finding counts; the HTML is one whole page whose
+    /// SVG parses as XML, with a bar per connection, a teardown mark per connection the target
+    /// closed and a finding marker per finding on a connection. The host NQN is made markup
+    /// first, and the page must show it as text.
     @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8] as [UInt64])
-    func mutatedCapturesNeverTrap(seed: UInt64) {
+    func mutatedCapturesNeverTrap(seed: UInt64) throws {
         var rng = SplitMix64(seed: seed)
         var c = seed % 2 == 0 ? SampleCaptures.a : SampleCaptures.e
+        // Part of the host NQN in the Connect data (both samples' host) becomes markup, same length.
+        let plain = Array("6a7c3b1e-2f4d".utf8)
+        let markup = Array("</h3><b>&\"'xx".utf8)
+        try #require(markup.count == plain.count)
+        var replaced = 0
+        for i in c.packets.indices {
+            let b = c.packets[i].bytes
+            guard let at = (0...max(0, b.count - plain.count)).first(where: { b.count >= plain.count && Array(b[$0..<$0 + plain.count]) == plain }) else { continue }
+            c.packets[i].bytes.replaceSubrange(at..<at + plain.count, with: markup)
+            replaced += 1
+        }
+        #expect(replaced >= 2, "the host NQN was not found in the Connects")
         for _ in 0..<200 {
             let i = Int.random(in: 0..<c.packets.count, using: &rng)
             guard !c.packets[i].bytes.isEmpty else { continue }
@@ -149,9 +166,60 @@ import NVMeTraceSynth
             a.read(paths: [path])
             return a.report()
         }()
-        _ = TextReport.render(report, color: false)
-        _ = JSONReport.render(report)
-        _ = MarkdownReport.render(report)
+        let frames = c.packets.count
+
+        // JSON: parses; the frame count is the number of packets written.
+        let json = JSONReport.render(report)
+        let root = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "JSON report is not an object")
+        #expect(root["schema"] as? String == "nvmetrace.report/1")
+        #expect((root["capture"] as? [String: Any])?["frames"] as? Int == frames)
+        let connections = try #require(root["connections"] as? [[String: Any]])
+        let findings = try #require(root["findings"] as? [[String: Any]])
+        let bySeverity = Dictionary(grouping: findings, by: { $0["severity"] as? String ?? "?" }).mapValues(\.count)
+        #expect(Set(bySeverity.keys).isSubset(of: ["error", "warning", "info"]), "\(bySeverity)")
+
+        // Text: the frame and connection lines, a heading per severity with its count.
+        let text = TextReport.render(report, color: false)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count > 3 && lines[1].hasPrefix("\(frames) frames"), "text frame line: \(lines.prefix(2))")
+        let plural = connections.count == 1 ? "" : "s"
+        #expect(lines.contains { $0.hasPrefix("\(connections.count) NVMe/TCP connection\(plural)") })
+        for (severity, heading) in [("error", "ERRORS"), ("warning", "WARNINGS"), ("info", "INFOS")] {
+            let n = bySeverity[severity] ?? 0
+            #expect(lines.contains("\(heading) (\(n))") == (n > 0), "text: \(heading) (\(n))")
+        }
+        #expect(lines.contains("No findings.") == findings.isEmpty)
+
+        // Markdown: a heading per finding, the connection count.
+        let markdown = MarkdownReport.render(report)
+        #expect(markdown.hasPrefix("## nvmetrace report"))
+        for (severity, word) in [("error", "Error"), ("warning", "Warning"), ("info", "Info")] {
+            let n = markdown.components(separatedBy: "\n#### \(word): `").count - 1
+            #expect(n == bySeverity[severity] ?? 0, "markdown \(word) findings")
+        }
+        #expect(markdown.contains(": \(connections.count) NVMe/TCP connection\(plural),"))
+
+        // HTML: one whole page, its SVG well-formed, drawing what the JSON holds.
+        let html = HTMLReport.render(report)
+        #expect(html.hasPrefix("<!DOCTYPE html>"))
+        #expect(html.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix("</body></html>"), "HTML cut short")
+        #expect(html.components(separatedBy: "</html>").count == 2)
+        #expect(html.contains("<p>nvmetrace \(report.version) · \(frames) frames, \(connections.count) NVMe/TCP connection\(plural) · "))
+        #expect(html.components(separatedBy: "<div class=\"finding ").count - 1 == findings.count, "HTML findings")
+        let svg = HTMLReportTests.svgCounts(html).reduce(into: [String: Int]()) { acc, c in c.forEach { acc[$0.key, default: 0] += $0.value } }
+        let bars = ["admin", "io", "discovery", "unknown"].map { svg["rect." + $0] ?? 0 }.reduce(0, +)
+        #expect(bars == connections.count, "HTML bars")
+        #expect(svg["path.teardown"] ?? 0 == connections.filter { $0["closedBy"] as? String == "target" }.count, "HTML teardown marks")
+        #expect(svg["path.hostclose"] ?? 0 == connections.filter { $0["closedBy"] as? String == "host" }.count, "HTML host-close marks")
+        let pinned = ["error", "warning", "info"].map { svg["path.finding-" + $0] ?? 0 }.reduce(0, +)
+        #expect(pinned == findings.filter { $0["connection"] is Int }.count, "HTML finding markers")
+        // The host NQN, where a chain's title carries it, is text on the page, not markup.
+        let hostile = String(decoding: markup, as: UTF8.self)
+        let chains = try #require(root["chains"] as? [[String: Any]])
+        if chains.contains(where: { ($0["hostnqn"] as? String)?.contains(hostile) == true }) {
+            #expect(html.contains("&lt;/h3&gt;&lt;b&gt;&amp;"), "the host NQN's markup is not escaped")
+            #expect(!html.contains("</h3><b>"), "the host NQN's markup is on the page as markup")
+        }
     }
 
     @Test func synFloodStaysWithinTheFlowCap() {

@@ -6,6 +6,16 @@ import Mustache
 /// connection from its first to its last packet, Keep Alive ticks, the KATO window after the last
 /// timer restart, teardowns and reconnects, findings pinned where they happen; frame numbers on
 /// hover. Geometry is computed here; the Mustache template only lays it out.
+///
+/// Timeline geometry (SVG user units, drawn 1:1 in CSS pixels; HTMLReportTests checks a screenshot
+/// against it): a label column of `labelWidth`, then the plot, `width` wide, or 4 px per second of
+/// capture for long ones (at most 20,000). Time t after the capture's first packet lies at
+/// x = labelWidth + t / span × plot width, the span running to the capture's last packet. Row i
+/// (a connection; per chain, each association's admin queue and then its I/O queues) has its bar
+/// at y = 30 + i × `rowHeight`, 16 high; the drawing is 30 + rows × `rowHeight` + 10 high. A
+/// teardown by the target is a ✕ ±5 around the middle of the bar at the FIN or RST, a close by the
+/// host a line over the bar there. The page's style puts the drawing 22 px from the left edge
+/// (body margin 1.5em of 14 px, the box's 1 px border).
 public enum HTMLReport {
     static let width = 1000.0
     static let rowHeight = 26.0

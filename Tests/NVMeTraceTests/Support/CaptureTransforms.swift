@@ -669,6 +669,41 @@ func referenceConnections(_ capture: StoredCapture) -> [ReferenceConnection] {
     return conns
 }
 
+/// `cut`'s connections (from `referenceConnections(capture)`) with each stream's captured bytes
+/// counted as a reader that meets the segments in capture order holds them: a byte counts when the
+/// first segment that carried it, in stream order, captured it. Bytes a cut segment announced but
+/// did not hold are passed then; a later segment that re-sends them (an overlapping
+/// retransmission) holds them too late. Defined for captures whose every data segment starts at or
+/// before the end of what came before it in its direction (no reordering, no loss); returns nil
+/// otherwise.
+func firstCopyCaptured(_ capture: StoredCapture, _ cut: [ReferenceConnection]) -> [ReferenceConnection]? {
+    var out = cut
+    for c in out.indices {
+        for s in 0..<2 {
+            let key = s == 0 ? out[c].key : out[c].key.reversed
+            var next = 0
+            var ranges: [Range<Int>] = []
+            for p in capture.packets {
+                guard let v = TCPFrameView(p.bytes), v.key == key, v.isData else { continue }
+                let o = out[c].streams[s].offset(ofSeq: v.seq)
+                if o > next { return nil }
+                let heldTo = o + v.capturedPayload(p.bytes).count
+                if heldTo > next {
+                    let r = next..<heldTo
+                    if let last = ranges.last, last.upperBound == r.lowerBound {
+                        ranges[ranges.count - 1] = last.lowerBound..<r.upperBound
+                    } else {
+                        ranges.append(r)
+                    }
+                }
+                next = max(next, o + v.payloadLength)
+            }
+            out[c].streams[s].captured = ranges
+        }
+    }
+    return out
+}
+
 /// Walks a stream that starts at a PDU boundary, PDU by PDU, by PLEN.
 func walkPDUs(_ s: [UInt8]) -> [ReferencePDU] {
     var pdus: [ReferencePDU] = []

@@ -51,50 +51,6 @@ extension StoredCapture {
     func epochTime(frame: Int) -> Double { Double(packets[frame - 1].timeNs) / 1e9 }
 }
 
-// MARK: - child processes with a time limit
-
-struct ChildRun {
-    var status: Int32
-    var stdout: Data
-    var stderr: String
-}
-
-enum ChildError: Error, CustomStringConvertible {
-    case cannotStart(String, Error)
-    case timedOut(String, TimeInterval)
-    var description: String {
-        switch self {
-        case .cannotStart(let what, let e): "cannot start \(what): \(e)"
-        case .timedOut(let what, let s): "\(what) did not finish within \(Int(s)) s and was killed"
-        }
-    }
-}
-
-/// Runs a program with its output in temporary files (no pipe can fill up) and kills it when it
-/// runs longer than `timeLimit`.
-func runChild(_ executable: String, _ arguments: [String], timeLimit: TimeInterval) throws -> ChildRun {
-    let out = temporaryFile("child.out"), err = temporaryFile("child.err")
-    FileManager.default.createFile(atPath: out.path, contents: nil)
-    FileManager.default.createFile(atPath: err.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
-    p.standardInput = FileHandle.nullDevice
-    p.standardOutput = try FileHandle(forWritingTo: out)
-    p.standardError = try FileHandle(forWritingTo: err)
-    let done = DispatchSemaphore(value: 0)
-    p.terminationHandler = { _ in done.signal() }
-    do { try p.run() } catch { throw ChildError.cannotStart(executable, error) }
-    if done.wait(timeout: .now() + timeLimit) == .timedOut {
-        p.terminate()
-        if done.wait(timeout: .now() + 2) == .timedOut { kill(p.processIdentifier, SIGKILL); done.wait() }
-        throw ChildError.timedOut("\(executable) \(arguments.prefix(2).joined(separator: " "))", timeLimit)
-    }
-    return ChildRun(status: p.terminationStatus, stdout: (try? Data(contentsOf: out)) ?? Data(),
-                    stderr: String(decoding: (try? Data(contentsOf: err)) ?? Data(), as: UTF8.self))
-}
-
 // MARK: - the validator
 
 /// What schemas/validate.py found.
@@ -135,10 +91,10 @@ enum SchemaValidator {
         if coverage { args.append("--coverage") }
         if !reports.isEmpty { args += ["--report"] + reports }
         if !pdus.isEmpty { args += ["--pdus"] + pdus }
-        let run = try runChild(python, args, timeLimit: timeLimit)
+        let run = try runChild(python, args, seconds: timeLimit)
         if run.status == 3 { throw SchemaValidatorError.unavailable(run.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
         guard run.status == 0 || run.status == 1,
-              let result = try? JSONDecoder().decode(SchemaValidation.self, from: run.stdout) else {
+              let result = try? JSONDecoder().decode(SchemaValidation.self, from: Data(run.stdout.utf8)) else {
             throw SchemaValidatorError.failed("exit status \(run.status): \(run.stderr.suffix(2000))")
         }
         return result
