@@ -32,7 +32,7 @@ struct KeepAliveExpiredRule: Rule {
             }
             let silence = seconds(last.ref, end.ref)
             let katoText: String
-            switch view.compare(silence, orEqual: true, what: "silence before the target's teardown") {
+            switch view.compareSilence(silence, orEqual: true, what: "silence before the target's teardown") {
             case .notApplicable, .within:
                 continue  // on time: not a keep-alive expiry
             case .undecided(let reason):
@@ -40,10 +40,6 @@ struct KeepAliveExpiredRule: Rule {
                 continue
             case .exceeds(_, let text):
                 katoText = text
-            }
-            if view.series.lossSinceLast {
-                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "\(formatSeconds(silence)) of silence before the target's teardown, but bytes the host sent after its last timer restart (frame \(last.ref.frame)) were lost from the capture: a later restart may have been among them"))
-                continue
             }
             let restart = last.command == nil ? "timer start (the Connect; no Keep Alive followed)"
                 : view.restartNoun == "Keep Alive" ? "Keep Alive"

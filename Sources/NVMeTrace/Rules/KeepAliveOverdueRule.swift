@@ -21,7 +21,7 @@ struct KeepAliveOverdueRule: Rule {
             let admin = view.admin
             let silence = seconds(last.ref, model.captureEnd)
             let katoText: String
-            switch view.compare(silence, what: "silence at the end of the capture") {
+            switch view.compareSilence(silence, what: "silence at the end of the capture") {
             case .notApplicable, .within:
                 continue
             case .undecided(let reason):
@@ -29,10 +29,6 @@ struct KeepAliveOverdueRule: Rule {
                 continue
             case .exceeds(_, let text):
                 katoText = text
-            }
-            if view.series.lossSinceLast {
-                out.unjudged.append(Unjudged(rule: id, connection: admin.id, reason: "silent \(formatSeconds(silence)) at the end of the capture, but bytes the host sent after its last timer restart (frame \(last.ref.frame)) were lost from the capture: a later restart may have been among them"))
-                continue
             }
             out.findings.append(finding(
                 title: "Keep Alive overdue on \(describe(admin)): silent \(formatSeconds(silence)) at capture end (\(view.katoTitle))",

@@ -185,6 +185,17 @@ struct KeepAliveView {
         }
     }
 
+    /// `compare` for a silence since the last timer restart: when bytes the host sent after that
+    /// restart were lost from the capture, a silence longer than KATO is no evidence (a later
+    /// restart may have been among them), so the rule cannot judge.
+    func compareSilence(_ seconds: Double, orEqual: Bool = false, what: String) -> Comparison {
+        let result = compare(seconds, orEqual: orEqual, what: what)
+        if case .exceeds = result, series.lossSinceLast, let last {
+            return .undecided("the \(formatSeconds(seconds)) \(what) follows the host's last timer restart (frame \(last.ref.frame)), but bytes the host sent after it were lost from the capture: a later restart may have been among them")
+        }
+        return result
+    }
+
     /// KATO as a finding's title gives it: "KATO 10 s", "KATO 5.12 s–10.24 s, inferred".
     var katoTitle: String {
         switch kato {
