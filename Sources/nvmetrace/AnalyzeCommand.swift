@@ -122,7 +122,7 @@ struct AnalyzeCommand: ParsableCommand {
         let err = OutputStream.standardError()
         let analysis = CaptureAnalysis(options: decode.analyzerOptions())
         if !decode.quiet {
-            analysis.onWarning = { d in err.write("nvmetrace: warning: \(d)") }
+            analysis.onWarning = { d in err.write("nvmetrace: warning[\(d.kind.rawValue)]: \(d)") }
         }
         let progress = Progress(enabled: !decode.quiet && isatty(2) == 1 && !decode.files.contains("-"), files: decode.files)
         if progress.enabled {

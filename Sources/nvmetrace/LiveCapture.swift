@@ -109,7 +109,7 @@ extension AnalyzeCommand {
         let liveAnalysis = LiveAnalysis(device: device, options: decode.analyzerOptions(), engine: engine())
         liveAnalysis.analysis.liveSnapLengths = [Int(options.snaplen)]
         if !decode.quiet {
-            liveAnalysis.analysis.onWarning = { d in err.write("nvmetrace: warning: \(d)") }
+            liveAnalysis.analysis.onWarning = { d in err.write("nvmetrace: warning[\(d.kind.rawValue)]: \(d)") }
         }
         let out = OutputStream.standardOutput()
         let streamJSON = format == .json

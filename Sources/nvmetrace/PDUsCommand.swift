@@ -87,7 +87,7 @@ struct PDUsCommand: ParsableCommand {
             }
         }
         if !decode.quiet {
-            analyzer.onDiagnostic = { d in err.write("nvmetrace: warning: \(d)") }
+            analyzer.onDiagnostic = { d in err.write("nvmetrace: warning[\(d.kind.rawValue)]: \(d)") }
         }
         var failed = false
         for file in decode.files {

@@ -125,9 +125,9 @@ public final class Analyzer {
             switch why {
             case .malformed(let message):
                 malformedPackets += 1
-                skipWarning("malformed packet: \(message)", ref: packet.ref)
+                skipWarning(.malformedPacket, "malformed packet: \(message)", ref: packet.ref)
             case .unsupportedLinkType(let t):
-                skipWarning("unsupported link-layer type \(t)", ref: packet.ref)
+                skipWarning(.unsupportedLinkType, "unsupported link-layer type \(t)", ref: packet.ref)
             case .fragment, .notIP, .notTCP:
                 break
             }
@@ -143,7 +143,7 @@ public final class Analyzer {
         setAsideIndex.removeAll()
         setAsideEntries = 0
         if backwardSteps > 1, let (ref, ns) = largestBackwardStep {
-            report(.warning, "timestamps went backwards \(backwardSteps) times in all; the largest step back (\(formatSeconds(Double(ns) / 1e9))) is at this frame",
+            report(.warning, .timeBackwards, "timestamps went backwards \(backwardSteps) times in all; the largest step back (\(formatSeconds(Double(ns) / 1e9))) is at this frame",
                    ref: ref, connection: nil)
         }
     }
@@ -170,7 +170,7 @@ public final class Analyzer {
         backwardSteps += 1
         if largestBackwardStep.map({ step > $0.1 }) ?? true { largestBackwardStep = (ref, step) }
         if backwardSteps == 1 {
-            report(.warning, "timestamp \(formatSeconds(Double(step) / 1e9)) earlier than frame \(lastRef.frame)'s: time goes backwards, so durations, keep-alive gaps and timer findings may be wrong",
+            report(.warning, .timeBackwards, "timestamp \(formatSeconds(Double(step) / 1e9)) earlier than frame \(lastRef.frame)'s: time goes backwards, so durations, keep-alive gaps and timer findings may be wrong",
                    ref: ref, connection: nil)
         }
     }
@@ -327,7 +327,7 @@ public final class Analyzer {
             // there as for a connection picked up mid-stream.
             startNVMe(on: flow, synchronized: false)
             flow.resumeAfterIgnoring()
-            report(.warning, "decoded as NVMe/TCP from here on: \(why); its earlier bytes were not kept",
+            report(.warning, .decodedLate, "decoded as NVMe/TCP from here on: \(why); its earlier bytes were not kept",
                    ref: ref, connection: flow.index)
         } else if let detector = flow.application as? MidStreamDetector {
             // Still undecided: what its scanners hold is decoded too, then every byte that follows.
@@ -349,7 +349,7 @@ public final class Analyzer {
             conn.finish(ref: ref)
             for (stream, side) in [(flow.clientStream, "host→controller"), (flow.serverStream, "controller→host")]
             where stream.stats.conflictingOverlaps > 0 {
-                report(.warning, "\(side): \(stream.stats.conflictingOverlaps) retransmitted segment(s) carried bytes that differ from the first copy; the first copy was decoded",
+                report(.warning, .conflictingRetransmission, "\(side): \(stream.stats.conflictingOverlaps) retransmitted segment(s) carried bytes that differ from the first copy; the first copy was decoded",
                        ref: ref, connection: flow.index)
             }
         }
@@ -385,17 +385,17 @@ public final class Analyzer {
         if let onPDU { onPDU(PDURecord(view)) }
     }
 
-    func report(_ severity: Diagnostic.Severity, _ message: String, ref: FrameRef, connection: Int?) {
-        onDiagnostic?(Diagnostic(severity: severity, file: fileName(ref.file), frame: ref.frame,
+    func report(_ severity: Diagnostic.Severity, _ kind: Diagnostic.Kind, _ message: String, ref: FrameRef, connection: Int?) {
+        onDiagnostic?(Diagnostic(severity: severity, kind: kind, file: fileName(ref.file), frame: ref.frame,
                                  connection: connection, message: message))
     }
 
-    private func skipWarning(_ message: String, ref: FrameRef) {
+    private func skipWarning(_ kind: Diagnostic.Kind, _ message: String, ref: FrameRef) {
         skipWarnings += 1
         if skipWarnings <= options.maxWarningsPerConnection {
-            report(.warning, message, ref: ref, connection: nil)
+            report(.warning, kind, message, ref: ref, connection: nil)
         } else if skipWarnings == options.maxWarningsPerConnection + 1 {
-            report(.warning, "further packet-level warnings are suppressed", ref: ref, connection: nil)
+            report(.warning, .suppressed, "further packet-level warnings are suppressed", ref: ref, connection: nil)
         }
     }
 }

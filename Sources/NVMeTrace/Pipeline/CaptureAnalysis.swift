@@ -6,6 +6,8 @@ public final class CaptureAnalysis {
     public let analyzer: Analyzer
     public let tracker = SessionTracker()
     public private(set) var warningCount = 0
+    /// Warnings by stable id (`Diagnostic.Kind`).
+    public private(set) var warningCounts: [Diagnostic.Kind: Int] = [:]
     public private(set) var warningSamples: [String] = []
     public private(set) var readErrors: [String] = []
     /// Called for each decode warning as it happens (the CLI prints them unless quiet).
@@ -31,6 +33,7 @@ public final class CaptureAnalysis {
         analyzer.onFlowClose = { [unowned analyzer] in tracker.flowEnded($0, unframedBytes: analyzer.unframedBytes(of: $0)) }
         analyzer.onDiagnostic = { [unowned self] d in
             warningCount += 1
+            warningCounts[d.kind, default: 0] += 1
             if warningSamples.count < Self.warningSampleLimit { warningSamples.append(d.description) }
             onWarning?(d)
         }
@@ -70,6 +73,7 @@ public final class CaptureAnalysis {
         }
         var r = Report(files: files, model: model, result: engine.run(model), decodeWarnings: warningCount,
                        decodeWarningSamples: warningSamples, readErrors: readErrors)
+        r.decodeWarningCounts = warningCounts
         r.capture = CaptureQuality.of(model, snapLengths: live ? liveSnapLengths : analyzer.snapLengths,
                                       packetsCut: analyzer.packetsCut, cutTo: analyzer.longestCutPacket)
         r.fileStart = analyzer.fileStartNs

@@ -47,16 +47,16 @@ final class NVMeTCPConnection: PDUFramerDelegate {
                 // Expected right after a mid-stream start or where host→controller bytes are
                 // missing; worth a warning otherwise.
                 if flow.rolesFromHandshake && !self.missedBytes[0] {
-                    self.warn("completion for CID \(cid) whose command is not in the capture", ref)
+                    self.warn(.unmatchedCompletion, "completion for CID \(cid) whose command is not in the capture", ref)
                 }
             case .cidReused(let cid):
                 // Where controller→host bytes are missing, the earlier command's completion may
                 // simply not have been captured.
                 if !self.missedBytes[1] {
-                    self.warn("command reuses CID \(cid) while the previous command with it is outstanding", ref)
+                    self.warn(.cidReused, "command reuses CID \(cid) while the previous command with it is outstanding", ref)
                 }
             case .shortConnectData(let bytes):
-                self.warn("Connect data is \(bytes) bytes, shorter than 1024", ref)
+                self.warn(.shortConnectData, "Connect data is \(bytes) bytes, shorter than 1024", ref)
             }
         }
     }
@@ -71,7 +71,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         framers[direction].streamGap(bytes, cause: .notCaptured, ref: ref)
         quiet = false
         let side = direction == 0 ? "host→controller" : "controller→host"
-        warn("\(side) stream offset \(bytes): decoding starts here (\(why)); the \(bytes) bytes before it were not decoded", ref)
+        warn(.decodingStartsLate, "\(side) stream offset \(bytes): decoding starts here (\(why)); the \(bytes) bytes before it were not decoded", ref)
     }
 
     func direction(of framer: PDUFramer) -> Direction {
@@ -83,13 +83,13 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         framers[1].finish(ref: ref)
     }
 
-    func warn(_ message: String, _ ref: FrameRef) {
+    func warn(_ kind: Diagnostic.Kind, _ message: String, _ ref: FrameRef) {
         warnings += 1
         let limit = analyzer.options.maxWarningsPerConnection
         if warnings <= limit {
-            analyzer.report(.warning, message, ref: ref, connection: flowIndex)
+            analyzer.report(.warning, kind, message, ref: ref, connection: flowIndex)
         } else if warnings == limit + 1 {
-            analyzer.report(.warning, "further warnings for this connection are suppressed", ref: ref, connection: flowIndex)
+            analyzer.report(.warning, .suppressed, "further warnings for this connection are suppressed", ref: ref, connection: flowIndex)
         }
     }
 
@@ -115,13 +115,13 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         // A header cut by the snap length may hide the CID a later PDU refers to.
         if pdu.headerIsPartial { missedBytes[dir == .clientToServer ? 0 : 1] = true }
         if case .mismatch(let received, let computed) = pdu.headerDigest {
-            warn("\(pdu.type.name) header digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8))): header not trusted", pdu.ref)
+            warn(.headerDigestMismatch, "\(pdu.type.name) header digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8))): header not trusted", pdu.ref)
         }
         if case .mismatch(let received, let computed) = pdu.dataDigest {
-            warn("\(pdu.type.name) data digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8)))", pdu.ref)
+            warn(.dataDigestMismatch, "\(pdu.type.name) data digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8)))", pdu.ref)
         }
         if pdu.type.fromHost != (dir == .clientToServer) {
-            warn("\(pdu.type.name) sent by the \(dir == .clientToServer ? "initiator" : "responder"), which does not send this type", pdu.ref)
+            warn(.wrongDirection, "\(pdu.type.name) sent by the \(dir == .clientToServer ? "initiator" : "responder"), which does not send this type", pdu.ref)
         }
         var connectData: ConnectData?
         var completed: CompletedCommand?
@@ -146,7 +146,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         // ICReq (PDU type 0x00) would be.
         if case .invalidHeader(.unknownType(0x16), 0) = event, dir == .clientToServer {
             looksLikeTLS = true
-            warn("host→controller stream starts with a TLS handshake record (byte 0x16) instead of an ICReq: NVMe/TCP secured with TLS cannot be decoded from a capture; framing warnings for this connection are left out", ref)
+            warn(.tls, "host→controller stream starts with a TLS handshake record (byte 0x16) instead of an ICReq: NVMe/TCP secured with TLS cannot be decoded from a capture; framing warnings for this connection are left out", ref)
             return
         }
         let d = dir == .clientToServer ? 0 : 1
@@ -167,19 +167,19 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         // by one. Lost bytes and invalid headers are worth a warning each.
         switch event {
         case let .invalidHeader(problem, offset):
-            warn("\(side) stream offset \(offset): invalid PDU header: \(problem); searching for the next PDU", ref)
+            warn(.invalidHeader, "\(side) stream offset \(offset): invalid PDU header: \(problem); searching for the next PDU", ref)
         case let .gap(bytes, inside, cause, offset):
             guard cause == .lost else { return }
-            warn("\(side) stream offset \(offset): \(bytes) bytes missing from the capture" + (inside ? " (inside a PDU; framing continues)" : ""), ref)
+            warn(.bytesMissing, "\(side) stream offset \(offset): \(bytes) bytes missing from the capture" + (inside ? " (inside a PDU; framing continues)" : ""), ref)
         case let .resynchronized(skipped, offset, lostPlace):
             if skipped > 0 && (lostPlace == .lost || lostPlace == .invalidHeader) {
-                warn("\(side) PDU framing resumed at stream offset \(offset) after skipping \(skipped) bytes", ref)
+                warn(.resynchronized, "\(side) PDU framing resumed at stream offset \(offset) after skipping \(skipped) bytes", ref)
             }
         case let .unframedAtEnd(skipped, offset, lostPlace):
             guard lostPlace == .lost || lostPlace == .invalidHeader else { return }
-            warn("\(side) stream ended at offset \(offset) before PDU framing resumed: \(skipped) bytes could not be framed", ref)
+            warn(.unframedAtEnd, "\(side) stream ended at offset \(offset) before PDU framing resumed: \(skipped) bytes could not be framed", ref)
         case let .truncatedAtEnd(missing, offset):
-            warn("\(side) stream ends inside a PDU at offset \(offset) (\(missing) bytes missing)", ref)
+            warn(.truncatedAtEnd, "\(side) stream ends inside a PDU at offset \(offset) (\(missing) bytes missing)", ref)
         }
     }
 }

@@ -228,6 +228,8 @@ public enum JSONReport {
     }
     struct Warnings: Encodable {
         var count: Int
+        /// By stable id (docs/reports.md); only ids that occurred.
+        var counts: [String: Int]
         var first: [String]
         var readErrors: [String]
     }
@@ -301,7 +303,9 @@ public enum JSONReport {
             },
             findings: r.findings.map { findingJSON($0, r) },
             unjudged: r.unjudged.map { UnjudgedJSON(rule: $0.rule, connection: $0.connection, reason: $0.reason) },
-            warnings: Warnings(count: r.decodeWarnings, first: r.decodeWarningSamples, readErrors: r.readErrors),
+            warnings: Warnings(count: r.decodeWarnings,
+                               counts: Dictionary(uniqueKeysWithValues: r.decodeWarningCounts.map { ($0.key.rawValue, $0.value) }),
+                               first: r.decodeWarningSamples, readErrors: r.readErrors),
             evidence: r.evidence.map { EvidenceJSONInfo(file: $0.file, packets: $0.packets, connections: $0.connections, snaplen: $0.snaplen) })
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes, .sortedKeys]

@@ -93,6 +93,8 @@ public struct Report: Sendable {
     public var unjudged: [Unjudged]
     /// Warnings from decoding (gaps, resynchronisation, malformed packets), counted.
     public var decodeWarnings: Int
+    /// Warnings by stable id.
+    public var decodeWarningCounts: [Diagnostic.Kind: Int] = [:]
     /// Warnings printed in full (the first ones).
     public var decodeWarningSamples: [String]
     public var readErrors: [String]
