@@ -182,9 +182,7 @@ struct AnalyzeCommand: ParsableCommand {
         case .markdown:
             text = MarkdownReport.render(report)
         case .html:
-            var config = RuleConfig()
-            config.discoveryKATOms = UInt32(discoveryKato * 1000)
-            text = HTMLReport.render(report, config: config)
+            text = HTMLReport.render(report)
         }
         if let output {
             do {

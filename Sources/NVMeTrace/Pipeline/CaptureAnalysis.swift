@@ -74,6 +74,7 @@ public final class CaptureAnalysis {
         var r = Report(files: files, model: model, result: engine.run(model), decodeWarnings: warningCount,
                        decodeWarningSamples: warningSamples, readErrors: readErrors)
         r.decodeWarningCounts = warningCounts
+        r.ruleConfig = engine.config
         r.capture = CaptureQuality.of(model, snapLengths: live ? liveSnapLengths : analyzer.snapLengths,
                                       packetsCut: analyzer.packetsCut, cutTo: analyzer.longestCutPacket)
         r.fileStart = analyzer.fileStartNs

@@ -76,8 +76,9 @@ public enum HTMLReport {
         var keepAlives: Int; var maxGap: String; var closed: String; var frames: String
     }
 
-    public static func render(_ r: Report, config: RuleConfig = RuleConfig()) -> String {
+    public static func render(_ r: Report) -> String {
         let m = r.model
+        let config = r.ruleConfig
         // Times relative to the start, as Int64 differences (exact) where they fit and in Double
         // where they do not: capture timestamps are untrusted and can be as far apart as Int64
         // allows (a 64-bit pcapng timestamp scaled to nanoseconds wraps). Absolute times stay out

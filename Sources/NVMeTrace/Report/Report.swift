@@ -102,6 +102,8 @@ public struct Report: Sendable {
     public var evidence: EvidenceInfo?
     /// What kind of capture it was.
     public var capture = CaptureQuality()
+    /// The configuration the rules judged with (the HTML timeline draws the same effective KATO).
+    public var ruleConfig = RuleConfig()
 
     public struct EvidenceInfo: Sendable {
         public var file: String
