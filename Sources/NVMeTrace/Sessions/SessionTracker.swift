@@ -179,17 +179,17 @@ public final class SessionTracker {
     /// connection is NVMe/TCP although none of its PDUs is in the capture (a connection to an
     /// NVMe/TCP port of which the capture holds only a FIN, or ACKs): it joins the model, so that
     /// the rules say they cannot judge it rather than pass over it.
-    public func flowEnded(_ flow: Flow, unframedBytes: UInt64 = 0, nvmeTCP: Bool = false) {
-        if position(of: flow.index) == nil {
-            guard nvmeTCP else { return }
-            connections.append(ConnectionModel(id: flow.index, host: flow.client, target: flow.server,
+    public func connectionEnded(_ flow: ConnectionSummary) {
+        if position(of: flow.id) == nil {
+            guard flow.nvmeTCP else { return }
+            connections.append(ConnectionModel(id: flow.id, host: flow.client, target: flow.server,
                                                firstRef: flow.firstRef, lastRef: flow.lastRef, synSeen: false))
-            setPosition(connections.count - 1, of: flow.index)
+            setPosition(connections.count - 1, of: flow.id)
         }
-        guard let index = position(of: flow.index) else { return }
+        guard let index = position(of: flow.id) else { return }
         // In place: a copy of the model out and back costs a retain and release of each of its
         // references, twice per connection.
-        let (end, controller, id) = Self.close(&connections[index], flow: flow, unframedBytes: unframedBytes)
+        let (end, controller, id) = Self.close(&connections[index], flow: flow)
         // An admin queue that closed no longer takes I/O queues.
         if let end, let ctl = controller, controllers[ctl].adminConnection == id {
             adminClosed[ctl] = end.ref
@@ -201,22 +201,21 @@ public final class SessionTracker {
 
     /// What the end of its TCP connection tells of a connection: who closed it and how, its
     /// span, what the capture missed of it.
-    private static func close(_ c: inout ConnectionModel, flow: Flow, unframedBytes: UInt64) -> (ConnectionEnd?, Int?, Int) {
-        c.synSeen = flow.synRef != nil
+    private static func close(_ c: inout ConnectionModel, flow: ConnectionSummary) -> (ConnectionEnd?, Int?, Int) {
+        c.synSeen = flow.sawSYN
         if let t = c.termReqs.first {
             c.end = ConnectionEnd(by: t.from, how: .termReq, ref: t.ref)
-        } else if let (dir, close) = flow.firstClose {
-            let sender = dir == .clientToServer ? flow.client : flow.server
+        } else if let close = flow.firstClose {
+            let sender = close.byClient ? flow.client : flow.server
             c.end = ConnectionEnd(by: sender == c.host ? .host : .target, how: close.kind == .fin ? .fin : .rst, ref: close.ref)
         }
         if flow.lastRef.timeNs > c.lastRef.timeNs { c.lastRef = flow.lastRef }
         // The connection spans the whole TCP connection (handshake included), not just its PDUs.
         if (flow.firstRef.file, flow.firstRef.frame) < (c.firstRef.file, c.firstRef.frame) { c.firstRef = flow.firstRef }
-        let (cs, ss) = (flow.clientStream.stats, flow.serverStream.stats)
-        c.capture.capturedBytes = cs.deliveredBytes + ss.deliveredBytes
-        c.capture.notCapturedBytes = cs.notCapturedBytes + ss.notCapturedBytes
-        c.capture.lostBytes = cs.gapBytes + ss.gapBytes
-        c.capture.unframedBytes = max(c.capture.unframedBytes, unframedBytes)
+        c.capture.capturedBytes = flow.capturedBytes
+        c.capture.notCapturedBytes = flow.notCapturedBytes
+        c.capture.lostBytes = flow.lostBytes
+        c.capture.unframedBytes = max(c.capture.unframedBytes, flow.unframedBytes)
         return (c.end, c.controller, c.id)
     }
 
