@@ -1,7 +1,7 @@
 /// What the framer reports to the stage after it; subclasses override all three.
 ///
 /// A class rather than a protocol, like `StreamSink`: the framer calls it for every PDU through
-/// an unretained reference (`Unmanaged` needs a class). Loading an `unowned(unsafe)` protocol
+/// an unretained reference (`Unretained`, which needs a class). Loading an `unowned(unsafe)` protocol
 /// reference costs an atomic retain and a release per call.
 open class PDUFramerDelegate {
     public init() {}
@@ -24,10 +24,10 @@ open class PDUFramerDelegate {
 public final class PDUFramer: StreamSink {
     /// The owner of the framer (it outlives it), so not retained.
     public var delegate: PDUFramerDelegate? {
-        get { delegateRef?.takeUnretainedValue() }
-        set { delegateRef = newValue.map { Unmanaged.passUnretained($0) } }
+        get { delegateRef?.object }
+        set { delegateRef = newValue.map { Unretained($0) } }
     }
-    private var delegateRef: Unmanaged<PDUFramerDelegate>?
+    private var delegateRef: Unretained<PDUFramerDelegate>?
     public let verifyDataDigests: Bool
     public let maxPDULength: Int
     /// How many bytes the resync window may hold before unmatched bytes are dropped.
@@ -283,7 +283,7 @@ public final class PDUFramer: StreamSink {
         let hd = Self.headerDigestStatus(s, bytes)
         var keepBytes = 0
         if s.dataLength > 0 {
-            let wanted = delegateRef?._withUnsafeGuaranteedRef { $0.framer(self, dataBytesToKeepFor: s, header: header) } ?? 0
+            let wanted = delegateRef?.with { $0.framer(self, dataBytesToKeepFor: s, header: header) } ?? 0
             keepBytes = max(0, min(wanted, s.dataLength))
         }
         let dd = dataDigestStatus(s, incomplete: false, received: bytes.le32(at: s.dataStart + s.dataLength) ?? 0) {
@@ -337,7 +337,7 @@ public final class PDUFramer: StreamSink {
         keep = 0
         if s.dataLength > 0 {
             let header = headerBytes.prefix(min(s.hlen, captured))
-            let wanted = delegateRef?._withUnsafeGuaranteedRef { $0.framer(self, dataBytesToKeepFor: s, header: header) } ?? 0
+            let wanted = delegateRef?.with { $0.framer(self, dataBytesToKeepFor: s, header: header) } ?? 0
             keep = max(0, min(wanted, s.dataLength))
             if keep > 0 { data.reserveCapacity(keep) }
         }
@@ -429,7 +429,7 @@ public final class PDUFramer: StreamSink {
 
     /// Lends a PDU to the delegate.
     private func emit(_ pdu: FramedPDU) {
-        delegateRef?._withUnsafeGuaranteedRef { $0.framer(self, didFrame: pdu) }
+        delegateRef?.with { $0.framer(self, didFrame: pdu) }
     }
 
     // MARK: resync

@@ -47,7 +47,7 @@
 /// see `Analyzer`).
 final class MidStreamDetector {
     unowned let flow: Flow
-    private let analyzerRef: Unmanaged<Analyzer>
+    private let analyzerRef: Unretained<Analyzer>
     /// [0] was attached to the guessed client's stream, [1] to the guessed server's.
     let scanners: [PDURunScanner]
     /// Decided, covered by a proof or given up: nothing more to do.
@@ -55,7 +55,7 @@ final class MidStreamDetector {
 
     init(flow: Flow, analyzer: Analyzer) {
         self.flow = flow
-        analyzerRef = Unmanaged.passUnretained(analyzer)
+        analyzerRef = Unretained(analyzer)
         let max = analyzer.options.maxPDULength
         scanners = [PDURunScanner(maxPDULength: max), PDURunScanner(maxPDULength: max)]
         for s in scanners { s.owner = self }
@@ -69,11 +69,11 @@ final class MidStreamDetector {
     fileprivate func runFound(by scanner: PDURunScanner, fromHost: Bool, ref: FrameRef) {
         guard !finished else { return }
         finished = true
-        analyzerRef.takeUnretainedValue().recognised(self, hostScanner: fromHost ? scanner : other(than: scanner), ref: ref)
+        analyzerRef.object.recognised(self, hostScanner: fromHost ? scanner : other(than: scanner), ref: ref)
     }
 
     fileprivate func held(_ cost: Int) {
-        analyzerRef._withUnsafeGuaranteedRef { $0.midStreamHeldHighWater = max($0.midStreamHeldHighWater, cost) }
+        analyzerRef.with { $0.midStreamHeldHighWater = max($0.midStreamHeldHighWater, cost) }
     }
 
     fileprivate func directionExhausted(ref: FrameRef) {

@@ -6,10 +6,10 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     let server: Endpoint
     let framers: [PDUFramer]
     let decoder = NVMeConnectionDecoder()
-    /// The analyzer owns the flow table, which owns this, so it is not retained. `Unmanaged`:
+    /// The analyzer owns the flow table, which owns this, so it is not retained (`Unretained`):
     /// an `unowned` reference costs an atomic retain and a release at every PDU.
-    private let analyzerRef: Unmanaged<Analyzer>
-    var analyzer: Analyzer { analyzerRef.takeUnretainedValue() }
+    private let analyzerRef: Unretained<Analyzer>
+    var analyzer: Analyzer { analyzerRef.object }
     var warnings = 0
     /// Plain I/O PDUs go to the analyzer's `onPlainIOPDU` (see `Analyzer`), fixed when the
     /// connection starts.
@@ -31,7 +31,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         flowIndex = flow.index
         client = flow.client
         server = flow.server
-        analyzerRef = Unmanaged.passUnretained(analyzer)
+        analyzerRef = Unretained(analyzer)
         let opts = analyzer.options
         plainIO = analyzer.onPlainIOPDU != nil && analyzer.onPDU == nil
         framers = [
@@ -109,7 +109,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
             let fromHost = dir == .clientToServer
             let plain = PlainIOPDU(connection: flowIndex, src: fromHost ? client : server, dst: fromHost ? server : client,
                                    kind: kind, fromHost: fromHost, firstRef: pdu.firstRef, ref: pdu.ref)
-            analyzerRef._withUnsafeGuaranteedRef { $0.emit(plain) }
+            analyzerRef.with { $0.emit(plain) }
             return
         }
         // A header cut by the snap length may hide the CID a later PDU refers to.
@@ -130,11 +130,11 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         let dst = dir == .clientToServer ? server : client
         let view = PDURecordView(connection: flowIndex, src: src, dst: dst, qid: decoder.qid, pdu: pdu, body: body,
                                  connectData: connectData, completed: completed)
-        analyzerRef._withUnsafeGuaranteedRef { $0.emit(view) }
+        analyzerRef.with { $0.emit(view) }
         if pdu.type == .icReq, dir == .clientToServer, PDUHeaderCheck.plausible(pdu.shape, header: pdu.header) {
             // An ICReq from the initiator: its target speaks NVMe/TCP, on every connection to it
             // (connections set aside so far are decoded from here on).
-            analyzerRef._withUnsafeGuaranteedRef { $0.targetProven(server, ref: pdu.ref, by: flowIndex) }
+            analyzerRef.with { $0.targetProven(server, ref: pdu.ref, by: flowIndex) }
         }
     }
 
@@ -151,7 +151,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         }
         let d = dir == .clientToServer ? 0 : 1
         if case let .gap(_, false, .lost, _) = event, dir == .clientToServer {
-            analyzerRef._withUnsafeGuaranteedRef { $0.onHostBytesLost?(flowIndex, ref) }
+            analyzerRef.with { $0.onHostBytesLost?(flowIndex, ref) }
         }
         switch event {
         case let .gap(_, inside, _, _): if !inside { missedBytes[d] = true }

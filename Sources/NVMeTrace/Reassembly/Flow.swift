@@ -28,16 +28,16 @@ public final class Flow {
     }
     /// Reassemblers (initiator → responder, responder → initiator), present once the flow is
     /// being decoded. They do nothing until `enableReassembly`.
-    public var clientStream: StreamReassembler { clientRef.takeUnretainedValue() }
-    public var serverStream: StreamReassembler { serverRef.takeUnretainedValue() }
+    public var clientStream: StreamReassembler { clientRef.object }
+    public var serverStream: StreamReassembler { serverRef.object }
     /// The two reassemblers, owned for the flow's lifetime. `let` and created with the flow.
     private let firstStream: StreamReassembler
     private let secondStream: StreamReassembler
     /// Which of the two carries which direction, for calls on the per-packet path without
     /// retain/release (the flow owns both). Variables only so that `swapGuessedRoles` can hand
     /// each reassembler, with everything it already holds, to the direction its bytes belong to.
-    private var clientRef: Unmanaged<StreamReassembler>
-    private var serverRef: Unmanaged<StreamReassembler>
+    private var clientRef: Unretained<StreamReassembler>
+    private var serverRef: Unretained<StreamReassembler>
     public private(set) var reassembling = false
     private var clientLastAck: UInt32 = 0
     private var serverLastAck: UInt32 = 0
@@ -66,8 +66,8 @@ public final class Flow {
         self.firstRef = ref
         firstStream = StreamReassembler()
         secondStream = StreamReassembler()
-        clientRef = Unmanaged.passUnretained(firstStream)
-        serverRef = Unmanaged.passUnretained(secondStream)
+        clientRef = Unretained(firstStream)
+        serverRef = Unretained(secondStream)
         self.lastRef = ref
         if segment.flags.contains(.syn) {
             rolesFromHandshake = true
@@ -170,8 +170,8 @@ public final class Flow {
                 || (c2s ? clientAckSeen && segment.ack == clientLastAck : serverAckSeen && segment.ack == serverLastAck)
             let stream = c2s ? clientRef : serverRef
             let reverse = c2s ? serverRef : clientRef
-            if sameAck, reverse._withUnsafeGuaranteedRef({ $0.ackedHoleAge < 0 }),
-               stream._withUnsafeGuaranteedRef({ $0.skipInOrder(seq: segment.seq, length: segment.payloadLength) }) {
+            if sameAck, reverse.with({ $0.ackedHoleAge < 0 }),
+               stream.with({ $0.skipInOrder(seq: segment.seq, length: segment.payloadLength) }) {
                 return
             }
         }
@@ -185,19 +185,19 @@ public final class Flow {
             }
             updateClosed()
         }
-        // Unmanaged: the flow owns both streams for the whole call, and a retain and release per
+        // Unretained: the flow owns both streams for the whole call, and a retain and release per
         // packet is measurable.
         let stream = dir == .clientToServer ? clientRef : serverRef
         let reverse = dir == .clientToServer ? serverRef : clientRef
         if segment.flags.contains(.syn) {
             // Recorded even before decoding is attached (at the first payload byte), so the stream
             // knows where it starts.
-            stream._withUnsafeGuaranteedRef { $0.syn(seq: segment.seq) }
+            stream.with { $0.syn(seq: segment.seq) }
         }
         guard reassembling, !ignored else { return }
         // Every packet of the connection ages an acknowledged hole in either direction.
-        stream._withUnsafeGuaranteedRef { if $0.ackedHoleAge >= 0 { $0.tick(ref: ref) } }
-        reverse._withUnsafeGuaranteedRef { if $0.ackedHoleAge >= 0 { $0.tick(ref: ref) } }
+        stream.with { if $0.ackedHoleAge >= 0 { $0.tick(ref: ref) } }
+        reverse.with { if $0.ackedHoleAge >= 0 { $0.tick(ref: ref) } }
         // A burst of segments repeats the same acknowledgement: only a new one can reveal a loss.
         if segment.flags.contains(.ack) {
             let fresh = dir == .clientToServer ? segment.ack != clientLastAck || !clientAckSeen
@@ -205,19 +205,19 @@ public final class Flow {
             if fresh {
                 if dir == .clientToServer { clientLastAck = segment.ack; clientAckSeen = true }
                 else { serverLastAck = segment.ack; serverAckSeen = true }
-                reverse._withUnsafeGuaranteedRef { $0.peerAcknowledged(segment.ack, ref: ref) }
+                reverse.with { $0.peerAcknowledged(segment.ack, ref: ref) }
             }
         }
         if !segment.flags.contains(.rst) && (segment.payloadLength > 0 || segment.flags.contains(.fin)) {
             let seq = segment.flags.contains(.syn) ? segment.seq &+ 1 : segment.seq
-            stream._withUnsafeGuaranteedRef {
+            stream.with {
                 $0.segment(seq: seq, payload: segment.payload, announcedLength: segment.payloadLength,
                            fin: segment.flags.contains(.fin), ref: ref)
             }
         }
         if segment.flags.contains(.rst) {
-            stream._withUnsafeGuaranteedRef { $0.flush(ref: ref) }
-            reverse._withUnsafeGuaranteedRef { $0.flush(ref: ref) }
+            stream.with { $0.flush(ref: ref) }
+            reverse.with { $0.flush(ref: ref) }
         }
     }
 

@@ -22,12 +22,12 @@ public final class FlowTable {
     /// Read through `recent` (unretained, no reference counting per packet); `recentAlive` holds
     /// the same flows retained, so no entry can dangle. A flow that leaves the table is marked
     /// `retired` and never matched again, so nothing needs clearing when flows are removed.
-    private var recent = [Unmanaged<Flow>?](repeating: nil, count: FlowTable.recentSlots)
+    private var recent = [Unretained<Flow>?](repeating: nil, count: FlowTable.recentSlots)
     private var recentAlive = [Flow?](repeating: nil, count: FlowTable.recentSlots)
     private static let recentSlots = 256
     /// The flow of the previous segment. Always also in `recent` (it is set only together with a
     /// slot, or from one), so it is retained there too.
-    private var lastFlowRef: Unmanaged<Flow>?
+    private var lastFlowRef: Unretained<Flow>?
 
     /// Called before the first segment of a flow that carries payload is processed (to attach
     /// decoding). It may swap the flow's guessed roles (`Flow.swapGuessedRoles`).
@@ -84,8 +84,8 @@ public final class FlowTable {
     /// direction); false when it does not, or when it is a SYN starting a new connection on a
     /// closed flow's endpoints (the dictionary path handles that).
     @inline(__always)
-    private func processIfItsFlow(_ segment: TCPSegment, ref: FrameRef, _ candidate: Unmanaged<Flow>) -> Bool {
-        let hit = candidate._withUnsafeGuaranteedRef { flow -> Bool in
+    private func processIfItsFlow(_ segment: TCPSegment, ref: FrameRef, _ candidate: Unretained<Flow>) -> Bool {
+        let hit = candidate.with { flow -> Bool in
             guard !flow.retired else { return false }
             let direction: Direction
             if segment.src == flow.client && segment.dst == flow.server {
@@ -103,7 +103,7 @@ public final class FlowTable {
             }
             return true
         }
-        if hit, !segment.flags.isDisjoint(with: [.fin, .rst]), let onClose { onClose(candidate.takeUnretainedValue()) }
+        if hit, !segment.flags.isDisjoint(with: [.fin, .rst]), let onClose { onClose(candidate.object) }
         return hit
     }
 
@@ -116,7 +116,7 @@ public final class FlowTable {
     }
 
     private func setLast(_ flow: Flow, slot: Int) {
-        let ref = Unmanaged.passUnretained(flow)
+        let ref = Unretained(flow)
         lastFlowRef = ref
         recent[slot] = ref
         recentAlive[slot] = flow

@@ -24,10 +24,10 @@ public final class StreamReassembler {
     /// Not retained: the sink's owner (the flow's application) keeps it alive for as long as the
     /// stream; a retain and release per segment is measurable on the hot path.
     public var sink: StreamSink? {
-        get { sinkRef?.takeUnretainedValue() }
-        set { sinkRef = newValue.map { Unmanaged.passUnretained($0) } }
+        get { sinkRef?.object }
+        set { sinkRef = newValue.map { Unretained($0) } }
     }
-    private var sinkRef: Unmanaged<StreamSink>?
+    private var sinkRef: Unretained<StreamSink>?
     public var maxBufferedBytes: Int
     public private(set) var stats = StreamStats()
 
@@ -129,7 +129,7 @@ public final class StreamReassembler {
     func skipInOrder(seq: UInt32, length: Int) -> Bool {
         guard started, pendingCount == 0, ackedHoleAge < 0,
               seq == baseSeq &+ UInt32(truncatingIfNeeded: nextOffset),
-              let sinkRef, sinkRef._withUnsafeGuaranteedRef({ $0.skipIfUnneeded(length) }) else { return false }
+              let sinkRef, sinkRef.with({ $0.skipIfUnneeded(length) }) else { return false }
         nextOffset += UInt64(length)
         stats.deliveredBytes += UInt64(length)
         return true
@@ -237,7 +237,7 @@ public final class StreamReassembler {
             stats.notCapturedBytes += length
         }
         nextOffset += length
-        sinkRef?._withUnsafeGuaranteedRef { $0.streamGap(length, cause: cause, ref: ref) }
+        sinkRef?.with { $0.streamGap(length, cause: cause, ref: ref) }
     }
 
     private func deliver(payload: UnsafeRawBufferPointer, missingTail: Int, skip: Int, ref: FrameRef) {
@@ -245,7 +245,7 @@ public final class StreamReassembler {
             let bytes = payload.dropFirst(skip)
             nextOffset += UInt64(bytes.count)
             stats.deliveredBytes += UInt64(bytes.count)
-            sinkRef?._withUnsafeGuaranteedRef { $0.streamData(bytes, ref: ref) }
+            sinkRef?.with { $0.streamData(bytes, ref: ref) }
             if missingTail > 0 { gap(UInt64(missingTail), cause: .notCaptured, ref: ref) }
         } else {
             // Only uncaptured bytes are left past `skip`: what was captured lies before it.

@@ -12,7 +12,7 @@ public enum GapCause: Sendable, Equatable {
 /// What a reassembled TCP byte stream (one direction of a connection) delivers, in stream order.
 ///
 /// A class rather than a protocol: the reassembler calls it through an unretained reference on
-/// every segment, which needs a class (`Unmanaged`); subclasses override both methods.
+/// every segment, which needs a class (`Unretained`); subclasses override both methods.
 open class StreamSink {
     public init() {}
 
