@@ -28,13 +28,9 @@ public final class CaptureAnalysis {
         analyzer.onHostBytesLost = { id, _ in tracker.hostBytesLost(connection: id) }
         let analyzer = self.analyzer
         analyzer.onFlowEnd = { [unowned analyzer] in tracker.connectionEnded(analyzer.summary(of: $0)) }
-        analyzer.onFlowClose = { [unowned analyzer] in
-            // A close (both FINs, or a RST) of a connection the model already knows; one it does
-            // not know yet is added only at the end (`onFlowEnd`), when it is known to carry NVMe/TCP.
-            var summary = analyzer.summary(of: $0)
-            summary.nvmeTCP = false
-            tracker.connectionEnded(summary)
-        }
+        // A close (both FINs, or a RST) updates a connection the model already knows; one it does
+        // not know yet is added only at the end (`onFlowEnd`), when it is known to carry NVMe/TCP.
+        analyzer.onFlowClose = { [unowned analyzer] in tracker.connectionEnded(analyzer.summary(of: $0, nvmeTCP: false)) }
         analyzer.onDiagnostic = { [unowned self] d in
             warningCount += 1
             warningCounts[d.kind, default: 0] += 1

@@ -24,14 +24,15 @@ public struct ConnectionSummary: Sendable {
 }
 
 extension Analyzer {
-    /// The summary of `flow` as it stands.
-    public func summary(of flow: Flow) -> ConnectionSummary {
+    /// The summary of `flow` as it stands; `nvmeTCP` when the caller already knows it (a close
+    /// reported by `onFlowClose` only updates a connection the model knows).
+    public func summary(of flow: Flow, nvmeTCP: Bool? = nil) -> ConnectionSummary {
         let (cs, ss) = (flow.clientStream.stats, flow.serverStream.stats)
         return ConnectionSummary(
             id: flow.index, client: flow.client, server: flow.server, firstRef: flow.firstRef, lastRef: flow.lastRef,
             sawSYN: flow.synRef != nil,
             firstClose: flow.firstClose.map { (byClient: $0.0 == .clientToServer, kind: $0.1.kind, ref: $0.1.ref) },
             capturedBytes: cs.deliveredBytes + ss.deliveredBytes, notCapturedBytes: cs.notCapturedBytes + ss.notCapturedBytes,
-            lostBytes: cs.gapBytes + ss.gapBytes, unframedBytes: unframedBytes(of: flow), nvmeTCP: isNVMeTCP(flow))
+            lostBytes: cs.gapBytes + ss.gapBytes, unframedBytes: unframedBytes(of: flow), nvmeTCP: nvmeTCP ?? isNVMeTCP(flow))
     }
 }

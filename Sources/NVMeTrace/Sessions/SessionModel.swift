@@ -63,6 +63,14 @@ public struct TimerSeries: Sendable, Equatable {
     private var maxGapNs: Int64 = .min
     private var maxGapAcrossLossNs: Int64 = .min
 
+    /// A restart inside gap `g` splits it; the larger half stands in for it.
+    private static func split(_ g: inout Gap?, _ ns: inout Int64, at e: TimerEvent) {
+        guard let gap = g, e.ref.timeNs > gap.from.ref.timeNs, e.ref.timeNs < gap.to.ref.timeNs else { return }
+        let before = e.ref.timeNs &- gap.from.ref.timeNs, after = gap.to.ref.timeNs &- e.ref.timeNs
+        g = before >= after ? Gap(from: gap.from, to: e) : Gap(from: e, to: gap.to)
+        ns = max(before, after)
+    }
+
     /// Bytes the host sent were lost from the capture (not inside a PDU whose header was seen).
     mutating func hostBytesLost() { lossSinceLast = true }
 
@@ -74,11 +82,8 @@ public struct TimerSeries: Sendable, Equatable {
             // in for it (a gap never comes out larger than the capture shows).
             count += 1
             if first.map({ e.ref.timeNs < $0.ref.timeNs }) ?? false { first = e }
-            if let g = maxGap, e.ref.timeNs > g.from.ref.timeNs, e.ref.timeNs < g.to.ref.timeNs {
-                let before = e.ref.timeNs &- g.from.ref.timeNs, after = g.to.ref.timeNs &- e.ref.timeNs
-                maxGap = before >= after ? Gap(from: g.from, to: e) : Gap(from: e, to: g.to)
-                maxGapNs = max(before, after)
-            }
+            Self.split(&maxGap, &maxGapNs, at: e)
+            Self.split(&maxGapAcrossLoss, &maxGapAcrossLossNs, at: e)
             return
         }
         if let lastNs = last?.ref.timeNs {
