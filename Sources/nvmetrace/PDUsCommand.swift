@@ -66,29 +66,8 @@ struct PDUsCommand: ParsableCommand {
         let analyzer = Analyzer(options: decode.analyzerOptions())
         let out = OutputStream.standardOutput()
         let err = OutputStream.standardError()
-        let multipleFiles = decode.files.count > 1
-        switch format {
-        case .text:
-            analyzer.onPDU = { r in
-                let p = r.pdu
-                var line = ""
-                if multipleFiles { line += analyzer.fileName(p.ref.file) + " " }
-                line += pad(String(p.ref.frame), 7) + " " + pad(String(format: "%.6f", analyzer.relativeSeconds(p.ref)), 12)
-                line += "  #\(r.connection) \(r.src) → \(r.dst)  \(p.type.name)"
-                if let q = r.qid { line += " q\(q)" }
-                line += "  " + PDUDescription.summary(r)
-                out.write(line)
-            }
-        case .json:
-            let encoder = PDUJSONEncoder()
-            analyzer.onPDU = { r in
-                let j = PDUJSON(r, fileName: analyzer.fileName(r.pdu.ref.file), time: analyzer.relativeSeconds(r.pdu.ref))
-                out.write(encoder.line(j))
-            }
-        }
-        if !decode.quiet {
-            analyzer.onDiagnostic = { d in err.write("nvmetrace: warning[\(d.kind.rawValue)]: \(d)") }
-        }
+        analyzer.consumer = PDUPrinter(analyzer: analyzer, format: format, multipleFiles: decode.files.count > 1,
+                                       warnings: decode.quiet ? nil : err, out: out)
         var failed = false
         for file in decode.files {
             do {
@@ -101,6 +80,47 @@ struct PDUsCommand: ParsableCommand {
         analyzer.finish()
         out.flush()
         if failed { throw ExitCode(2) }
+    }
+}
+
+/// Prints each PDU as it is decoded (every one in full), and the decode warnings.
+final class PDUPrinter: AnalyzerConsumer {
+    /// The analyzer holds its consumer: the way back is not retained.
+    unowned let analyzer: Analyzer
+    let format: OutputFormat
+    let multipleFiles: Bool
+    let warnings: OutputStream?
+    let out: OutputStream
+    let encoder = PDUJSONEncoder()
+
+    init(analyzer: Analyzer, format: OutputFormat, multipleFiles: Bool, warnings: OutputStream?, out: OutputStream) {
+        self.analyzer = analyzer
+        self.format = format
+        self.multipleFiles = multipleFiles
+        self.warnings = warnings
+        self.out = out
+    }
+
+    var detail: RecordDetail { .full }
+
+    func pdu(_ r: LentPDURecord) {
+        let p = r.pdu
+        switch format {
+        case .text:
+            var line = ""
+            if multipleFiles { line += analyzer.fileName(p.ref.file) + " " }
+            line += pad(String(p.ref.frame), 7) + " " + pad(String(format: "%.6f", analyzer.relativeSeconds(p.ref)), 12)
+            line += "  #\(r.connection) \(r.src) → \(r.dst)  \(p.type.name)"
+            if let q = r.qid { line += " q\(q)" }
+            line += "  " + PDUDescription.summary(r)
+            out.write(line)
+        case .json:
+            out.write(encoder.line(PDUJSON(r, fileName: analyzer.fileName(p.ref.file), time: analyzer.relativeSeconds(p.ref))))
+        }
+    }
+
+    func diagnostic(_ d: Diagnostic) {
+        warnings?.write("nvmetrace: warning[\(d.kind.rawValue)]: \(d)")
     }
 }
 

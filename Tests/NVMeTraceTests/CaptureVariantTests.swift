@@ -31,7 +31,7 @@ private func expectMatchesGroundTruth(
     let types = result.pduTypesByConnection
     let kas = result.keepAlivesByConnection
     let connects = result.connectsByConnection
-    let flows = Dictionary(result.flows.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
+    let flows = Dictionary(result.flows.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
     for c in truth.connections {
         let what = "\(variant) stream \(c.stream)"
         #expect(types[c.stream] ?? [:] == c.pduTypes, "\(what) PDU types", sourceLocation: sourceLocation)
@@ -694,7 +694,7 @@ enum NetworkCondition: String, CaseIterable, Sendable, CustomStringConvertible {
         #expect(result.diagnostics.isEmpty, "\(sample) snaplen \(snaplen): \(result.diagnostics.prefix(5))")
         let anyLost = try expectHeadersCapturedAreDecoded(result, truth, full: full, cut: cut,
                                                           variant: "\(sample) snaplen \(snaplen)")
-        let flows = Dictionary(result.flows.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
+        let flows = Dictionary(result.flows.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         for c in truth.connections {
             let what = "\(sample) snaplen \(snaplen) stream \(c.stream)"
             let k = try reference(cut, c)
@@ -710,7 +710,7 @@ enum NetworkCondition: String, CaseIterable, Sendable, CustomStringConvertible {
             // What the snap length cut, per direction, is counted to the byte: the segments' span
             // less the bytes the capture holds (the reference walk's, over the cut capture).
             let flow = try #require(flows[c.stream], "\(what)")
-            for (d, stats) in [(0, flow.clientStream.stats), (1, flow.serverStream.stats)] {
+            for (d, stats) in [(0, flow.clientStream), (1, flow.serverStream)] {
                 let stream = k.streams[d]
                 let announced = mergedLength(stream.segments.map(\.range))
                 let held = mergedLength(stream.captured)

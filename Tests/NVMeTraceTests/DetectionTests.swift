@@ -50,7 +50,7 @@ import NVMeTraceSynth
         let r = analyze(path, options: o)
         #expect(r.pduTypesByConnection[0] == ["CapsuleCmd": 2, "CapsuleResp": 2])
         #expect(r.keepAlivesByConnection.isEmpty)  // qid unknown mid-stream: not counted as admin KA...
-        let kas = r.records.filter { if case .command(let cmd) = $0.decoded.body { cmd.isKeepAlive } else { false } }
+        let kas = r.records.filter { if case .command(let cmd) = $0.body { cmd.isKeepAlive } else { false } }
         #expect(kas.count == 2)  // ...but decoded as Keep Alive (queue guessed admin)
     }
 }

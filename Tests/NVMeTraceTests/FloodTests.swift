@@ -96,6 +96,6 @@ func runMeasured(_ args: [String]) throws -> (status: Int32, stderr: String, max
         let r = analyze(path)
         #expect(r.diagnostics.contains { $0.message.contains("retransmitted segment(s) carried bytes that differ") }, "\(r.diagnostics)")
         // The first copy was decoded: Keep Alive with CID 50.
-        #expect(r.records.contains { if case .command(let cmd) = $0.decoded.body { cmd.cid == 50 && cmd.opcode == 0x18 } else { false } })
+        #expect(r.records.contains { if case .command(let cmd) = $0.body { cmd.cid == 50 && cmd.opcode == 0x18 } else { false } })
     }
 }

@@ -33,20 +33,22 @@ import NVMeTraceSynth
         var frame = 0
         var sinks: [Int: (TaggedRecorder, TaggedRecorder)] = [:]
         var evicted: [Int] = []
+        let hooks = TableHooks()
         init(maxFlows: Int) {
             table = FlowTable(maxFlows: maxFlows, closedLingerSeconds: 1, serverPorts: [4420])
-            table.onCreate = { [unowned self] flow in
+            hooks.started = { [unowned self] flow in
                 flow.enableReassembly(maxBufferedBytes: 1 << 16)
                 let pair = (TaggedRecorder(), TaggedRecorder())
                 flow.clientStream.sink = pair.0
                 flow.serverStream.sink = pair.1
                 sinks[flow.index] = pair
             }
-            table.onEvict = { [unowned self] flow, _ in
+            hooks.ended = { [unowned self] flow in
                 evicted.append(flow.index)
                 sinks[flow.index]?.0.evicted = true
                 sinks[flow.index]?.1.evicted = true
             }
+            table.delegate = hooks
         }
         func send(_ from: Endpoint, _ to: Endpoint, seq: UInt32, ack: UInt32, flags: TCPFlags, payload: [UInt8] = []) {
             frame += 1

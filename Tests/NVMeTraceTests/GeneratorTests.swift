@@ -29,11 +29,11 @@ import NVMeTraceSynth
         o.verifyDataDigests = true
         let r = analyze(path, options: o)
         #expect(r.diagnostics.isEmpty, "\(r.diagnostics.prefix(3))")
-        let commands = r.records.filter { if case .command = $0.decoded.body { true } else { false } }.count
+        let commands = r.records.filter { if case .command = $0.body { true } else { false } }.count
         let completions = r.records.filter {
-            switch $0.decoded.body {
-            case .completion: $0.decoded.completed != nil
-            case .c2hData(_, let cqe): cqe != nil && $0.decoded.completed != nil
+            switch $0.body {
+            case .completion: $0.completed != nil
+            case .c2hData(_, let cqe): cqe != nil && $0.completed != nil
             default: false
             }
         }.count

@@ -30,14 +30,14 @@ import Testing
     func endpointsAndTeardownMatch(sample: String) throws {
         let truth = try GroundTruth(sample: sample)
         let result = analyze(samplePath(sample))
-        let flows = Dictionary(result.flows.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
+        let flows = Dictionary(result.flows.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         for c in truth.connections {
             let flow = try #require(flows[c.stream], "\(sample): no connection \(c.stream)")
             #expect(flow.client.description == c.host)
             #expect(flow.server.description == c.target)
             if let by = c.closedBy, let how = c.closeHow {
-                let (dir, close) = try #require(flow.firstClose)
-                #expect((dir == .clientToServer ? "host" : "target") == by, "\(sample) stream \(c.stream) closed by")
+                let close = try #require(flow.firstClose)
+                #expect((close.byClient ? "host" : "target") == by, "\(sample) stream \(c.stream) closed by")
                 #expect(close.kind.rawValue == how)
             }
         }

@@ -3,10 +3,11 @@ import Testing
 @testable import NVMeTrace
 import NVMeTraceSynth
 
-/// The pipeline lends each PDU (`PDURecordView`: header and data still in the framer's buffers)
-/// and copies it into an owned `PDURecord` only for consumers that keep records. The session
-/// model, fed either way, must come out the same: same report, same findings, on the real
-/// samples and on generated traffic with digests, loss and reordering.
+/// The pipeline lends each PDU record (`LentPDURecord`: header and data still in the framer's
+/// buffers), and summarises plain I/O PDUs for a consumer that asks for no more
+/// (`RecordDetail.summaryForPlainIO`). The session model, fed summaries and lent records or
+/// owned copies of records decoded in full, must come out the same: same report, same findings,
+/// on the real samples and on generated traffic with digests, loss and reordering.
 @Suite struct LentRecordTests {
     static let samples = ["A-persistent-discovery-kato0", "A0-persistent-discovery-kato0-unfixed-host",
                           "B-persistent-discovery-healthy", "C-oneshot-discovery", "D-io-traffic",
@@ -20,31 +21,43 @@ import NVMeTraceSynth
         var warnings: [String]
     }
 
-    /// One analysis. `owned` feeds the session model owned records of every PDU decoded in full;
-    /// otherwise it is fed as `CaptureAnalysis` feeds it (lent PDUs, plain I/O summarised).
+    /// Stands between the analyzer and the analysis's own consumer: asks for `detail`, counts
+    /// records and summaries, and with `owned` hands each record on as an owned copy lent again.
+    final class Tap: AnalyzerConsumer {
+        let inner: any AnalyzerConsumer
+        let detail: RecordDetail
+        let owned: Bool
+        var records = 0, plain = 0
+        init(_ inner: any AnalyzerConsumer, detail: RecordDetail, owned: Bool) {
+            self.inner = inner
+            self.detail = detail
+            self.owned = owned
+        }
+        func pdu(_ record: LentPDURecord) {
+            records += 1
+            if case .ioSummary = record.body { plain += 1 }
+            if owned { record.owned().lent { inner.pdu($0) } } else { inner.pdu(record) }
+        }
+        func diagnostic(_ d: Diagnostic) { inner.diagnostic(d) }
+        func hostBytesLost(connection: Int, ref: FrameRef) { inner.hostBytesLost(connection: connection, ref: ref) }
+        func connectionClosed(_ s: ConnectionSummary) { inner.connectionClosed(s) }
+        func connectionEnded(_ s: ConnectionSummary) { inner.connectionEnded(s) }
+    }
+
+    /// One analysis. `owned` decodes every PDU in full (`RecordDetail.full`) and feeds the
+    /// session model owned copies; otherwise it is fed as `CaptureAnalysis` feeds it (lent
+    /// records, plain I/O summarised).
     static func analyze(_ paths: [String], owned: Bool) -> Outcome {
         var o = AnalyzerOptions()
         o.verifyDataDigests = true
         let analysis = CaptureAnalysis(options: o)
-        var records = 0, plain = 0
-        let tracker = analysis.tracker
-        if owned {
-            analysis.analyzer.onPDUView = nil
-            analysis.analyzer.onPDU = { r in
-                records += 1
-                tracker.record(r)
-            }
-        } else {
-            analysis.analyzer.onPlainIOPDU = { p in
-                plain += 1
-                tracker.record(p)
-            }
-        }
+        let tap = Tap(analysis.analyzer.consumer!, detail: owned ? .full : .summaryForPlainIO, owned: owned)
+        analysis.analyzer.consumer = tap
         var warnings: [String] = []
         analysis.onWarning = { warnings.append($0.description) }
         analysis.read(paths: paths)
-        return Outcome(json: JSONReport.render(analysis.report()), pdus: analysis.analyzer.pduCount, records: records,
-                       plain: plain, warnings: warnings)
+        return Outcome(json: JSONReport.render(analysis.report()), pdus: analysis.analyzer.pduCount,
+                       records: owned ? tap.records : 0, plain: tap.plain, warnings: warnings)
     }
 
     static func report(_ paths: [String], owned: Bool) -> (String, Int, Int) {

@@ -75,7 +75,7 @@ import NVMeTraceSynth
         #expect(warnings.contains("CapsuleResp with HLEN 72"))
         #expect(warnings.contains("PDO 250"))
         // Every valid Keep Alive after a bad header is still found.
-        let kas = r.records.filter { if case .command(let c) = $0.decoded.body { c.opcode == 0x18 } else { false } }
+        let kas = r.records.filter { if case .command(let c) = $0.body { c.opcode == 0x18 } else { false } }
         #expect(kas.count == 5)
     }
 
@@ -244,7 +244,9 @@ import NVMeTraceSynth
         defer { try? FileManager.default.removeItem(atPath: path) }
         let a = Analyzer(options: o)
         var peak = 0
-        a.onPDU = { _ in }
+        let collector = Collector()
+        collector.onPDU = { _ in }
+        a.consumer = collector
         let source = try! PcapFileSource(path: path, fileIndex: a.addFile(path))
         try! source.forEach { p in
             a.process(p)

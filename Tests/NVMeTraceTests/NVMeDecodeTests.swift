@@ -20,7 +20,7 @@ import NVMeTraceSynth
         let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         let parser = (root["independent_parser"] as! [String: Any])["connections"] as! [[String: Any]]
         let result = analyze(samplePath(sample))
-        let flowByHost = Dictionary(result.flows.map { ($0.client.description, $0.index) }, uniquingKeysWith: { a, _ in a })
+        let flowByHost = Dictionary(result.flows.map { ($0.client.description, $0.id) }, uniquingKeysWith: { a, _ in a })
         for c in parser {
             let host = c["host"] as! String
             let index = try #require(flowByHost[host])
@@ -30,15 +30,15 @@ import NVMeTraceSynth
             var responses: [(Int, Int)] = []
             var connectHostid: [String] = []
             for r in recs {
-                switch r.decoded.body {
+                switch r.body {
                 case .command(let cmd):
                     names[Self.parserName(cmd.name), default: 0] += 1
                     if cmd.queue == .io && cmd.opcode == 0x01 {
                         if r.pdu.shape.dataLength > 0 { inCapsuleWrites += 1 } else { r2tWrites += 1 }
                     }
-                    if case .connect = cmd.detail, let d = r.decoded.connectData { connectHostid.append(hexString(d.hostid ?? [])) }
+                    if case .connect = cmd.detail, let d = r.connectData { connectHostid.append(hexString(d.hostid ?? [])) }
                 case .completion(let cqe):
-                    let done = r.decoded.completed
+                    let done = r.completed
                     if case .connect(let cntlid, _)? = done?.detail { responses.append((Int(cqe.status?.code ?? 0xFFFF), Int(cntlid))) }
                     else if done?.command.fctype == 0x01 { responses.append((Int(cqe.status?.code ?? 0xFFFF), -1)) }
                 case .c2hData(let dh, _):
@@ -61,14 +61,14 @@ import NVMeTraceSynth
             let icreq = c["icreq"] as! [String: Any], icresp = c["icresp"] as! [String: Any]
             var icreqs = 0, icresps = 0
             for r in recs {
-                if case .icReq(let ic?) = r.decoded.body {
+                if case .icReq(let ic?) = r.body {
                     icreqs += 1
                     #expect(ic.headerDigest == icreq["hdgst"] as! Bool)
                     #expect(ic.dataDigest == icreq["ddgst"] as! Bool)
                     #expect(Int(ic.pda) == icreq["hpda"] as! Int)
                     #expect(Int(ic.maxValue) == icreq["maxr2t"] as! Int)
                 }
-                if case .icResp(let ic?) = r.decoded.body {
+                if case .icResp(let ic?) = r.body {
                     icresps += 1
                     #expect(ic.headerDigest == icresp["hdgst"] as! Bool)
                     #expect(Int(ic.pda) == icresp["cpda"] as! Int)
@@ -86,7 +86,7 @@ import NVMeTraceSynth
     @Test(arguments: sampleNames)
     func identifyControllerFieldsAsTsharkDecodesThem(sample: String) throws {
         let ours: [IdentifyController] = analyze(samplePath(sample)).records.compactMap {
-            if case .completion = $0.decoded.body, let done = $0.decoded.completed, case .identifyController(let id) = done.detail { return id }
+            if case .completion = $0.body, let done = $0.completed, case .identifyController(let id) = done.detail { return id }
             return nil
         }
         let theirs = try Tshark.fields(samplePath(sample), filter: "nvme.cmd.identify.ctrl.cntrltype", [
@@ -106,7 +106,7 @@ import NVMeTraceSynth
     @Test(arguments: sampleNames)
     func discoveryLogEntriesAsTsharkDecodesThem(sample: String) throws {
         let ours: [DiscoveryLog] = analyze(samplePath(sample)).records.compactMap {
-            if case .completion = $0.decoded.body, let done = $0.decoded.completed, case .discoveryLog(let l) = done.detail, !l.entries.isEmpty { return l }
+            if case .completion = $0.body, let done = $0.completed, case .discoveryLog(let l) = done.detail, !l.entries.isEmpty { return l }
             return nil
         }
         let theirs = try Tshark.fields(samplePath(sample), filter: "nvme.cmd.get_logpage.identify.rcrd.subtype", [
@@ -129,7 +129,7 @@ import NVMeTraceSynth
 
     @Test func asyncEventCompletionIsDecodedOnlyOnSuccess() {
         let decoder = NVMeConnectionDecoder()
-        func feed(_ bytes: [UInt8]) -> DecodedPDU {
+        func feed(_ bytes: [UInt8]) -> (body: PDUBody, connectData: ConnectData?, completed: CompletedCommand?) {
             let rec = frame([bytes])
             return decoder.decode(rec.pdus[0])
         }
@@ -175,15 +175,22 @@ import NVMeTraceSynth
         let f = PDUFramer(synchronized: true)
         f.delegate = rec
         rec.keep = { _ in 0 }
-        var decoded: [DecodedPDU] = []
+        var decoded: [OwnedPDURecord] = []
         final class Bridge: PDUFramerDelegate {
             let decoder: NVMeConnectionDecoder
-            var out: [DecodedPDU] = []
+            var out: [OwnedPDURecord] = []
+            let host = Endpoint(address: IPAddress(v4: 0x0A00_0001), port: 40000)
+            let target = Endpoint(address: IPAddress(v4: 0x0A00_0002), port: 4420)
             init(_ d: NVMeConnectionDecoder) { decoder = d }
             override func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
                 decoder.dataBytesToKeep(shape, header: header)
             }
-            override func framer(_ framer: PDUFramer, didFrame pdu: FramedPDU) { out.append(decoder.decode(PDU(pdu))) }
+            override func framer(_ framer: PDUFramer, didFrame pdu: LentPDU) { 
+                let d = decoder.decode(pdu.owned())
+                let fromHost = pdu.type.fromHost
+                out.append(OwnedPDURecord(connection: 0, src: fromHost ? host : target, dst: fromHost ? target : host, qid: 2,
+                                          pdu: pdu.owned(), body: d.body, connectData: d.connectData, completed: d.completed))
+             }
             override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {}
         }
         let bridge = Bridge(decoder)
@@ -201,12 +208,7 @@ import NVMeTraceSynth
         // The session model learns the NQNs and the controller id from the H2CData as it does
         // from in-capsule data.
         let tracker = SessionTracker()
-        let host = Endpoint(address: IPAddress(v4: 0x0A00_0001), port: 40000)
-        let target = Endpoint(address: IPAddress(v4: 0x0A00_0002), port: 4420)
-        for d in decoded {
-            tracker.record(PDURecord(connection: 0, src: d.fromHost ? host : target, dst: d.fromHost ? target : host,
-                                     qid: 2, decoded: d))
-        }
+        for record in decoded { tracker.record(record) }
         let model = tracker.model(files: [], packets: 4, captureStart: nil, captureEnd: FrameRef(file: 0, frame: 1, timeNs: 0))
         #expect(model.connections.count == 1)
         #expect(model.connections.first?.subnqn == "nqn.h2c:sub")

@@ -96,7 +96,7 @@ import NVMeTraceSynth
             var data: [[UInt8]] = []
             var incomplete: [Bool] = []
             override func framer(_ f: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int { 1024 }
-            override func framer(_ f: PDUFramer, didFrame pdu: FramedPDU) {
+            override func framer(_ f: PDUFramer, didFrame pdu: LentPDU) {
                 data.append(Array(pdu.data)); incomplete.append(pdu.incomplete)
             }
         }
@@ -147,7 +147,7 @@ import NVMeTraceSynth
         #expect(result.diagnostics.isEmpty, "\(result.diagnostics)")
         let connect = result.records.first { $0.pdu.type == .capsuleCmd }
         #expect(connect?.pdu.header.count == 10)
-        if case .notCaptured? = connect?.decoded.body {} else { Issue.record("decoded: \(String(describing: connect?.decoded.body))") }
+        if case .notCaptured? = connect?.body {} else { Issue.record("decoded: \(String(describing: connect?.body))") }
     }
 
     // MARK: KATO from the Keep Alive cadence

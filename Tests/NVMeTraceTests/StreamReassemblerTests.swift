@@ -249,11 +249,13 @@ final class StreamRecorder: StreamSink {
         let target = Endpoint(address: IPAddress(v4: 0x0A00_0001), port: 4420)
         let table = FlowTable(serverPorts: [4420])
         let hostSink = SkippingRecorder(), targetSink = StreamRecorder()
-        table.onCreate = { flow in
+        let hooks = TableHooks(started: { flow in
             flow.enableReassembly(maxBufferedBytes: 1 << 20)
             flow.clientStream.sink = hostSink
             flow.serverStream.sink = targetSink
-        }
+        })
+        table.delegate = hooks
+        defer { withExtendedLifetime(hooks) {} }
         var frame = 0
         let payload = [UInt8](repeating: 7, count: 100)
         func send(_ from: Endpoint, _ to: Endpoint, seq: UInt32, ack: UInt32, flags: TCPFlags, length: Int = 0) {

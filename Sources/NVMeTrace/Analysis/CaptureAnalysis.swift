@@ -4,39 +4,58 @@ import Foundation
 /// The whole offline analysis: decode pipeline, session model, rules, report.
 public final class CaptureAnalysis {
     public let analyzer: Analyzer
-    public let tracker = SessionTracker()
-    public private(set) var warningCount = 0
-    /// Warnings by stable id (`Diagnostic.Kind`).
-    public private(set) var warningCounts: [Diagnostic.Kind: Int] = [:]
-    public private(set) var warningSamples: [String] = []
+    public let tracker: SessionTracker
+    /// Decode warnings: how many, by stable id (`Diagnostic.Kind`), and the first few.
+    public var warningCount: Int { feed.warningCount }
+    public var warningCounts: [Diagnostic.Kind: Int] { feed.warningCounts }
+    public var warningSamples: [String] { feed.warningSamples }
     public private(set) var readErrors: [String] = []
     /// Called for each decode warning as it happens (the CLI prints them unless quiet).
-    public var onWarning: ((Diagnostic) -> Void)?
+    public var onWarning: ((Diagnostic) -> Void)? {
+        get { feed.onWarning }
+        set { feed.onWarning = newValue }
+    }
     public static let warningSampleLimit = 20
     /// Inputs are interface names, not files (no sizes or hashes).
     public var live = false
     /// Live: the snap length asked of each interface.
     public var liveSnapLengths: [Int] = []
+    private let feed: Feed
 
-    public init(options: AnalyzerOptions = AnalyzerOptions()) {
-        analyzer = Analyzer(options: options)
-        // The tracker itself, not self: no unowned-reference check per PDU (the tracker does
-        // not refer back, so there is no cycle).
-        let tracker = self.tracker
-        analyzer.onPDUView = { tracker.record($0) }
-        analyzer.onPlainIOPDU = { tracker.record($0) }
-        analyzer.onHostBytesLost = { id, _ in tracker.hostBytesLost(connection: id) }
-        let analyzer = self.analyzer
-        analyzer.onFlowEnd = { [unowned analyzer] in tracker.connectionEnded(analyzer.summary(of: $0)) }
-        // A close (both FINs, or a RST) updates a connection the model already knows; one it does
-        // not know yet is added only at the end (`onFlowEnd`), when it is known to carry NVMe/TCP.
-        analyzer.onFlowClose = { [unowned analyzer] in tracker.connectionEnded(analyzer.summary(of: $0, nvmeTCP: false)) }
-        analyzer.onDiagnostic = { [unowned self] d in
+    /// The analyzer's consumer: PDUs and connection summaries to the session model, warnings
+    /// counted. Holds no reference back to the analyzer or to this analysis.
+    final class Feed: AnalyzerConsumer {
+        let tracker: SessionTracker
+        let detail: RecordDetail
+        var warningCount = 0
+        var warningCounts: [Diagnostic.Kind: Int] = [:]
+        var warningSamples: [String] = []
+        var onWarning: ((Diagnostic) -> Void)?
+
+        init(tracker: SessionTracker, detail: RecordDetail) {
+            self.tracker = tracker
+            self.detail = detail
+        }
+
+        func pdu(_ record: LentPDURecord) { tracker.record(record) }
+        func hostBytesLost(connection: Int, ref: FrameRef) { tracker.hostBytesLost(connection: connection) }
+        func connectionClosed(_ summary: ConnectionSummary) { tracker.connectionClosed(summary) }
+        func connectionEnded(_ summary: ConnectionSummary) { tracker.connectionEnded(summary) }
+        func diagnostic(_ d: Diagnostic) {
             warningCount += 1
             warningCounts[d.kind, default: 0] += 1
-            if warningSamples.count < Self.warningSampleLimit { warningSamples.append(d.description) }
+            if warningSamples.count < CaptureAnalysis.warningSampleLimit { warningSamples.append(d.description) }
             onWarning?(d)
         }
+    }
+
+    /// `detail`: the session model needs no more of plain I/O PDUs than a summary; `.full`
+    /// decodes every PDU (the model comes out the same: LentRecordTests).
+    public init(options: AnalyzerOptions = AnalyzerOptions(), detail: RecordDetail = .summaryForPlainIO) {
+        analyzer = Analyzer(options: options)
+        tracker = SessionTracker()
+        feed = Feed(tracker: tracker, detail: detail)
+        analyzer.consumer = feed
     }
 
     /// Reads the files in order (one continuing capture). Errors are recorded and reading goes

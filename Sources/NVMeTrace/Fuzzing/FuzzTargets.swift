@@ -107,10 +107,13 @@ final class FuzzPDUSink: PDUFramerDelegate {
     override func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
         decoder.dataBytesToKeep(shape, header: header)
     }
-    override func framer(_ framer: PDUFramer, didFrame pdu: FramedPDU) {
-        let d = decoder.decode(PDU(pdu))
-        _ = PDUDescription.summary(PDURecord(connection: 0, src: Endpoint(address: IPAddress(v4: 1), port: 1),
-                                             dst: Endpoint(address: IPAddress(v4: 2), port: 2), qid: decoder.qid, decoded: d))
+    override func framer(_ framer: PDUFramer, didFrame pdu: LentPDU) {
+        var connectData: ConnectData?
+        var completed: CompletedCommand?
+        let body = decoder.decode(pdu, connectData: &connectData, completed: &completed)
+        _ = PDUDescription.summary(OwnedPDURecord(connection: 0, src: Endpoint(address: IPAddress(v4: 1), port: 1),
+                                                  dst: Endpoint(address: IPAddress(v4: 2), port: 2), qid: decoder.qid,
+                                                  pdu: pdu.owned(), body: body, connectData: connectData, completed: completed))
     }
     override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {}
 }

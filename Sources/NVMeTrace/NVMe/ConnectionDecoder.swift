@@ -33,7 +33,19 @@ public final class NVMeConnectionDecoder {
     private var outstanding = CIDMap<Outstanding>()
     /// Kept data of the outstanding commands with `keepsData`, and only of those.
     private var kept: [UInt16: KeptData] = [:]
-    public var onEvent: ((NVMeDecodeEvent, FrameRef) -> Void)?
+    /// What the decoder noticed while decoding the last PDU (`decode`), oldest first, for its
+    /// caller to take (`takeEvents`) and judge: whether an unmatched completion or a reused CID is
+    /// news depends on what the capture missed, which only the caller knows. Empty for almost
+    /// every PDU (its buffer is kept once allocated).
+    public private(set) var events: [(NVMeDecodeEvent, FrameRef)] = []
+
+    private func note(_ event: NVMeDecodeEvent, _ ref: FrameRef) { events.append((event, ref)) }
+
+    /// The events noted since the last call, and forgets them.
+    public func takeEvents() -> [(NVMeDecodeEvent, FrameRef)] {
+        defer { events.removeAll(keepingCapacity: true) }
+        return events
+    }
 
     public init(maxOutstanding: Int = 65536) {
         self.maxOutstanding = maxOutstanding
@@ -71,16 +83,16 @@ public final class NVMeConnectionDecoder {
     }
 
     /// Decodes an owned PDU (tests, tools): the same decode as the pipeline's.
-    public func decode(_ pdu: PDU) -> DecodedPDU {
+    public func decode(_ pdu: PDU) -> (body: PDUBody, connectData: ConnectData?, completed: CompletedCommand?) {
         var connectData: ConnectData?
         var completed: CompletedCommand?
-        let body = pdu.withFramed { decode($0, connectData: &connectData, completed: &completed) }
-        return DecodedPDU(pdu: pdu, body: body, connectData: connectData, completed: completed)
+        let body = pdu.lent { decode($0, connectData: &connectData, completed: &completed) }
+        return (body, connectData, completed)
     }
 
     /// Decodes a lent PDU (the pipeline: nothing of it is copied unless kept). `connectData` is
     /// set when this PDU completed the Connect data, `completed` when it completed a command.
-    public func decode(_ pdu: FramedPDU, connectData: inout ConnectData?, completed: inout CompletedCommand?) -> DecodedPDU.Body {
+    public func decode(_ pdu: LentPDU, connectData: inout ConnectData?, completed: inout CompletedCommand?) -> PDUBody {
         if case .mismatch = pdu.headerDigest { return .untrusted }
         switch pdu.type {
         case .icReq:
@@ -131,7 +143,7 @@ public final class NVMeConnectionDecoder {
         }
     }
 
-    private func decodeCommand(_ pdu: FramedPDU, connectData: inout ConnectData?) -> DecodedPDU.Body {
+    private func decodeCommand(_ pdu: LentPDU, connectData: inout ConnectData?) -> PDUBody {
         // The whole SQE (the usual case) is decoded directly; a cut one as far as it goes.
         let sqe = pdu.header.dropFirst(8)
         guard var cmd = sqe.count >= 64 ? NVMeCommand(sqe: sqe, qid: qid) : NVMeCommand(capturedSQE: sqe, qid: qid) else {
@@ -148,14 +160,14 @@ public final class NVMeConnectionDecoder {
                     // The capture kept only the data's first bytes: decode what they hold.
                     connectData = ConnectData(captured: Array(pdu.data))
                 } else {
-                    onEvent?(.shortConnectData(bytes: pdu.data.count), pdu.ref)
+                    note(.shortConnectData(bytes: pdu.data.count), pdu.ref)
                 }
             }
         }
         let previous = outstanding.position(of: cmd.cid)
         let reused = previous != nil
         if reused {
-            onEvent?(.cidReused(cid: cmd.cid), pdu.ref)
+            note(.cidReused(cid: cmd.cid), pdu.ref)
         }
         if outstanding.count < maxOutstanding || reused {
             let limit = cmd.dataToKeep
@@ -181,7 +193,7 @@ public final class NVMeConnectionDecoder {
     // MARK: - plain I/O
 
     /// Decodes a PDU of plain I/O traffic, and only such a PDU, for a consumer that needs no more
-    /// of it than `PlainIOPDU` says (the session model): on a connection whose Connect named an
+    /// of it than its kind (the session model): on a connection whose Connect named an
     /// I/O queue, a command that is not a Fabrics command, its completion, and data and R2T PDUs
     /// of such commands, with a trusted header. The bulk of a capture; decoded in full and lent
     /// on, each cost ~1,300 instructions (callgrind), most of it describing reads and writes
@@ -189,7 +201,8 @@ public final class NVMeConnectionDecoder {
     ///
     /// Returns nil, having changed nothing, for any other PDU: the caller then decodes it in full
     /// with `decode`. Otherwise the decoder's state changes exactly as `decode` would change it.
-    public func decodePlainIO(_ pdu: FramedPDU) -> PlainIOPDU.Kind? {
+    /// The summary is `PDUBody.ioSummary`.
+    public func decodePlainIO(_ pdu: LentPDU) -> PDUBody? {
         guard let qid, qid != 0 else { return nil }
         if case .mismatch = pdu.headerDigest { return nil }
         let h = pdu.header
@@ -200,13 +213,13 @@ public final class NVMeConnectionDecoder {
                   outstanding.position(of: cmd.cid) == nil,   // reused CID: `decode` warns
                   outstanding.count < maxOutstanding else { return nil }
             outstanding.insertNew(Outstanding(command: cmd, ref: pdu.ref, keepsData: false), for: cmd.cid)
-            return .command(cmd.kind)
+            return .ioSummary(command: cmd.kind)
         case .capsuleResp:
             // CQE (§3.6.2.6): the CID is at byte 12 of the 16 after the common header.
             guard h.slice(8, 16) != nil, let cid = h.le16(at: 8 + 12), let p = outstanding.position(of: cid),
                   isPlain(at: p) else { return nil }
             outstanding.remove(at: p)
-            return .other
+            return .ioSummary(command: nil)
         case .c2hData:
             guard let dh = DataTransferHeader(header: h) else { return nil }
             let p = outstanding.position(of: dh.cccid)
@@ -215,11 +228,11 @@ public final class NVMeConnectionDecoder {
                 guard let p else { return nil }  // unmatched: `decode` warns
                 outstanding.remove(at: p)
             }
-            return .other
+            return .ioSummary(command: nil)
         case .h2cData, .r2t:
             guard let dh = DataTransferHeader(header: h) else { return nil }
             if let p = outstanding.position(of: dh.cccid), !isPlain(at: p) { return nil }
-            return .other
+            return .ioSummary(command: nil)
         default:
             return nil
         }
@@ -235,7 +248,7 @@ public final class NVMeConnectionDecoder {
     /// Matches a completion with its command and decodes what the completion means for it.
     private func complete(_ cqe: NVMeCompletion, ref: FrameRef) -> CompletedCommand? {
         guard let o = outstanding.removeValue(for: cqe.cid) else {
-            onEvent?(.unmatchedCompletion(cid: cqe.cid), ref)
+            note(.unmatchedCompletion(cid: cqe.cid), ref)
             return nil
         }
         let keptData = o.keepsData ? kept.removeValue(forKey: cqe.cid) : nil

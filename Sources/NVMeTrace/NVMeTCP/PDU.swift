@@ -30,17 +30,30 @@ public enum DigestStatus: Sendable, Equatable {
     }
 }
 
+/// Where a framed PDU's header and data bytes are held: lent (`UnsafeRawBufferPointer`, pointing
+/// into the framer's buffers or the packet, valid only for the length of one call) or owned
+/// (`[UInt8]`, a copy that can be kept).
+public protocol PDUBytes {
+    var count: Int { get }
+}
+extension UnsafeRawBufferPointer: PDUBytes {}
+extension Array: PDUBytes where Element == UInt8 {}
+
 /// One framed NVMe/TCP PDU: its header bytes, the data bytes the decoder asked to keep, digest
-/// results, and where in the capture it started and was completed.
-public struct PDU: Sendable {
+/// results, and where in the capture it started and was completed. The one type for a framed
+/// PDU, over lent bytes (`LentPDU`, as the framer hands it on: nothing is allocated, retained or
+/// destroyed per PDU; per-PDU arrays, moves and destroys were a quarter of the analysis on 4 KiB
+/// I/O, callgrind) or owned ones (`PDU`, `owned()`).
+public struct PDUFrame<Bytes: PDUBytes> {
     public var shape: PDUShape
     public var type: PDUType { shape.type }
     public var flags: PDUFlags { shape.flags }
-    /// The HLEN header bytes (common header included); fewer when the capture cut the header
-    /// (`headerIsPartial`): then only this prefix is known.
-    public var header: [UInt8]
+    /// The HLEN header bytes (common header included); only a prefix of them (at least the
+    /// 8-byte common header) when the capture cut the header (`headerIsPartial`): fields past it
+    /// are unknown.
+    public var header: Bytes
     /// The first data bytes (as many as were asked for); empty when data was skipped.
-    public var data: [UInt8]
+    public var data: Bytes
     public var headerDigest: DigestStatus
     public var dataDigest: DigestStatus
     /// True when some of the PDU's bytes were not in the capture (a gap inside it).
@@ -56,47 +69,31 @@ public struct PDU: Sendable {
     public var headerIsPartial: Bool { header.count < shape.hlen }
 }
 
-extension PDU {
-    /// An owned copy of a lent PDU.
-    public init(_ f: FramedPDU) {
-        self.init(shape: f.shape, header: Array(f.header), data: Array(f.data), headerDigest: f.headerDigest,
-                  dataDigest: f.dataDigest, incomplete: f.incomplete, firstRef: f.firstRef, ref: f.ref,
-                  streamOffset: f.streamOffset)
-    }
+/// A framed PDU as the framer lends it: valid only for the length of the call.
+public typealias LentPDU = PDUFrame<UnsafeRawBufferPointer>
+/// A framed PDU with its own copy of its bytes.
+public typealias PDU = PDUFrame<[UInt8]>
 
-    /// Lends this PDU as the framer does.
-    public func withFramed<R>(_ body: (FramedPDU) throws -> R) rethrows -> R {
-        try header.withUnsafeBytes { h in
-            try data.withUnsafeBytes { d in
-                try body(FramedPDU(shape: shape, header: h, data: d, headerDigest: headerDigest, dataDigest: dataDigest,
-                                   incomplete: incomplete, firstRef: firstRef, ref: ref, streamOffset: streamOffset))
-            }
-        }
+extension PDUFrame: Sendable where Bytes == [UInt8] {}
+
+extension PDUFrame where Bytes == UnsafeRawBufferPointer {
+    /// An owned copy.
+    public func owned() -> PDU {
+        PDU(shape: shape, header: Array(header), data: Array(data), headerDigest: headerDigest, dataDigest: dataDigest,
+            incomplete: incomplete, firstRef: firstRef, ref: ref, streamOffset: streamOffset)
     }
 }
 
-/// A framed PDU as the framer lends it to the stage after: the same fields as `PDU`, but its
-/// header and data point into the framer's buffers, valid only for the length of the call.
-/// Nothing is allocated, retained or destroyed per PDU (per-PDU arrays, moves and destroys were
-/// a quarter of the analysis on 4 KiB I/O; callgrind).
-public struct FramedPDU {
-    public var shape: PDUShape
-    public var type: PDUType { shape.type }
-    public var flags: PDUFlags { shape.flags }
-    /// The HLEN header bytes (common header included); only a prefix of them (at least the
-    /// 8-byte common header) when the capture cut the header: fields past it are unknown.
-    public var header: UnsafeRawBufferPointer
-    /// The first data bytes (as many as were asked for); empty when data was skipped.
-    public var data: UnsafeRawBufferPointer
-    public var headerDigest: DigestStatus
-    public var dataDigest: DigestStatus
-    public var incomplete: Bool
-    public var firstRef: FrameRef
-    public var ref: FrameRef
-    public var streamOffset: UInt64
-
-    /// True when only a prefix of the header was captured.
-    public var headerIsPartial: Bool { header.count < shape.hlen }
+extension PDUFrame where Bytes == [UInt8] {
+    /// Lends this PDU as the framer does.
+    public func lent<R>(_ body: (LentPDU) throws -> R) rethrows -> R {
+        try header.withUnsafeBytes { h in
+            try data.withUnsafeBytes { d in
+                try body(LentPDU(shape: shape, header: h, data: d, headerDigest: headerDigest, dataDigest: dataDigest,
+                                 incomplete: incomplete, firstRef: firstRef, ref: ref, streamOffset: streamOffset))
+            }
+        }
+    }
 }
 
 /// Why the framer was looking for a PDU boundary.

@@ -10,7 +10,7 @@ open class PDUFramerDelegate {
     open func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int { 0 }
     /// A PDU is complete. It is lent: its header and data point into the framer's buffers and
     /// are valid only during the call (`PDU(pdu)` makes an owned copy).
-    open func framer(_ framer: PDUFramer, didFrame pdu: FramedPDU) {}
+    open func framer(_ framer: PDUFramer, didFrame pdu: LentPDU) {}
     open func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {}
 }
 
@@ -293,7 +293,7 @@ public final class PDUFramer: StreamSink {
                                  : UnsafeRawBufferPointer(start: nil, count: 0)
         streamOffset += UInt64(s.plen)
         pduCount += 1
-        emit(FramedPDU(shape: s, header: header, data: data, headerDigest: hd, dataDigest: dd, incomplete: false,
+        emit(LentPDU(shape: s, header: header, data: data, headerDigest: hd, dataDigest: dd, incomplete: false,
                        firstRef: ref, ref: ref, streamOffset: pduStart))
         return bytes.dropFirst(s.plen)
     }
@@ -412,12 +412,12 @@ public final class PDUFramer: StreamSink {
         phase = .header
         let header = headerBytes.prefix(s.hlen)
         if data.isEmpty {
-            emit(FramedPDU(shape: s, header: header, data: UnsafeRawBufferPointer(start: nil, count: 0),
+            emit(LentPDU(shape: s, header: header, data: UnsafeRawBufferPointer(start: nil, count: 0),
                            headerDigest: headerDigest, dataDigest: dataDigest, incomplete: incomplete,
                            firstRef: firstRef, ref: ref, streamOffset: pduStart))
         } else {
             data.withUnsafeBytes { d in
-                emit(FramedPDU(shape: s, header: header, data: d, headerDigest: headerDigest, dataDigest: dataDigest,
+                emit(LentPDU(shape: s, header: header, data: d, headerDigest: headerDigest, dataDigest: dataDigest,
                                incomplete: incomplete, firstRef: firstRef, ref: ref, streamOffset: pduStart))
             }
         }
@@ -428,7 +428,7 @@ public final class PDUFramer: StreamSink {
     }
 
     /// Lends a PDU to the delegate.
-    private func emit(_ pdu: FramedPDU) {
+    private func emit(_ pdu: LentPDU) {
         delegateRef?.with { $0.framer(self, didFrame: pdu) }
     }
 

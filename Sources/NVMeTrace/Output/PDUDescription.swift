@@ -1,9 +1,9 @@
 /// Human-readable one-line summaries of decoded PDUs, commands and completions.
 public enum PDUDescription {
-    public static func summary(_ record: PDURecord) -> String {
+    public static func summary<Bytes>(_ record: PDURecord<Bytes>) -> String {
         let pdu = record.pdu
         var parts: [String] = []
-        switch record.decoded.body {
+        switch record.body {
         case .icReq(let ic):
             if let ic { parts.append("pfv=\(ic.pfv) hpda=\(ic.pda) hdgst=\(ic.headerDigest ? 1 : 0) ddgst=\(ic.dataDigest ? 1 : 0) maxr2t=\(ic.maxValue)") }
         case .icResp(let ic):
@@ -12,22 +12,24 @@ public enum PDUDescription {
             if let t { parts.append("FES \(t.fes) \(TermReqFES.name(t.fes, fromHost: pdu.type == .h2cTermReq)) fei=\(hexValue(t.fei))") }
         case .command(let cmd):
             parts.append("cid=\(cmd.cid) \(cmd.name)")
-            parts.append(contentsOf: commandFields(cmd, connectData: record.decoded.connectData))
+            parts.append(contentsOf: commandFields(cmd, connectData: record.connectData))
         case .completion(let cqe):
-            parts.append(completionText(cqe, record.decoded.completed))
+            parts.append(completionText(cqe, record.completed))
         case .h2cData(let dh):
             if let dh { parts.append("cccid=\(dh.cccid) ttag=\(dh.ttag) datao=\(dh.offset) datal=\(dh.length)") }
-            if let cd = record.decoded.connectData { parts.append(connectDataText(cd)) }
+            if let cd = record.connectData { parts.append(connectDataText(cd)) }
         case .c2hData(let dh, let cqe):
             if let dh { parts.append("cccid=\(dh.cccid) datao=\(dh.offset) datal=\(dh.length)") }
             if pdu.flags.contains(.last) { parts.append("LAST") }
-            if let cqe { parts.append("SUCCESS → " + completionText(cqe, record.decoded.completed)) }
+            if let cqe { parts.append("SUCCESS → " + completionText(cqe, record.completed)) }
         case .r2t(let dh):
             if let dh { parts.append("cccid=\(dh.cccid) ttag=\(dh.ttag) r2to=\(dh.offset) r2tl=\(dh.length)") }
         case .untrusted:
             parts.append("(header digest mismatch: fields not trusted)")
         case .notCaptured:
             break
+        case .ioSummary:
+            parts.append("(plain I/O, summarised: fields not decoded)")
         }
         if case .mismatch = pdu.headerDigest { parts.append("[HDGST MISMATCH]") }
         if case .mismatch = pdu.dataDigest { parts.append("[DDGST MISMATCH]") }

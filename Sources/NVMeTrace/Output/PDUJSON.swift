@@ -97,7 +97,7 @@ public struct PDUJSON: Encodable {
         public var portid: Int
     }
 
-    public init(_ r: PDURecord, fileName: String, time: Double) {
+    public init<Bytes>(_ r: PDURecord<Bytes>, fileName: String, time: Double) {
         let p = r.pdu
         file = fileName
         frame = p.ref.frame
@@ -122,7 +122,7 @@ public struct PDUJSON: Encodable {
         incomplete = p.incomplete ? true : nil
         headerCaptured = p.headerIsPartial ? p.header.count : nil
         qid = r.qid.map(Int.init)
-        switch r.decoded.body {
+        switch r.body {
         case .icReq(let ic), .icResp(let ic):
             if let ic {
                 pfv = Int(ic.pfv); pda = Int(ic.pda); hdgstEnabled = ic.headerDigest; ddgstEnabled = ic.dataDigest
@@ -134,18 +134,18 @@ public struct PDUJSON: Encodable {
             }
         case .command(let cmd):
             setCommand(cmd)
-            if let cd = r.decoded.connectData { setConnectData(cd) }
+            if let cd = r.connectData { setConnectData(cd) }
         case .completion(let cqe):
-            setCompletion(cqe, r.decoded.completed)
+            setCompletion(cqe, r.completed)
         case .h2cData(let dh):
             setTransfer(dh)
-            if let cd = r.decoded.connectData { setConnectData(cd) }
+            if let cd = r.connectData { setConnectData(cd) }
         case .c2hData(let dh, let cqe):
             setTransfer(dh)
-            if let cqe { setCompletion(cqe, r.decoded.completed) }
+            if let cqe { setCompletion(cqe, r.completed) }
         case .r2t(let dh):
             setTransfer(dh)
-        case .untrusted, .notCaptured:
+        case .untrusted, .notCaptured, .ioSummary:
             break
         }
     }

@@ -1,4 +1,4 @@
-/// What the pipeline tells the session model about a TCP connection when it closes or ends: a
+/// What the pipeline tells its consumer (the session model) about a TCP connection when it closes or ends: a
 /// value, taken at that moment, instead of the live `Flow` (which the flow table goes on changing,
 /// and which would tie the model to reassembly's internals).
 public struct ConnectionSummary: Sendable {
@@ -13,26 +13,16 @@ public struct ConnectionSummary: Sendable {
     public var sawSYN: Bool
     /// The first FIN or RST: who sent it (true: the client), which, and where.
     public var firstClose: (byClient: Bool, kind: CloseEvent.Kind, ref: FrameRef)?
-    /// Stream bytes, both directions: captured, cut by the snap length, lost before the capture.
-    public var capturedBytes: UInt64
-    public var notCapturedBytes: UInt64
-    public var lostBytes: UInt64
+    /// What each direction's reassembly counted (client → server, server → client).
+    public var clientStream: StreamStats
+    public var serverStream: StreamStats
     /// Bytes that could not be framed as PDUs.
     public var unframedBytes: UInt64
     /// Carried NVMe/TCP (decoded, or on a port or target known to), though maybe without a PDU.
     public var nvmeTCP: Bool
-}
 
-extension Analyzer {
-    /// The summary of `flow` as it stands; `nvmeTCP` when the caller already knows it (a close
-    /// reported by `onFlowClose` only updates a connection the model knows).
-    public func summary(of flow: Flow, nvmeTCP: Bool? = nil) -> ConnectionSummary {
-        let (cs, ss) = (flow.clientStream.stats, flow.serverStream.stats)
-        return ConnectionSummary(
-            id: flow.index, client: flow.client, server: flow.server, firstRef: flow.firstRef, lastRef: flow.lastRef,
-            sawSYN: flow.synRef != nil,
-            firstClose: flow.firstClose.map { (byClient: $0.0 == .clientToServer, kind: $0.1.kind, ref: $0.1.ref) },
-            capturedBytes: cs.deliveredBytes + ss.deliveredBytes, notCapturedBytes: cs.notCapturedBytes + ss.notCapturedBytes,
-            lostBytes: cs.gapBytes + ss.gapBytes, unframedBytes: unframedBytes(of: flow), nvmeTCP: nvmeTCP ?? isNVMeTCP(flow))
-    }
+    /// Stream bytes, both directions: captured, cut by the snap length, lost before the capture.
+    public var capturedBytes: UInt64 { clientStream.deliveredBytes + serverStream.deliveredBytes }
+    public var notCapturedBytes: UInt64 { clientStream.notCapturedBytes + serverStream.notCapturedBytes }
+    public var lostBytes: UInt64 { clientStream.gapBytes + serverStream.gapBytes }
 }

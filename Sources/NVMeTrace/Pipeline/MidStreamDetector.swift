@@ -46,17 +46,16 @@
 /// directions have given up, the flow is ignored (a later ICReq to its target still covers it:
 /// see `Analyzer`).
 final class MidStreamDetector {
-    unowned let flow: Flow
-    private let analyzerRef: Unretained<Analyzer>
+    /// The connection's handler owns the detector (its state) and outlives it.
+    private unowned(unsafe) let handler: ConnectionHandler
     /// [0] was attached to the guessed client's stream, [1] to the guessed server's.
     let scanners: [PDURunScanner]
     /// Decided, covered by a proof or given up: nothing more to do.
     var finished = false
 
-    init(flow: Flow, analyzer: Analyzer) {
-        self.flow = flow
-        analyzerRef = Unretained(analyzer)
-        let max = analyzer.options.maxPDULength
+    init(handler: ConnectionHandler) {
+        self.handler = handler
+        let max = handler.analyzer.options.maxPDULength
         scanners = [PDURunScanner(maxPDULength: max), PDURunScanner(maxPDULength: max)]
         for s in scanners { s.owner = self }
     }
@@ -69,17 +68,18 @@ final class MidStreamDetector {
     fileprivate func runFound(by scanner: PDURunScanner, fromHost: Bool, ref: FrameRef) {
         guard !finished else { return }
         finished = true
-        analyzerRef.object.recognised(self, hostScanner: fromHost ? scanner : other(than: scanner), ref: ref)
+        handler.recognised(self, hostScanner: fromHost ? scanner : other(than: scanner), ref: ref)
     }
 
     fileprivate func held(_ cost: Int) {
-        analyzerRef.with { $0.midStreamHeldHighWater = max($0.midStreamHeldHighWater, cost) }
+        let analyzer = handler.analyzer
+        analyzer.midStreamHeldHighWater = max(analyzer.midStreamHeldHighWater, cost)
     }
 
     fileprivate func directionExhausted(ref: FrameRef) {
         guard !finished, scanners.allSatisfy({ $0.state == .exhausted }) else { return }
         finished = true
-        flow.ignored = true
+        handler.scanningExhausted()
     }
 
     /// Hands what both directions held to the framers of `conn`: the host's bytes to

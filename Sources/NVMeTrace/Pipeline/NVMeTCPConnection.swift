@@ -11,9 +11,11 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     private let analyzerRef: Unretained<Analyzer>
     var analyzer: Analyzer { analyzerRef.object }
     var warnings = 0
-    /// Plain I/O PDUs go to the analyzer's `onPlainIOPDU` (see `Analyzer`), fixed when the
-    /// connection starts.
+    /// Plain I/O PDUs are summarised (the consumer's `RecordDetail`), fixed when the connection
+    /// starts.
     let plainIO: Bool
+    /// The handshake was seen: the capture starts at the connection's first byte.
+    let rolesFromHandshake: Bool
     /// The host's first byte was a TLS handshake record: framing warnings would only describe
     /// ciphertext, so after saying so once they are dropped.
     var looksLikeTLS = false
@@ -33,7 +35,8 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         server = flow.server
         analyzerRef = Unretained(analyzer)
         let opts = analyzer.options
-        plainIO = analyzer.onPlainIOPDU != nil && analyzer.onPDU == nil
+        plainIO = analyzer.consumer?.detail == .summaryForPlainIO
+        rolesFromHandshake = flow.rolesFromHandshake
         framers = [
             PDUFramer(synchronized: synchronized, verifyDataDigests: opts.verifyDataDigests, maxPDULength: opts.maxPDULength),
             PDUFramer(synchronized: synchronized, verifyDataDigests: opts.verifyDataDigests, maxPDULength: opts.maxPDULength),
@@ -41,22 +44,27 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         super.init()
         framers[0].delegate = self
         framers[1].delegate = self
-        decoder.onEvent = { [unowned self] event, ref in
+    }
+
+    /// What the decoder noticed while decoding the last PDU, judged against what the capture
+    /// missed of this connection.
+    private func decoderEvents() {
+        for (event, ref) in decoder.takeEvents() {
             switch event {
             case .unmatchedCompletion(let cid):
                 // Expected right after a mid-stream start or where host→controller bytes are
                 // missing; worth a warning otherwise.
-                if flow.rolesFromHandshake && !self.missedBytes[0] {
-                    self.warn(.unmatchedCompletion, "completion for CID \(cid) whose command is not in the capture", ref)
+                if rolesFromHandshake && !missedBytes[0] {
+                    warn(.unmatchedCompletion, "completion for CID \(cid) whose command is not in the capture", ref)
                 }
             case .cidReused(let cid):
                 // Where controller→host bytes are missing, the earlier command's completion may
                 // simply not have been captured.
-                if !self.missedBytes[1] {
-                    self.warn(.cidReused, "command reuses CID \(cid) while the previous command with it is outstanding", ref)
+                if !missedBytes[1] {
+                    warn(.cidReused, "command reuses CID \(cid) while the previous command with it is outstanding", ref)
                 }
             case .shortConnectData(let bytes):
-                self.warn(.shortConnectData, "Connect data is \(bytes) bytes, shorter than 1024", ref)
+                warn(.shortConnectData, "Connect data is \(bytes) bytes, shorter than 1024", ref)
             }
         }
     }
@@ -99,17 +107,17 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         decoder.dataBytesToKeep(shape, header: header)
     }
 
-    override func framer(_ framer: PDUFramer, didFrame pdu: FramedPDU) {
+    override func framer(_ framer: PDUFramer, didFrame pdu: LentPDU) {
         let dir = direction(of: framer)
         // Plain I/O traffic, for a consumer that needs only its summary: no warning can apply
         // (digests matched, sent the right way), and the decoder takes only what it can decode
         // as `decode` would.
         if plainIO, pdu.type.fromHost == (dir == .clientToServer), !pdu.dataDigest.isMismatch,
-           let kind = decoder.decodePlainIO(pdu) {
+           let summary = decoder.decodePlainIO(pdu) {
             let fromHost = dir == .clientToServer
-            let plain = PlainIOPDU(connection: flowIndex, src: fromHost ? client : server, dst: fromHost ? server : client,
-                                   kind: kind, fromHost: fromHost, firstRef: pdu.firstRef, ref: pdu.ref)
-            analyzerRef.with { $0.emit(plain) }
+            let record = LentPDURecord(connection: flowIndex, src: fromHost ? client : server, dst: fromHost ? server : client,
+                                       qid: decoder.qid, pdu: pdu, body: summary)
+            analyzerRef.with { $0.emit(record) }
             return
         }
         // A header cut by the snap length may hide the CID a later PDU refers to.
@@ -126,11 +134,12 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         var connectData: ConnectData?
         var completed: CompletedCommand?
         let body = decoder.decode(pdu, connectData: &connectData, completed: &completed)
+        if !decoder.events.isEmpty { decoderEvents() }
         let src = dir == .clientToServer ? client : server
         let dst = dir == .clientToServer ? server : client
-        let view = PDURecordView(connection: flowIndex, src: src, dst: dst, qid: decoder.qid, pdu: pdu, body: body,
-                                 connectData: connectData, completed: completed)
-        analyzerRef.with { $0.emit(view) }
+        let record = LentPDURecord(connection: flowIndex, src: src, dst: dst, qid: decoder.qid, pdu: pdu, body: body,
+                                   connectData: connectData, completed: completed)
+        analyzerRef.with { $0.emit(record) }
         if pdu.type == .icReq, dir == .clientToServer, PDUHeaderCheck.plausible(pdu.shape, header: pdu.header) {
             // An ICReq from the initiator: its target speaks NVMe/TCP, on every connection to it
             // (connections set aside so far are decoded from here on).
@@ -151,7 +160,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         }
         let d = dir == .clientToServer ? 0 : 1
         if case let .gap(_, false, .lost, _) = event, dir == .clientToServer {
-            analyzerRef.with { $0.onHostBytesLost?(flowIndex, ref) }
+            analyzerRef.with { $0.hostBytesLost(connection: flowIndex, ref: ref) }
         }
         switch event {
         case let .gap(_, inside, _, _): if !inside { missedBytes[d] = true }
@@ -181,35 +190,5 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         case let .truncatedAtEnd(missing, offset):
             warn(.truncatedAtEnd, "\(side) stream ends inside a PDU at offset \(offset) (\(missing) bytes missing)", ref)
         }
-    }
-}
-
-/// Watches the first bytes a client sends on a port not known to carry NVMe/TCP: an ICReq
-/// header there makes it an NVMe/TCP connection.
-final class ICReqProbe: StreamSink {
-    var bytes: [UInt8] = []
-    /// The frame of the first byte held.
-    var firstRef = FrameRef.none
-    let decide: (ICReqProbe, FrameRef) -> Void
-    init(decide: @escaping (ICReqProbe, FrameRef) -> Void) {
-        self.decide = decide
-        super.init()
-    }
-
-    /// ICReq common header: type 0, flags 0, HLEN 128, PDO 0, PLEN 128 (§3.6.2.2).
-    var looksLikeICReq: Bool {
-        bytes.count >= 8 && bytes[0] == 0 && bytes[1] == 0 && bytes[2] == 128 && bytes[3] == 0
-            && bytes.le32(at: 4) == 128
-    }
-
-    override func streamData(_ data: UnsafeRawBufferPointer, ref: FrameRef) {
-        if bytes.isEmpty { firstRef = ref }
-        bytes.append(contentsOf: data)
-        if bytes.count >= 8 { decide(self, ref) }
-    }
-
-    override func streamGap(_ length: UInt64, cause: GapCause, ref: FrameRef) {
-        bytes.removeAll()
-        decide(self, ref)
     }
 }

@@ -1,60 +1,56 @@
-/// One decoded PDU in the context of its connection: what the `pdus` command prints and what
-/// tests inspect. Owned: its header is a copy (see `PDURecordView`).
-public struct PDURecord: Sendable {
+/// What a PDU means, as far as it was decoded.
+///
+/// A plain value (no references): it is built, moved and dropped for every PDU, and an enum
+/// holding references is destroyed through a generic witness (~150 instructions per PDU;
+/// callgrind). The references (`connectData`, `completed`) ride beside it in `PDURecord`.
+public enum PDUBody: Sendable {
+    case icReq(InitializeConnection?)
+    case icResp(InitializeConnection?)
+    case termReq(TerminationRequest?)
+    case command(NVMeCommand)
+    /// A CapsuleResp; its command, when matched, is the record's `completed`.
+    case completion(NVMeCompletion)
+    case h2cData(DataTransferHeader?)
+    /// C2HData; with SUCCESS it also completes its command (`completed`).
+    case c2hData(DataTransferHeader?, completion: NVMeCompletion?)
+    case r2t(DataTransferHeader?)
+    /// The header digest did not match: the header's fields are not trusted.
+    case untrusted
+    /// The capture cut the header before the fields that give the PDU its meaning (a
+    /// CapsuleCmd's CID, a CapsuleResp's CID): framed, counted, not decoded.
+    case notCaptured
+    /// A PDU of plain I/O traffic, summarised rather than decoded (`AnalyzerOptions.detail` is
+    /// `.summaryForPlainIO`; `NVMeConnectionDecoder.decodePlainIO` says which PDUs qualify):
+    /// for a command its kind, nil for its completion, data and R2T PDUs. Nothing else about it
+    /// was decoded, and nothing about it is worth a warning.
+    case ioSummary(command: CommandKind?)
+}
+
+/// One PDU in the context of its connection, with its NVMe meaning: what the pipeline hands on
+/// (`AnalyzerConsumer.pdu`), what the session model reads, what `pdus` prints.
+///
+/// One type over lent or owned bytes, as `PDUFrame`: the pipeline lends every record
+/// (`LentPDURecord`, its header and data still in the framer's buffers, valid for the call);
+/// a consumer that keeps records takes a copy (`owned()`).
+public struct PDURecord<Bytes: PDUBytes> {
     /// Connection index (counted like Wireshark's `tcp.stream`).
     public var connection: Int
     public var src: Endpoint
     public var dst: Endpoint
     /// The connection's queue id, once its Connect was seen.
     public var qid: UInt16?
-    public var decoded: DecodedPDU
-
-    public var pdu: PDU { decoded.pdu }
-
-    public init(connection: Int, src: Endpoint, dst: Endpoint, qid: UInt16?, decoded: DecodedPDU) {
-        self.connection = connection
-        self.src = src
-        self.dst = dst
-        self.qid = qid
-        self.decoded = decoded
-    }
-
-    /// An owned copy of a lent record.
-    public init(_ v: PDURecordView) {
-        self.init(connection: v.connection, src: v.src, dst: v.dst, qid: v.qid,
-                  decoded: DecodedPDU(pdu: PDU(v.pdu), body: v.body, connectData: v.connectData,
-                                      completed: v.completed))
-    }
-
-    /// Lends this record as the pipeline does.
-    public func withView<R>(_ body: (PDURecordView) throws -> R) rethrows -> R {
-        try decoded.pdu.withFramed { f in
-            try body(PDURecordView(connection: connection, src: src, dst: dst, qid: qid, pdu: f,
-                                   body: decoded.body, connectData: decoded.connectData, completed: decoded.completed))
-        }
-    }
-}
-
-/// A decoded PDU in its connection's context, lent for the length of a call: the PDU's header
-/// and data still point into the framer's buffers (or the packet). Every PDU decoded in full is
-/// handed on in this form (plain I/O PDUs may be summarised instead: `Analyzer.onPlainIOPDU`);
-/// the session model reads it in place, and a `PDURecord` (a copy) is made only for a consumer
-/// that keeps or prints records.
-public struct PDURecordView {
-    public var connection: Int
-    public var src: Endpoint
-    public var dst: Endpoint
-    public var qid: UInt16?
-    public var pdu: FramedPDU
-    public var body: DecodedPDU.Body
-    /// The Connect data this PDU carried in full (see `DecodedPDU.connectData`).
+    public var pdu: PDUFrame<Bytes>
+    public var body: PDUBody
+    /// The Connect data this PDU carried in full: in-capsule on the Connect's CapsuleCmd, or on
+    /// the H2CData that brought its last byte.
     public var connectData: ConnectData?
-    /// The command this PDU completed (see `DecodedPDU.completed`).
+    /// The command this PDU completed (CapsuleResp, C2HData with SUCCESS), when the capture
+    /// showed it.
     public var completed: CompletedCommand?
     /// True for PDUs the host sends (by PDU type).
     public var fromHost: Bool { pdu.type.fromHost }
 
-    public init(connection: Int, src: Endpoint, dst: Endpoint, qid: UInt16?, pdu: FramedPDU, body: DecodedPDU.Body,
+    public init(connection: Int, src: Endpoint, dst: Endpoint, qid: UInt16?, pdu: PDUFrame<Bytes>, body: PDUBody,
                 connectData: ConnectData? = nil, completed: CompletedCommand? = nil) {
         self.connection = connection
         self.src = src
@@ -64,5 +60,30 @@ public struct PDURecordView {
         self.body = body
         self.connectData = connectData
         self.completed = completed
+    }
+}
+
+/// A record as the pipeline lends it: valid only for the length of the call.
+public typealias LentPDURecord = PDURecord<UnsafeRawBufferPointer>
+/// A record with its own copy of the PDU's bytes.
+public typealias OwnedPDURecord = PDURecord<[UInt8]>
+
+extension PDURecord: Sendable where Bytes == [UInt8] {}
+
+extension PDURecord where Bytes == UnsafeRawBufferPointer {
+    /// An owned copy.
+    public func owned() -> OwnedPDURecord {
+        OwnedPDURecord(connection: connection, src: src, dst: dst, qid: qid, pdu: pdu.owned(), body: body,
+                       connectData: connectData, completed: completed)
+    }
+}
+
+extension PDURecord where Bytes == [UInt8] {
+    /// Lends this record as the pipeline does.
+    public func lent<R>(_ body: (LentPDURecord) throws -> R) rethrows -> R {
+        try pdu.lent { p in
+            try body(LentPDURecord(connection: connection, src: src, dst: dst, qid: qid, pdu: p, body: self.body,
+                                   connectData: connectData, completed: completed))
+        }
     }
 }

@@ -47,15 +47,11 @@ public final class Flow {
     public func stream(_ d: Direction) -> StreamReassembler {
         d == .clientToServer ? clientStream : serverStream
     }
-    /// Whatever the analyzer attached to this flow (the NVMe/TCP connection decoder).
-    public var application: AnyObject?
-    /// Keeps another object alive as long as the flow's state (a stream sink the application does
-    /// not own).
-    public var helper: AnyObject?
     /// Decoding is attached when the first payload byte arrives, not at the SYN: a SYN flood costs
     /// a small flow each, not a decoder each.
     public var attachPending = true
-    /// Set when the analyzer decided this flow is not NVMe/TCP: only its end is tracked.
+    /// Set when the flow table's delegate decided this flow is not worth decoding: reassembly
+    /// stops, only its end is tracked.
     public var ignored = false
     /// Set when the flow left the flow table: a cached reference to it must not be used again.
     public internal(set) var retired = false
@@ -235,7 +231,5 @@ public final class Flow {
         secondStream.discard()
         firstStream.sink = nil
         secondStream.sink = nil
-        application = nil
-        helper = nil
     }
 }

@@ -1,3 +1,18 @@
+/// Who decodes the flows of a `FlowTable` (the analyzer). For each flow, in this order:
+/// 1. `flowStarted` once, just before the flow's first segment with payload is processed: attach
+///    decoding (enable reassembly, set the streams' sinks). It may swap the flow's guessed roles
+///    (`Flow.swapGuessedRoles`). A flow that never carries payload never gets it.
+/// 2. `flowClosed` after each segment with FIN or RST is processed (the end is known).
+/// 3. `flowEnded` exactly once, when the flow leaves the table: closed and lingered, evicted
+///    when the table is full, replaced by a new connection on the same endpoints, or at the end
+///    of the input (`endAll`). The delegate flushes and releases its state there
+///    (`Flow.releaseState`); the flow is `retired` and never handed on again.
+public protocol FlowTableDelegate: AnyObject {
+    func flowStarted(_ flow: Flow)
+    func flowClosed(_ flow: Flow)
+    func flowEnded(_ flow: Flow, ref: FrameRef)
+}
+
 /// All TCP connections of a capture, keyed by 4-tuple, with a cap on how many are kept.
 ///
 /// Memory is bounded by the number of live connections: closed connections are dropped a while
@@ -29,20 +44,14 @@ public final class FlowTable {
     /// slot, or from one), so it is retained there too.
     private var lastFlowRef: Unretained<Flow>?
 
-    /// Called before the first segment of a flow that carries payload is processed (to attach
-    /// decoding). It may swap the flow's guessed roles (`Flow.swapGuessedRoles`).
-    public var onCreate: ((Flow) -> Void)?
-    /// Called for a flow about to leave the table (its state should be flushed and finished).
-    public var onEvict: ((Flow, FrameRef) -> Void)?
+    /// Told when flows start, close and end (`FlowTableDelegate`). Its owner, so not retained.
+    public weak var delegate: (any FlowTableDelegate)?
 
     public init(maxFlows: Int = 200_000, closedLingerSeconds: Int64 = 60, serverPorts: Set<UInt16>) {
         self.maxFlows = max(1, maxFlows)
         self.closedLingerNs = closedLingerSeconds * 1_000_000_000
         self.serverPorts = serverPorts
     }
-
-    /// Called after a segment with FIN or RST was processed (the connection's end is known).
-    public var onClose: ((Flow) -> Void)?
 
     /// Finds or creates the flow a segment belongs to and updates it.
     public func process(_ segment: TCPSegment, ref: FrameRef) {
@@ -65,7 +74,7 @@ public final class FlowTable {
         } else {
             if let existing = flows[key] {
                 // A new SYN on a finished connection starts a new one, as Wireshark counts streams.
-                onEvict?(existing, ref)
+                delegate?.flowEnded(existing, ref: ref)
                 remove(key)
             }
             if ref.timeNs >= nextSweepNs { sweep(now: ref) }
@@ -77,7 +86,7 @@ public final class FlowTable {
             if segment.payloadLength > 0 { attach(flow) }
             flow.process(segment, ref: ref)
         }
-        if !segment.flags.isDisjoint(with: [.fin, .rst]) { onClose?(flow) }
+        if !segment.flags.isDisjoint(with: [.fin, .rst]) { delegate?.flowClosed(flow) }
     }
 
     /// Processes the segment if it belongs to this flow (matching its endpoints also gives the
@@ -103,7 +112,7 @@ public final class FlowTable {
             }
             return true
         }
-        if hit, !segment.flags.isDisjoint(with: [.fin, .rst]), let onClose { onClose(candidate.object) }
+        if hit, !segment.flags.isDisjoint(with: [.fin, .rst]) { delegate?.flowClosed(candidate.object) }
         return hit
     }
 
@@ -141,7 +150,7 @@ public final class FlowTable {
 
     private func attach(_ flow: Flow) {
         flow.attachPending = false
-        onCreate?(flow)
+        delegate?.flowStarted(flow)
     }
 
     /// Removes closed flows whose linger time has passed.
@@ -152,29 +161,34 @@ public final class FlowTable {
             gone.append(key)
         }
         for key in gone {
-            if let flow = remove(key) { onEvict?(flow, now) }
+            if let flow = remove(key) { delegate?.flowEnded(flow, ref: now) }
         }
     }
 
     /// The table is full: drop closed flows first, then the longest idle tenth of the rest.
     private func evictLeastRecent(ref: FrameRef) {
         let closed = flows.filter { $0.value.isClosed }.map(\.key)
-        for key in closed { if let f = remove(key) { onEvict?(f, ref) } }
+        for key in closed { if let f = remove(key) { delegate?.flowEnded(f, ref: ref) } }
         guard flows.count >= maxFlows else { return }
         let victims = flows.values.sorted { $0.lastRef.timeNs < $1.lastRef.timeNs }
             .prefix(max(1, flows.count / 10))
         for flow in victims {
             remove(flow.key)
             evictedLive += 1
-            onEvict?(flow, ref)
+            delegate?.flowEnded(flow, ref: ref)
         }
     }
 
     /// Every flow still in the table, in index order (for end-of-capture processing).
     public var liveFlows: [Flow] { flows.values.sorted { $0.index < $1.index } }
 
-    public func removeAll() {
-        for flow in flows.values { flow.retired = true }
+    /// The end of the input: every flow still in the table ends, in index order, and the table is
+    /// emptied.
+    public func endAll(ref: FrameRef) {
+        for flow in liveFlows {
+            remove(flow.key)
+            delegate?.flowEnded(flow, ref: ref)
+        }
         flows.removeAll()
         lastFlowRef = nil
         recent = recent.map { _ in nil }

@@ -56,12 +56,18 @@ public final class SessionTracker {
     // MARK: - input
 
     /// An owned record: the same as the pipeline's lent form.
-    public func record(_ r: PDURecord) {
-        r.withView { record($0) }
+    public func record(_ r: OwnedPDURecord) {
+        r.lent { record($0) }
     }
 
-    public func record(_ r: PDURecordView) {
+    public func record(_ r: LentPDURecord) {
         let index = connectionIndex(r.connection, fromHost: r.fromHost, src: r.src, dst: r.dst, firstRef: r.pdu.firstRef)
+        // Plain I/O, summarised: what every PDU and every command changes, no more.
+        if case .ioSummary(let kind) = r.body {
+            touch(&connections[index], fromHost: r.fromHost, ref: r.pdu.ref)
+            if let kind { countCommand(kind, ref: r.pdu.ref, in: &connections[index]) }
+            return
+        }
         // Mutate the stored model in place: a copy out and back would copy its arrays on every PDU.
         update(&connections[index], with: r, fromHost: r.fromHost, ref: r.pdu.ref)
     }
@@ -73,17 +79,6 @@ public final class SessionTracker {
         guard let i = position(of: id), let ctl = connections[i].controller else { return }
         controllers[ctl].anyCommand.hostBytesLost()
         if controllers[ctl].adminConnection == id { controllers[ctl].keepAlives.hostBytesLost() }
-    }
-
-    /// A PDU of plain I/O traffic: what `record` does for it, without the decoded PDU.
-    public func record(_ p: PlainIOPDU) {
-        let index = connectionIndex(p.connection, fromHost: p.fromHost, src: p.src, dst: p.dst, firstRef: p.firstRef)
-        update(&connections[index], with: p)
-    }
-
-    private func update(_ c: inout ConnectionModel, with p: PlainIOPDU) {
-        touch(&c, fromHost: p.fromHost, ref: p.ref)
-        if case .command(let kind) = p.kind { countCommand(kind, ref: p.ref, in: &c) }
     }
 
     /// The position of a connection's model, created at its first PDU.
@@ -139,7 +134,7 @@ public final class SessionTracker {
         positionByID[id] = Int32(position)
     }
 
-    private func update(_ c: inout ConnectionModel, with r: PDURecordView, fromHost: Bool, ref: FrameRef) {
+    private func update(_ c: inout ConnectionModel, with r: LentPDURecord, fromHost: Bool, ref: FrameRef) {
         touch(&c, fromHost: fromHost, ref: ref)
         if case .mismatch = r.pdu.headerDigest {
             c.digestErrors.append((ref, r.pdu.type, true))
@@ -169,7 +164,7 @@ public final class SessionTracker {
                 c.connectData = connectData
                 if let qid = cc.qid, qid != 0 { c.cntlid = connectData.cntlid }
             }
-        case .r2t, .untrusted, .notCaptured:
+        case .r2t, .untrusted, .notCaptured, .ioSummary:
             break
         }
     }
@@ -179,6 +174,13 @@ public final class SessionTracker {
     /// connection is NVMe/TCP although none of its PDUs is in the capture (a connection to an
     /// NVMe/TCP port of which the capture holds only a FIN, or ACKs): it joins the model, so that
     /// the rules say they cannot judge it rather than pass over it.
+    /// A connection decoded as NVMe/TCP closed (FIN or RST): updates it when the model knows it
+    /// (one it does not know yet is added when it ends, if it carried NVMe/TCP).
+    public func connectionClosed(_ flow: ConnectionSummary) {
+        guard position(of: flow.id) != nil else { return }
+        connectionEnded(flow)
+    }
+
     public func connectionEnded(_ flow: ConnectionSummary) {
         if position(of: flow.id) == nil {
             guard flow.nvmeTCP else { return }

@@ -9,7 +9,7 @@ final class FramerRecorder: PDUFramerDelegate {
     var keep: (PDUShape) -> Int = { _ in 0 }
 
     override func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int { keep(shape) }
-    override func framer(_ framer: PDUFramer, didFrame pdu: FramedPDU) { pdus.append(PDU(pdu)) }
+    override func framer(_ framer: PDUFramer, didFrame pdu: LentPDU) { pdus.append(pdu.owned()) }
     override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) { events.append(event) }
 }
 

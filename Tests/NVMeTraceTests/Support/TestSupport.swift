@@ -23,10 +23,10 @@ func samplePath(_ name: String) -> String {
 
 /// Everything one pipeline run produced.
 struct AnalysisResult {
-    var records: [PDURecord] = []
+    var records: [OwnedPDURecord] = []
     var diagnostics: [Diagnostic] = []
     var error: CaptureError?
-    var flows: [Flow] = []
+    var flows: [ConnectionSummary] = []
 
     /// PDU counts by type name, per connection.
     var pduTypesByConnection: [Int: [String: Int]] {
@@ -39,7 +39,7 @@ struct AnalysisResult {
     var keepAlivesByConnection: [Int: Int] {
         var out: [Int: Int] = [:]
         for r in records {
-            if case .command(let c) = r.decoded.body, c.isKeepAlive, r.qid == 0 { out[r.connection, default: 0] += 1 }
+            if case .command(let c) = r.body, c.isKeepAlive, r.qid == 0 { out[r.connection, default: 0] += 1 }
         }
         return out
     }
@@ -48,10 +48,10 @@ struct AnalysisResult {
     var connectsByConnection: [Int: [ConnectFact]] {
         var out: [Int: [ConnectFact]] = [:]
         for r in records {
-            if case .command(let c) = r.decoded.body, case .connect(let cc) = c.detail {
+            if case .command(let c) = r.body, case .connect(let cc) = c.detail {
                 out[r.connection, default: []].append(ConnectFact(
                     frame: r.pdu.ref.frame, qid: cc.qid.map(Int.init) ?? -1, kato: cc.kato.map(Int.init) ?? -1, sqsize: cc.sqsize.map(Int.init) ?? -1,
-                    subnqn: r.decoded.connectData?.subnqn, hostnqn: r.decoded.connectData?.hostnqn))
+                    subnqn: r.connectData?.subnqn, hostnqn: r.connectData?.hostnqn))
             }
         }
         return out
@@ -76,9 +76,11 @@ struct ConnectFact: Equatable, CustomStringConvertible {
 func analyze(paths: [String], options: AnalyzerOptions = AnalyzerOptions()) -> AnalysisResult {
     var result = AnalysisResult()
     let analyzer = Analyzer(options: options)
-    analyzer.onPDU = { result.records.append($0) }
-    analyzer.onDiagnostic = { result.diagnostics.append($0) }
-    analyzer.onFlowEnd = { result.flows.append($0) }
+    let collector = Collector()
+    collector.onPDU = { result.records.append($0) }
+    collector.onDiagnostic = { result.diagnostics.append($0) }
+    collector.onEnd = { result.flows.append($0) }
+    analyzer.consumer = collector
     for p in paths {
         do { try analyzer.read(path: p) } catch { result.error = error }
     }
