@@ -110,9 +110,9 @@ public final class Analyzer: FlowTableDelegate {
             switch why {
             case .malformed(let message):
                 malformedPackets += 1
-                skipWarning(.malformedPacket, "malformed packet: \(message)", ref: packet.ref)
+                skipWarning(.malformedPacket(message), ref: packet.ref)
             case .unsupportedLinkType(let t):
-                skipWarning(.unsupportedLinkType, "unsupported link-layer type \(t)", ref: packet.ref)
+                skipWarning(.unsupportedLinkType(t), ref: packet.ref)
             case .fragment, .notIP, .notTCP:
                 break
             }
@@ -125,8 +125,7 @@ public final class Analyzer: FlowTableDelegate {
         setAsideIndex.removeAll()
         setAsideEntries = 0
         if backwardSteps > 1, let (ref, ns) = largestBackwardStep {
-            report(.warning, .timeBackwards, "timestamps went backwards \(backwardSteps) times in all; the largest step back (\(formatSeconds(Double(ns) / 1e9))) is at this frame",
-                   ref: ref, connection: nil)
+            report(.warning, .timeBackwardsRepeatedly(times: backwardSteps, largestStepNs: ns), ref: ref, connection: nil)
         }
     }
 
@@ -152,8 +151,7 @@ public final class Analyzer: FlowTableDelegate {
         backwardSteps += 1
         if largestBackwardStep.map({ step > $0.1 }) ?? true { largestBackwardStep = (ref, step) }
         if backwardSteps == 1 {
-            report(.warning, .timeBackwards, "timestamp \(formatSeconds(Double(step) / 1e9)) earlier than frame \(lastRef.frame)'s: time goes backwards, so durations, keep-alive gaps and timer findings may be wrong",
-                   ref: ref, connection: nil)
+            report(.warning, .timeBackwards(stepNs: step, previousFrame: lastRef.frame), ref: ref, connection: nil)
         }
     }
 
@@ -273,17 +271,17 @@ public final class Analyzer: FlowTableDelegate {
         consumer?.hostBytesLost(connection: connection, ref: ref)
     }
 
-    func report(_ severity: Diagnostic.Severity, _ kind: Diagnostic.Kind, _ message: String, ref: FrameRef, connection: Int?) {
-        consumer?.diagnostic(Diagnostic(severity: severity, kind: kind, file: fileName(ref.file), frame: ref.frame,
-                                 connection: connection, message: message))
+    func report(_ severity: Diagnostic.Severity, _ event: Diagnostic.Event, ref: FrameRef, connection: Int?) {
+        consumer?.diagnostic(Diagnostic(severity: severity, event: event, file: fileName(ref.file), frame: ref.frame,
+                                        connection: connection))
     }
 
-    private func skipWarning(_ kind: Diagnostic.Kind, _ message: String, ref: FrameRef) {
+    private func skipWarning(_ event: Diagnostic.Event, ref: FrameRef) {
         skipWarnings += 1
         if skipWarnings <= options.maxWarningsPerConnection {
-            report(.warning, kind, message, ref: ref, connection: nil)
+            report(.warning, event, ref: ref, connection: nil)
         } else if skipWarnings == options.maxWarningsPerConnection + 1 {
-            report(.warning, .suppressed, "further packet-level warnings are suppressed", ref: ref, connection: nil)
+            report(.warning, .suppressed(connection: false), ref: ref, connection: nil)
         }
     }
 }

@@ -134,7 +134,7 @@ final class ConnectionHandler {
     func recognised(_ detector: MidStreamDetector, hostScanner: PDURunScanner, ref: FrameRef) {
         if flow.clientStream.sink !== hostScanner { flow.swapGuessedRoles() }
         let conn = startDecoding(synchronized: false)
-        detector.replay(into: conn, host: hostScanner, why: "a run of PDU headers showed this connection to be NVMe/TCP", ref: ref)
+        detector.replay(into: conn, host: hostScanner, why: .runOfPDUHeaders, ref: ref)
     }
 
     /// Both directions of a mid-stream connection gave up looking.
@@ -152,7 +152,7 @@ final class ConnectionHandler {
         // Ignored and over already: nothing more will come.
         if flow.ignored && flow.isClosed { return }
         if swap { flow.swapGuessedRoles() }
-        let why = "\(target) was shown to speak NVMe/TCP by the ICReq of connection \(prover)"
+        let why = Diagnostic.Recognition.targetProven(target, byConnection: prover)
         switch state {
         case .ignored:
             // Its bytes went by without being kept (only undecided flows hold any, and only a
@@ -160,8 +160,7 @@ final class ConnectionHandler {
             // there as for a connection picked up mid-stream.
             startDecoding(synchronized: false)
             flow.resumeAfterIgnoring()
-            analyzer.report(.warning, .decodedLate, "decoded as NVMe/TCP from here on: \(why); its earlier bytes were not kept",
-                            ref: ref, connection: flow.index)
+            analyzer.report(.warning, .decodedLate(why), ref: ref, connection: flow.index)
         case .scanning(let detector):
             // Still undecided: what its scanners hold is decoded too, then every byte that follows.
             guard let host = detector.scanners.first(where: { flow.clientStream.sink === $0 }) else { return }
@@ -184,9 +183,9 @@ final class ConnectionHandler {
         guard case .decoding(let conn) = state else { return }
         flow.flush(ref: ref)
         conn.finish(ref: ref)
-        for (stream, side) in [(flow.clientStream, "host→controller"), (flow.serverStream, "controller→host")]
+        for (stream, side) in [(flow.clientStream, Diagnostic.Side.hostToController), (flow.serverStream, .controllerToHost)]
         where stream.stats.conflictingOverlaps > 0 {
-            analyzer.report(.warning, .conflictingRetransmission, "\(side): \(stream.stats.conflictingOverlaps) retransmitted segment(s) carried bytes that differ from the first copy; the first copy was decoded",
+            analyzer.report(.warning, .conflictingRetransmission(side, segments: stream.stats.conflictingOverlaps),
                             ref: ref, connection: flow.index)
         }
     }

@@ -88,7 +88,7 @@ final class MidStreamDetector {
     /// across the two (so commands come before their completions, as on the wire). The bytes
     /// before those starts are passed over without a gap warning; one warning per direction says
     /// they were not decoded, and `why`.
-    func replay(into conn: NVMeTCPConnection, host: PDURunScanner, why: String, ref: FrameRef) {
+    func replay(into conn: NVMeTCPConnection, host: PDURunScanner, why: Diagnostic.Recognition, ref: FrameRef) {
         finished = true
         let pair = [host, other(than: host)]
         var items: [[PDURunScanner.ReplayItem]] = []

@@ -55,16 +55,16 @@ final class NVMeTCPConnection: PDUFramerDelegate {
                 // Expected right after a mid-stream start or where host→controller bytes are
                 // missing; worth a warning otherwise.
                 if rolesFromHandshake && !missedBytes[0] {
-                    warn(.unmatchedCompletion, "completion for CID \(cid) whose command is not in the capture", ref)
+                    warn(.unmatchedCompletion(cid: cid), ref)
                 }
             case .cidReused(let cid):
                 // Where controller→host bytes are missing, the earlier command's completion may
                 // simply not have been captured.
                 if !missedBytes[1] {
-                    warn(.cidReused, "command reuses CID \(cid) while the previous command with it is outstanding", ref)
+                    warn(.cidReused(cid: cid), ref)
                 }
             case .shortConnectData(let bytes):
-                warn(.shortConnectData, "Connect data is \(bytes) bytes, shorter than 1024", ref)
+                warn(.shortConnectData(bytes: bytes), ref)
             }
         }
     }
@@ -73,13 +73,12 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     /// its stream: the connection was recognised as NVMe/TCP only after they went by (`why`), and
     /// they were not kept. The framer is moved past them so that stream offsets stay those of the
     /// capture; one warning says what was not decoded.
-    func startsLate(direction: Int, skipping bytes: UInt64, ref: FrameRef, why: String) {
+    func startsLate(direction: Int, skipping bytes: UInt64, ref: FrameRef, why: Diagnostic.Recognition) {
         guard bytes > 0 else { return }
         quiet = true
         framers[direction].streamGap(bytes, cause: .notCaptured, ref: ref)
         quiet = false
-        let side = direction == 0 ? "host→controller" : "controller→host"
-        warn(.decodingStartsLate, "\(side) stream offset \(bytes): decoding starts here (\(why)); the \(bytes) bytes before it were not decoded", ref)
+        warn(.decodingStartsLate(direction == 0 ? .hostToController : .controllerToHost, skipped: bytes, why: why), ref)
     }
 
     func direction(of framer: PDUFramer) -> Direction {
@@ -91,13 +90,13 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         framers[1].finish(ref: ref)
     }
 
-    func warn(_ kind: Diagnostic.Kind, _ message: String, _ ref: FrameRef) {
+    func warn(_ event: Diagnostic.Event, _ ref: FrameRef) {
         warnings += 1
         let limit = analyzer.options.maxWarningsPerConnection
         if warnings <= limit {
-            analyzer.report(.warning, kind, message, ref: ref, connection: flowIndex)
+            analyzer.report(.warning, event, ref: ref, connection: flowIndex)
         } else if warnings == limit + 1 {
-            analyzer.report(.warning, .suppressed, "further warnings for this connection are suppressed", ref: ref, connection: flowIndex)
+            analyzer.report(.warning, .suppressed(connection: true), ref: ref, connection: flowIndex)
         }
     }
 
@@ -123,13 +122,13 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         // A header cut by the snap length may hide the CID a later PDU refers to.
         if pdu.headerIsPartial { missedBytes[dir == .clientToServer ? 0 : 1] = true }
         if case .mismatch(let received, let computed) = pdu.headerDigest {
-            warn(.headerDigestMismatch, "\(pdu.type.name) header digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8))): header not trusted", pdu.ref)
+            warn(.headerDigestMismatch(pdu.type, received: received, computed: computed), pdu.ref)
         }
         if case .mismatch(let received, let computed) = pdu.dataDigest {
-            warn(.dataDigestMismatch, "\(pdu.type.name) data digest mismatch (received \(hexValue(received, digits: 8)), computed \(hexValue(computed, digits: 8)))", pdu.ref)
+            warn(.dataDigestMismatch(pdu.type, received: received, computed: computed), pdu.ref)
         }
         if pdu.type.fromHost != (dir == .clientToServer) {
-            warn(.wrongDirection, "\(pdu.type.name) sent by the \(dir == .clientToServer ? "initiator" : "responder"), which does not send this type", pdu.ref)
+            warn(.wrongDirection(pdu.type, byInitiator: dir == .clientToServer), pdu.ref)
         }
         var connectData: ConnectData?
         var completed: CompletedCommand?
@@ -150,12 +149,12 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     override func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {
         if quiet { return }
         let dir = direction(of: framer)
-        let side = dir == .clientToServer ? "host→controller" : "controller→host"
+        let side: Diagnostic.Side = dir == .clientToServer ? .hostToController : .controllerToHost
         // NVMe/TCP secured with TLS starts with a TLS ClientHello (record type 0x16) where the
         // ICReq (PDU type 0x00) would be.
         if case .invalidHeader(.unknownType(0x16), 0) = event, dir == .clientToServer {
             looksLikeTLS = true
-            warn(.tls, "host→controller stream starts with a TLS handshake record (byte 0x16) instead of an ICReq: NVMe/TCP secured with TLS cannot be decoded from a capture; framing warnings for this connection are left out", ref)
+            warn(.tls, ref)
             return
         }
         let d = dir == .clientToServer ? 0 : 1
@@ -176,19 +175,19 @@ final class NVMeTCPConnection: PDUFramerDelegate {
         // by one. Lost bytes and invalid headers are worth a warning each.
         switch event {
         case let .invalidHeader(problem, offset):
-            warn(.invalidHeader, "\(side) stream offset \(offset): invalid PDU header: \(problem); searching for the next PDU", ref)
+            warn(.invalidHeader(side, streamOffset: offset, problem), ref)
         case let .gap(bytes, inside, cause, offset):
             guard cause == .lost else { return }
-            warn(.bytesMissing, "\(side) stream offset \(offset): \(bytes) bytes missing from the capture" + (inside ? " (inside a PDU; framing continues)" : ""), ref)
+            warn(.bytesMissing(side, streamOffset: offset, bytes: bytes, insidePDU: inside), ref)
         case let .resynchronized(skipped, offset, lostPlace):
             if skipped > 0 && (lostPlace == .lost || lostPlace == .invalidHeader) {
-                warn(.resynchronized, "\(side) PDU framing resumed at stream offset \(offset) after skipping \(skipped) bytes", ref)
+                warn(.resynchronized(side, streamOffset: offset, skipped: skipped), ref)
             }
         case let .unframedAtEnd(skipped, offset, lostPlace):
             guard lostPlace == .lost || lostPlace == .invalidHeader else { return }
-            warn(.unframedAtEnd, "\(side) stream ended at offset \(offset) before PDU framing resumed: \(skipped) bytes could not be framed", ref)
+            warn(.unframedAtEnd(side, streamOffset: offset, skipped: skipped), ref)
         case let .truncatedAtEnd(missing, offset):
-            warn(.truncatedAtEnd, "\(side) stream ends inside a PDU at offset \(offset) (\(missing) bytes missing)", ref)
+            warn(.truncatedAtEnd(side, streamOffset: offset, missing: missing), ref)
         }
     }
 }

@@ -21,8 +21,14 @@ public final class StreamReassembler {
         var end: UInt64 { offset + UInt64(bytes.count + missingTail) }
     }
 
-    /// Not retained: the sink's owner (the flow's application) keeps it alive for as long as the
-    /// stream; a retain and release per segment is measurable on the hot path.
+    /// Where the stream's bytes go. Not retained: the sink's owner (the connection's handler)
+    /// keeps it alive for as long as the stream; a retain and release per segment is measurable
+    /// on the hot path.
+    ///
+    /// May be replaced from inside the sink's own callback (a probe or a scanner that decides the
+    /// connection is NVMe/TCP hands the stream to a framer): every delivery reads the sink anew,
+    /// so the bytes after go to the new sink, and the replaced one must stay alive until its call
+    /// returns (`ConnectionHandler` keeps the sinks of the states it left).
     public var sink: StreamSink? {
         get { sinkRef?.object }
         set { sinkRef = newValue.map { Unretained($0) } }

@@ -9,7 +9,12 @@ public enum GapCause: Sendable, Equatable {
     case lost
 }
 
-/// What a reassembled TCP byte stream (one direction of a connection) delivers, in stream order.
+/// What a reassembled TCP byte stream (one direction of a connection) delivers, in stream order:
+/// any sequence of `streamData` and `streamGap` calls whose lengths add up to the stream's
+/// offsets (nothing is delivered twice, nothing skipped without a gap), `skipIfUnneeded` offered
+/// in between on the per-packet fast path. The end of the stream is not a call: the sink's owner
+/// is told the flow ended (`FlowTableDelegate.flowEnded`) after the reassembler's last delivery
+/// (`Flow.flush`).
 ///
 /// A class rather than a protocol: the reassembler calls it through an unretained reference on
 /// every segment, which needs a class (`Unretained`); subclasses override both methods.
