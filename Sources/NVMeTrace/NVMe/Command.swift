@@ -26,7 +26,7 @@ public struct ConnectCommand: Sendable, Equatable {
     /// CATTR, CDW12 KATO).
     static let qidEnd = 44, katoEnd = 52
     // The Connect data (Figure 21) is not part of the command: it travels beside it
-    // (`DecodedPDU.connectData`, `CompletedCommand.connectData`), so that a decoded command is
+    // (`PDURecord.connectData`, `CompletedCommand.connectData`), so that a decoded command is
     // a plain value, copied without reference counting (copies and destroys of commands were
     // ~550 instructions per I/O while this held a reference).
 }

@@ -35,9 +35,39 @@ public enum DigestStatus: Sendable, Equatable {
 /// (`[UInt8]`, a copy that can be kept).
 public protocol PDUBytes {
     var count: Int { get }
+    /// How a record over these bytes refers to the objects it carries (`PDURecord.connectData`,
+    /// `.completed`): owned records retain them; lent ones do not (whoever lends the record keeps
+    /// them alive for the call), so that a lent record is a plain value, built and dropped for
+    /// every PDU without reference counting or a destroy through its type's metadata (~120
+    /// instructions per PDU; callgrind).
+    associatedtype Reference: PDUReference
 }
-extension UnsafeRawBufferPointer: PDUBytes {}
-extension Array: PDUBytes where Element == UInt8 {}
+
+/// An object a PDU record refers to, held as its bytes are (`PDUBytes.Reference`).
+public protocol PDUReference {
+    init(_ object: (AnyObject & Sendable)?)
+    var object: (AnyObject & Sendable)? { get }
+}
+
+/// A reference held by a lent record: not retained.
+public struct LentReference: PDUReference {
+    private let ref: Unretained<AnyObject>?
+    public init(_ object: (AnyObject & Sendable)?) { ref = object.map { Unretained($0) } }
+    public var object: (AnyObject & Sendable)? { ref.map { $0.object as! AnyObject & Sendable } }
+}
+
+/// A reference held by an owned record.
+public struct OwnedReference: PDUReference, Sendable {
+    public let object: (AnyObject & Sendable)?
+    public init(_ object: (AnyObject & Sendable)?) { self.object = object }
+}
+
+extension UnsafeRawBufferPointer: PDUBytes {
+    public typealias Reference = LentReference
+}
+extension Array: PDUBytes where Element == UInt8 {
+    public typealias Reference = OwnedReference
+}
 
 /// One framed NVMe/TCP PDU: its header bytes, the data bytes the decoder asked to keep, digest
 /// results, and where in the capture it started and was completed. The one type for a framed

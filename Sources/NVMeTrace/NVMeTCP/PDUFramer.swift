@@ -9,7 +9,7 @@ open class PDUFramerDelegate {
     /// them). I/O payloads are skipped; Connect data, Identify and log pages are kept.
     open func framer(_ framer: PDUFramer, dataBytesToKeepFor shape: PDUShape, header: UnsafeRawBufferPointer) -> Int { 0 }
     /// A PDU is complete. It is lent: its header and data point into the framer's buffers and
-    /// are valid only during the call (`PDU(pdu)` makes an owned copy).
+    /// are valid only during the call (`pdu.owned()` makes a copy).
     open func framer(_ framer: PDUFramer, didFrame pdu: LentPDU) {}
     open func framer(_ framer: PDUFramer, event: FramingEvent, ref: FrameRef) {}
 }

@@ -180,6 +180,7 @@ public final class Analyzer: FlowTableDelegate {
         }
         consumer?.connectionEnded(summary(of: flow, handler: handler))
         flow.releaseState()
+        handler?.release()
     }
 
     // MARK: - proven targets

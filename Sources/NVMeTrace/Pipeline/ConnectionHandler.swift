@@ -21,10 +21,14 @@ final class ConnectionHandler {
         /// Not NVMe/TCP, or given up on (`Flow.ignored`): only its end is tracked, unless a proof
         /// for its target comes later (`cover`).
         case ignored
+        /// The flow left the table; everything the handler held is released (`release`). An
+        /// index of set-aside flows may still refer to the handler for a while.
+        case ended
     }
 
-    /// The flow table owns the flow, and ends this handler before it lets the flow go.
-    unowned(unsafe) let flow: Flow
+    /// Retained: an index of set-aside flows may hold the handler after the flow left the table
+    /// (the flow refers to no handler, so there is no cycle).
+    let flow: Flow
     /// The analyzer owns the flow table, which owns the flows: it outlives every handler.
     private let analyzerRef: Unretained<Analyzer>
     var analyzer: Analyzer { analyzerRef.object }
@@ -80,7 +84,7 @@ final class ConnectionHandler {
         switch state {
         case .awaitingICReq, .scanning: return true
         case .ignored: return flow.ignored
-        case .decoding: return false
+        case .decoding, .ended: return false
         }
     }
 
@@ -171,12 +175,19 @@ final class ConnectionHandler {
             // (no PDU can end in them, so the frame of their first byte is the one to give).
             let conn = startDecoding(synchronized: true)
             probe.bytes.withUnsafeBytes { conn.framers[0].streamData($0, ref: probe.firstRef) }
-        case .decoding:
+        case .decoding, .ended:
             break
         }
     }
 
     // MARK: - end
+
+    /// The flow left the table and its streams have no sinks any more (`Flow.releaseState`):
+    /// drops the decoder, the detection state and the sinks kept.
+    func release() {
+        state = .ended
+        formerSinks = []
+    }
 
     /// The flow leaves the table: flush what reassembly holds and finish framing.
     func end(ref: FrameRef) {
@@ -199,7 +210,7 @@ final class ICReqProbe: StreamSink {
     /// The frame of the first byte held.
     var firstRef = FrameRef.none
     /// The handler owns the probe (`formerSinks`) for its whole life.
-    private unowned(unsafe) let handler: ConnectionHandler
+    private unowned let handler: ConnectionHandler
     private let client: Bool
 
     init(handler: ConnectionHandler, client: Bool) {

@@ -47,7 +47,7 @@
 /// see `Analyzer`).
 final class MidStreamDetector {
     /// The connection's handler owns the detector (its state) and outlives it.
-    private unowned(unsafe) let handler: ConnectionHandler
+    private unowned let handler: ConnectionHandler
     /// [0] was attached to the guessed client's stream, [1] to the guessed server's.
     let scanners: [PDURunScanner]
     /// Decided, covered by a proof or given up: nothing more to do.
@@ -133,7 +133,7 @@ final class PDURunScanner: StreamSink {
     enum State { case scanning, exhausted, done }
     private(set) var state = State.scanning
     /// The detector owns this scanner.
-    unowned(unsafe) var owner: MidStreamDetector?
+    weak var owner: MidStreamDetector?
     let maxPDULength: Int
 
     private struct Run {

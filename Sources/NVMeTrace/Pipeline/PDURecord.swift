@@ -30,8 +30,8 @@ public enum PDUBody: Sendable {
 /// (`AnalyzerConsumer.pdu`), what the session model reads, what `pdus` prints.
 ///
 /// One type over lent or owned bytes, as `PDUFrame`: the pipeline lends every record
-/// (`LentPDURecord`, its header and data still in the framer's buffers, valid for the call);
-/// a consumer that keeps records takes a copy (`owned()`).
+/// (`LentPDURecord`, its header and data still in the framer's buffers, the objects it refers
+/// to not retained: valid for the call); a consumer that keeps records takes a copy (`owned()`).
 public struct PDURecord<Bytes: PDUBytes> {
     /// Connection index (counted like Wireshark's `tcp.stream`).
     public var connection: Int
@@ -41,12 +41,16 @@ public struct PDURecord<Bytes: PDUBytes> {
     public var qid: UInt16?
     public var pdu: PDUFrame<Bytes>
     public var body: PDUBody
+    /// The Connect data or the completed command: a host PDU may carry the one, a controller PDU
+    /// complete the other, never both. One reference, held as the bytes are (`PDUBytes`): a lent
+    /// record does not retain it.
+    private var attachment: Bytes.Reference
     /// The Connect data this PDU carried in full: in-capsule on the Connect's CapsuleCmd, or on
     /// the H2CData that brought its last byte.
-    public var connectData: ConnectData?
+    public var connectData: ConnectData? { attachment.object as? ConnectData }
     /// The command this PDU completed (CapsuleResp, C2HData with SUCCESS), when the capture
     /// showed it.
-    public var completed: CompletedCommand?
+    public var completed: CompletedCommand? { attachment.object as? CompletedCommand }
     /// True for PDUs the host sends (by PDU type).
     public var fromHost: Bool { pdu.type.fromHost }
 
@@ -58,8 +62,8 @@ public struct PDURecord<Bytes: PDUBytes> {
         self.qid = qid
         self.pdu = pdu
         self.body = body
-        self.connectData = connectData
-        self.completed = completed
+        // A PDU carries Connect data or completes a command (by its direction), never both.
+        attachment = Bytes.Reference(connectData ?? completed)
     }
 }
 
