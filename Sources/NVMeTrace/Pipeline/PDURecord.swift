@@ -33,14 +33,9 @@ public enum PDUBody: Sendable {
 /// (`LentPDURecord`, its header and data still in the framer's buffers, the objects it refers
 /// to not retained: valid for the call); a consumer that keeps records takes a copy (`owned()`).
 public struct PDURecord<Bytes: PDUBytes> {
-    /// Connection index (counted like Wireshark's `tcp.stream`).
-    public var connection: Int
-    public var src: Endpoint
-    public var dst: Endpoint
-    /// The connection's queue id, once its Connect was seen.
-    public var qid: UInt16?
+    // The frame first, the byte-sized fields last: built from the framer's frame for every PDU,
+    // a record laid out otherwise was built through a second copy of it (callgrind).
     public var pdu: PDUFrame<Bytes>
-    public var body: PDUBody
     /// The Connect data or the completed command: a host PDU may carry the one, a controller PDU
     /// complete the other, never both. One reference, held as the bytes are (`PDUBytes`): a lent
     /// record does not retain it.
@@ -51,6 +46,14 @@ public struct PDURecord<Bytes: PDUBytes> {
     /// The command this PDU completed (CapsuleResp, C2HData with SUCCESS), when the capture
     /// showed it.
     public var completed: CompletedCommand? { attachment.object as? CompletedCommand }
+    /// Connection index (counted like Wireshark's `tcp.stream`).
+    public var connection: Int
+    public var src: Endpoint
+    public var dst: Endpoint
+    /// What the PDU means (a full decode, or a summary of plain I/O).
+    public var body: PDUBody
+    /// The connection's queue id, once its Connect was seen.
+    public var qid: UInt16?
     /// True for PDUs the host sends (by PDU type).
     public var fromHost: Bool { pdu.type.fromHost }
 

@@ -134,6 +134,9 @@ public final class SessionTracker {
         positionByID[id] = Int32(position)
     }
 
+    /// Out of line: the summarised PDUs of plain I/O (most of them) take the short path in
+    /// `record`, which this made larger and slower when inlined there (callgrind).
+    @inline(never)
     private func update(_ c: inout ConnectionModel, with r: LentPDURecord, fromHost: Bool, ref: FrameRef) {
         touch(&c, fromHost: fromHost, ref: ref)
         if case .mismatch = r.pdu.headerDigest {
