@@ -39,7 +39,7 @@ public final class NVMeConnectionDecoder {
     /// Kept data of the outstanding commands with `keepsData`, and only of those.
     private var kept: [UInt16: KeptData] = [:]
     /// What the decoder noticed while decoding the last PDU (`decode`), oldest first, for its
-    /// caller to take (`takeEvents`) and judge: whether an unmatched completion or a reused CID is
+    /// caller to take (`takeEvents`; the next `decode` forgets them either way) and judge: whether an unmatched completion or a reused CID is
     /// news depends on what the capture missed, which only the caller knows. Empty for almost
     /// every PDU (its buffer is kept once allocated).
     public private(set) var events: [(NVMeDecodeEvent, FrameRef)] = []
@@ -98,6 +98,8 @@ public final class NVMeConnectionDecoder {
     /// Decodes a lent PDU (the pipeline: nothing of it is copied unless kept). `connectData` is
     /// set when this PDU completed the Connect data, `completed` when it completed a command.
     public func decode(_ pdu: LentPDU, connectData: inout ConnectData?, completed: inout CompletedCommand?) -> PDUBody {
+        // Only the last PDU's events are kept, whether or not they were taken.
+        if !events.isEmpty { events.removeAll(keepingCapacity: true) }
         if case .mismatch = pdu.headerDigest { return .untrusted }
         switch pdu.type {
         case .icReq:

@@ -15,6 +15,8 @@ public final class Analyzer: FlowTableDelegate {
     /// The handler of each flow that carried payload, by flow index, from its first payload byte
     /// until it leaves the flow table.
     private var handlers: [Int: ConnectionHandler] = [:]
+    /// Handlers held now (tests of the bound: none once the input is finished).
+    var liveHandlers: Int { handlers.count }
 
     public private(set) var packets = 0
     public private(set) var tcpSegments = 0
