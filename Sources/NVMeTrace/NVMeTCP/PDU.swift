@@ -46,20 +46,21 @@ public protocol PDUBytes {
 /// An object a PDU record refers to, held as its bytes are (`PDUBytes.Reference`).
 public protocol PDUReference {
     init(_ object: (AnyObject & Sendable)?)
-    var object: (AnyObject & Sendable)? { get }
+    var object: AnyObject? { get }
 }
 
 /// A reference held by a lent record: not retained.
 public struct LentReference: PDUReference {
     private let ref: Unretained<AnyObject>?
     public init(_ object: (AnyObject & Sendable)?) { ref = object.map { Unretained($0) } }
-    public var object: (AnyObject & Sendable)? { ref.map { $0.object as! AnyObject & Sendable } }
+    public var object: AnyObject? { ref?.object }
 }
 
 /// A reference held by an owned record.
 public struct OwnedReference: PDUReference, Sendable {
-    public let object: (AnyObject & Sendable)?
-    public init(_ object: (AnyObject & Sendable)?) { self.object = object }
+    private let held: (AnyObject & Sendable)?
+    public init(_ object: (AnyObject & Sendable)?) { held = object }
+    public var object: AnyObject? { held }
 }
 
 extension UnsafeRawBufferPointer: PDUBytes {

@@ -161,7 +161,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
             return
         }
         let d = dir == .clientToServer ? 0 : 1
-        if case let .gap(_, false, .lost, _) = event, dir == .clientToServer {
+        if case .gap(_, false, .lost, _) = event, dir == .clientToServer {
             analyzerRef.with { $0.hostBytesLost(connection: flowIndex, ref: ref) }
         }
         switch event {
