@@ -52,6 +52,26 @@ public final class NVMeScript {
         tcp.send(fromClient: true, PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x0C, cid: cid()), hdgst: hdgst), at: t)
     }
 
+    /// An Asynchronous Event Request at `t`, completed at `completed` reporting an event (Dword 0:
+    /// type in bits 2:0, information in 15:8, log page in 23:16; NVMe Base 2.1 §5.1.2), or with
+    /// `status` (SCT and SC as in the CQE status field without its phase bit; Command Aborted due
+    /// to SQ Deletion, 0x008, when the queue is deleted).
+    public func asyncEvent(at t: Int64, completed: Int64, type: UInt8, info: UInt8, logPage: UInt8, status: UInt16 = 0) {
+        let c = cid()
+        tcp.send(fromClient: true, PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x0C, cid: c), hdgst: hdgst), at: t)
+        let dw0 = UInt32(type & 0x7) | UInt32(info) << 8 | UInt32(logPage) << 16
+        tcp.send(fromClient: false, PDUBuilder.capsuleResp(cid: c, status: status, dw0: status == 0 ? dw0 : 0, hdgst: hdgst),
+                 at: completed)
+    }
+
+    /// Get Log Page `lid` (512 bytes) and its data.
+    public func getLogPage(at t: Int64, lid: UInt8) {
+        let c = cid()
+        tcp.send(fromClient: true, PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x02, cid: c, cdw10: UInt32(lid) | (127 << 16)), hdgst: hdgst), at: t)
+        tcp.send(fromClient: false, PDUBuilder.c2hData(cid: c, data: [UInt8](repeating: 0, count: 512), hdgst: hdgst, ddgst: ddgst)
+                 + PDUBuilder.capsuleResp(cid: c, hdgst: hdgst), at: t + 500_000)
+    }
+
     /// Get Log Page (discovery log, header only) and its data.
     public func discoveryLog(at t: Int64) {
         let c = cid()

@@ -11,6 +11,7 @@ public struct RuleEngine: Sendable {
         TerminationRequestRule(),
         DigestErrorRule(),
         KeepAliveFailedRule(),
+        AsyncEventRule(),
     ]
 
     public var config: RuleConfig

@@ -18,9 +18,18 @@ public struct FirstEvents<Element: Sendable>: Sendable {
     /// Events that were counted but not kept.
     public var notKept: Int { total - kept.count }
 
-    mutating func append(_ event: Element) {
+    /// Appends an event; true when it was kept.
+    @discardableResult
+    mutating func append(_ event: Element) -> Bool {
         total += 1
-        if kept.count < Self.limit { kept.append(event) }
+        guard kept.count < Self.limit else { return false }
+        kept.append(event)
+        return true
+    }
+
+    /// Changes the kept events from position `start` on.
+    mutating func updateKept(from start: Int, _ body: (inout Element) -> Void) {
+        for i in kept.indices where i >= start { body(&kept[i]) }
     }
 }
 

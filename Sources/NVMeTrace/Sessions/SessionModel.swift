@@ -164,6 +164,20 @@ public struct KeepAliveExchange: Sendable, Equatable {
 }
 
 /// One TCP connection carrying NVMe/TCP: one queue of one controller.
+/// An asynchronous event a controller reported: an Asynchronous Event Request completed with a
+/// success status, its Dword 0 giving the event type, information and the log page that tells
+/// more (NVMe Base 2.1 §5.1.2); and what the host read next.
+public struct AsyncEventNotice: Sendable {
+    public var event: AsyncEvent
+    /// The completion that reported it.
+    public var ref: FrameRef
+    /// The request it completed (outstanding until then, by design).
+    public var request: FrameRef
+    /// The first Get Log Page the host sent on this queue after the event: the log page and its
+    /// frame (nil when none followed before the connection ended).
+    public var logRead: (lid: UInt8, ref: FrameRef)?
+}
+
 public struct ConnectionModel: Sendable {
     public var id: Int
     public var host: Endpoint
@@ -239,6 +253,10 @@ public struct ConnectionModel: Sendable {
     public var lastHostCommandKind: CommandKind?
     /// AERs submitted and not completed, by CID.
     var outstandingAERs: [UInt16: FrameRef] = [:]
+    /// Asynchronous events the controller reported on this queue, in capture order.
+    public var asyncEvents = FirstEvents<AsyncEventNotice>()
+    /// Position in `asyncEvents.kept` of the first event the host has not read a log page after.
+    var eventsAwaitingLogRead: Int?
     /// The longest an AER stayed outstanding (to the connection's end if never completed).
     public var longestAERSeconds: Double = 0
     /// FES nil when the snap length cut the TermReq's header before it.

@@ -235,6 +235,11 @@ public final class SessionTracker {
     // MARK: - commands and completions
 
     private func command(_ cmd: NVMeCommand, connectData: ConnectData?, ref: FrameRef, in c: inout ConnectionModel) {
+        // The host's answer to asynchronous events: the log page it reads next.
+        if let from = c.eventsAwaitingLogRead, case .getLogPage(let lid, _, _, _) = cmd.detail {
+            c.asyncEvents.updateKept(from: from) { $0.logRead = (lid, ref) }
+            c.eventsAwaitingLogRead = nil
+        }
         switch cmd.detail {
         case .connect(let cc):
             c.connect = cc
@@ -332,6 +337,13 @@ public final class SessionTracker {
         case .asyncEventRequest:
             if let submitted = c.outstandingAERs.removeValue(forKey: done.command.cid) {
                 c.longestAERSeconds = max(c.longestAERSeconds, Double(ref.timeNs &- submitted.timeNs) / 1e9)
+            }
+            // Only a success reports an event (an AER aborted when the queue is deleted does not:
+            // its detail is left empty by the decoder).
+            if case .asyncEvent(let event) = done.detail,
+               c.asyncEvents.append(AsyncEventNotice(event: event, ref: ref, request: done.issued)),
+               c.eventsAwaitingLogRead == nil {
+                c.eventsAwaitingLogRead = c.asyncEvents.kept.count - 1
             }
         case .identify:
             if case .identifyController(let id) = done.detail {

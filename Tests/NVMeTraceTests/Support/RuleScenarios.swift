@@ -112,6 +112,20 @@ struct RuleScenario: CustomStringConvertible, Sendable {
             io.tcp.fin(fromClient: true, at: s.t(3))
             return s
         },
+        RuleScenario(name: "discovery log change, teardown and reconnect", rule: "async-event") {
+            let s = SynthCapture()
+            let d = s.connection(port: 8009)
+            d.connect(at: s.t(0), kato: 30_000, subnqn: NVMeScript.discoveryNQN, hostnqn: SynthCapture.hostnqn)
+            d.discoveryLog(at: s.t(0.1))
+            // Notice (2), Discovery Log Page Change (F0h), log page 70h.
+            d.asyncEvent(at: s.t(0.2), completed: s.t(5), type: 2, info: 0xF0, logPage: 0x70)
+            d.discoveryLog(at: s.t(5.001))
+            d.tcp.fin(fromClient: false, at: s.t(5.01))
+            let again = s.connection(port: 8009)
+            again.connect(at: s.t(25), kato: 30_000, subnqn: NVMeScript.discoveryNQN, hostnqn: SynthCapture.hostnqn)
+            again.tcp.fin(fromClient: true, at: s.t(26))
+            return s
+        },
         RuleScenario(name: "Keep Alive failed", rule: "keep-alive-failed") {
             let s = SynthCapture()
             let c = s.connection()
