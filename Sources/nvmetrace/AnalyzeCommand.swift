@@ -53,6 +53,12 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Keep-alive timeout (seconds) the target applies to a discovery controller whose Connect carried KATO 0.", valueName: "seconds"))
     var discoveryKato: Double = 120
 
+    @Option(name: .long, help: ArgumentHelp("The host's I/O command timeout (seconds) command-timeout judges I/O queues by (Linux nvme_core.io_timeout).", valueName: "seconds"))
+    var ioTimeout: Double = 30
+
+    @Option(name: .long, help: ArgumentHelp("The host's admin command timeout (seconds) command-timeout judges admin queues by (Linux nvme_core.admin_timeout).", valueName: "seconds"))
+    var adminTimeout: Double = 60
+
     @Flag(name: .long, help: "Colour the text report even when not on a terminal.")
     var color = false
 
@@ -70,6 +76,9 @@ struct AnalyzeCommand: ParsableCommand {
         if evidenceSnaplen != nil && evidence == nil { throw ValidationError("--evidence-snaplen goes with --evidence FILE") }
         // Checked before the live early return: live capture uses them too.
         guard discoveryKato >= 0.001, discoveryKato < 4_000_000 else { throw ValidationError("--discovery-kato must be a positive number of seconds.") }
+        for (name, v) in [("--io-timeout", ioTimeout), ("--admin-timeout", adminTimeout)] where !(v >= 0.001 && v < 4_000_000) {
+            throw ValidationError("\(name) must be a positive number of seconds.")
+        }
         for id in disable where RuleEngine.rule(id) == nil {
             throw ValidationError("Unknown rule '\(id)'; --rules lists them.")
         }
@@ -166,6 +175,8 @@ struct AnalyzeCommand: ParsableCommand {
     func engine() -> RuleEngine {
         var config = RuleConfig()
         config.discoveryKATOms = UInt32(discoveryKato * 1000)
+        config.ioTimeoutSeconds = ioTimeout
+        config.adminTimeoutSeconds = adminTimeout
         return RuleEngine(config: config, disabled: Set(disable))
     }
 

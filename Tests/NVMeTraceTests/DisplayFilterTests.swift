@@ -118,6 +118,7 @@ import NVMeTraceSynth
                 if let pdu { #expect(!frame.pduTypes.isDisjoint(with: pdu), "\(capture) \(rule) frame \(frame.number): \(what)") }
                 else if what.hasPrefix("Connect") { #expect(frame.fctypes.contains(0x01), "\(capture) \(rule) frame \(frame.number): \(what)") }
                 else if what.hasPrefix("Asynchronous Event completion") { #expect(frame.pduTypes.contains(5), "\(capture) \(rule) frame \(frame.number): \(what)") }
+                else if what.hasSuffix(") sent"), what.contains("(CID ") { #expect(frame.pduTypes.contains(4), "\(capture) \(rule) frame \(frame.number): \(what)") }
                 else if what.hasPrefix("Get Log Page") { #expect(frame.opcodes.contains(0x02), "\(capture) \(rule) frame \(frame.number): \(what)") }
                 else if what.contains("Keep Alive") { #expect(frame.opcodes.contains(0x18), "\(capture) \(rule) frame \(frame.number): \(what)") }
                 if what.hasSuffix("mismatch") { #expect(frame.digestStatus.contains(0), "\(capture) \(rule) frame \(frame.number): \(what) \(frame.digestStatus)") }

@@ -87,8 +87,21 @@ import Testing
             }
             if l.onTimeTeardown { #expect(ke.isEmpty) }
         }
+        // command-timeout: on the I/O queue the host kernel named (queue 0's lines are Keep Alives
+        // timed out by KATO, not always on the wire: E), citing the command it timed out (a
+        // Linux host's CID is `genctr << 12 | tag`: the tag is the CID's low 12 bits), sent at
+        // least the kernel's 30 s I/O timeout before the line was logged.
+        for timeout in truth.ioTimeouts {
+            let ct = r.findings("command-timeout").filter { f in r.model.connection(f.connection ?? -1)?.qid.map(Int.init) == timeout.qid }
+            #expect(ct.count == 1, "\(sample): command-timeout for queue \(timeout.qid)")
+            guard let f = ct.first, let sent = f.evidence.first(where: { $0.what.hasSuffix(" sent") }),
+                  let m = sent.what.firstMatch(of: /\(CID (\d+)\)/), let cid = Int(m.1) else { continue }
+            #expect(cid & 0xFFF == timeout.tag, "\(sample): CID \(cid), kernel tag \(hexValue(timeout.tag))")
+            #expect(timeout.t - r.relative(sent.ref) >= 30, "\(sample): sent \(r.relative(sent.ref)) s, timed out \(timeout.t) s")
+            #expect(r.findings("commands-lost").contains { $0.connection == f.connection })
+        }
         // Captures with nothing to flag produce no error or warning at all.
-        if labels.allSatisfy({ !$0.flagKATO0 && !$0.tornDownByExpiry }) {
+        if labels.allSatisfy({ !$0.flagKATO0 && !$0.tornDownByExpiry }) && truth.ioTimeouts.isEmpty {
             #expect(r.findings.filter { $0.severity >= .warning }.isEmpty, "\(r.findings.map(\.title))")
         }
     }

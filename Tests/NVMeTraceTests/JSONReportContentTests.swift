@@ -99,6 +99,17 @@ extension GroundTruth {
         for chain in chains where chain.count >= 3 && chain.filter({ $0.closedBy == "target" }).count >= 2 {
             out.insert("reconnect-loop@\(chain[0].stream)")
         }
+        // A command the host kernel timed out, on the I/O queue it names: open when the line was
+        // logged, and closed by the host's error recovery with the command still waiting. (Queue
+        // 0's lines are Keep Alives timed out by KATO; in E the host's egress was dropped before
+        // the capture point, so that Keep Alive is not on the wire.)
+        for timeout in ioTimeouts {
+            for c in connections where c.connects.first?.qid == timeout.qid && c.firstPacketTime < timeout.t
+                && (c.closeTime ?? .infinity) >= timeout.t - 1 {
+                out.insert("command-timeout@\(c.stream)")
+                if c.closeTime != nil { out.insert("commands-lost@\(c.stream)") }
+            }
+        }
         return out
     }
 }

@@ -41,6 +41,9 @@ struct CIDMap<Value> {
         }
     }
 
+    /// Every value held, in no particular order.
+    var values: some Sequence<Value> { table.lazy.compactMap(\.value) }
+
     subscript(key: UInt16) -> Value? {
         guard let p = position(of: key) else { return nil }
         return table[p].value

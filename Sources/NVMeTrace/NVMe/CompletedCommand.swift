@@ -26,6 +26,12 @@ public final class CompletedCommand: Sendable, Equatable {
     }
 }
 
+/// A command still waiting for its completion: what it was, and the frame that carried it.
+public struct OutstandingCommand: Sendable, Equatable {
+    public var command: NVMeCommand
+    public var issued: FrameRef
+}
+
 /// Something notable the NVMe decoder saw (reported as a warning).
 public enum NVMeDecodeEvent: Sendable, Equatable {
     /// A completion for a command the capture did not show (started mid-connection, or lost).

@@ -36,6 +36,14 @@ public final class NVMeConnectionDecoder {
     /// send commands that never complete).
     public let maxOutstanding: Int
     private var outstanding = CIDMap<Outstanding>()
+    /// The last completions that matched no command (CID and time), so that a command delivered
+    /// after its own completion (its bytes were behind a hole in the host's stream, given up
+    /// and delivered late with their own, earlier frame) is known to have been answered.
+    private var unmatched: [(cid: UInt16, timeNs: Int64)] = []
+    static let unmatchedKept = 32
+    /// The time of the latest of them: only a command sent no later than that can be one (a
+    /// command delivered in capture order is later than every completion before it).
+    private var latestUnmatchedNs = Int64.min
     /// Kept data of the outstanding commands with `keepsData`, and only of those.
     private var kept: [UInt16: KeptData] = [:]
     /// What the decoder noticed while decoding the last PDU (`decode`), oldest first, for its
@@ -57,6 +65,25 @@ public final class NVMeConnectionDecoder {
     }
 
     public var outstandingCount: Int { outstanding.count }
+
+    /// The commands waiting for a completion now, but Asynchronous Event Requests (outstanding by
+    /// design, NVMe Base 2.1 §5.1.2): how many, and the `limit` oldest, oldest first. Runs over
+    /// every outstanding command (at a connection's close, not per PDU).
+    public func waitingCommands(limit: Int) -> (count: Int, oldest: [OutstandingCommand]) {
+        var count = 0
+        var oldest: [OutstandingCommand] = []
+        for o in outstanding.values {
+            if case .asyncEventRequest = o.command.detail { continue }
+            count += 1
+            oldest.append(OutstandingCommand(command: o.command, issued: o.ref))
+            if oldest.count > 2 * limit {
+                oldest.sort { $0.issued.timeNs < $1.issued.timeNs }
+                oldest.removeLast(oldest.count - limit)
+            }
+        }
+        oldest.sort { ($0.issued.timeNs, $0.issued.frame) < ($1.issued.timeNs, $1.issued.frame) }
+        return (count, Array(oldest.prefix(limit)))
+    }
 
     /// How many data bytes of a PDU to keep, decided from its header (framer callback).
     public func dataBytesToKeep(_ shape: PDUShape, header: UnsafeRawBufferPointer) -> Int {
@@ -171,6 +198,11 @@ public final class NVMeConnectionDecoder {
                 }
             }
         }
+        // Its completion came first: answered, not waiting.
+        if pdu.ref.timeNs <= latestUnmatchedNs, let i = unmatched.firstIndex(where: { $0.cid == cmd.cid && $0.timeNs >= pdu.ref.timeNs }) {
+            unmatched.remove(at: i)
+            return .command(cmd)
+        }
         let previous = outstanding.position(of: cmd.cid)
         let reused = previous != nil
         if reused {
@@ -219,6 +251,7 @@ public final class NVMeConnectionDecoder {
             guard h.u8(at: 8) != NVMeOpcodes.fabrics, let sqe = h.slice(8, 64),
                   let cmd = NVMeCommand(sqe: sqe, qid: qid),
                   outstanding.position(of: cmd.cid) == nil,   // reused CID: `decode` warns
+                  pdu.ref.timeNs > latestUnmatchedNs,         // maybe answered already: `decode` looks
                   outstanding.count < maxOutstanding else { return nil }
             outstanding.insertNew(Outstanding(command: cmd, ref: pdu.ref, keepsData: false), for: cmd.cid)
             return PlainIO(kind: cmd.kind)
@@ -257,6 +290,9 @@ public final class NVMeConnectionDecoder {
     private func complete(_ cqe: NVMeCompletion, ref: FrameRef) -> CompletedCommand? {
         guard let o = outstanding.removeValue(for: cqe.cid) else {
             note(.unmatchedCompletion(cid: cqe.cid), ref)
+            if unmatched.count == Self.unmatchedKept { unmatched.removeFirst() }
+            unmatched.append((cqe.cid, ref.timeNs))
+            latestUnmatchedNs = max(latestUnmatchedNs, ref.timeNs)
             return nil
         }
         let keptData = o.keepsData ? kept.removeValue(forKey: cqe.cid) : nil

@@ -253,14 +253,21 @@ public final class Analyzer: FlowTableDelegate {
         return flow.packets > (flow.synRef != nil ? 2 : 0)
     }
 
+    /// Waiting commands a connection summary names one by one (the rest are counted).
+    static let waitingCommandsKept = 8
+
     /// The summary of `flow` as it stands, for the consumer.
     func summary(of flow: Flow, handler: ConnectionHandler?) -> ConnectionSummary {
-        ConnectionSummary(
+        var s = ConnectionSummary(
             id: flow.index, client: flow.client, server: flow.server, firstRef: flow.firstRef, lastRef: flow.lastRef,
             sawSYN: flow.synRef != nil,
             firstClose: flow.firstClose.map { (byClient: $0.0 == .clientToServer, kind: $0.1.kind, ref: $0.1.ref) },
             clientStream: flow.clientStream.stats, serverStream: flow.serverStream.stats,
             unframedBytes: handler?.unframedBytes ?? 0, nvmeTCP: isNVMeTCP(flow, handler: handler))
+        if let waiting = handler?.waitingCommands(limit: Self.waitingCommandsKept) {
+            (s.waitingCommands, s.oldestWaitingCommands, s.completionsMissedAt) = waiting
+        }
+        return s
     }
 
     // MARK: - to the consumer

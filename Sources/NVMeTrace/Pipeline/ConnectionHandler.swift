@@ -94,6 +94,14 @@ final class ConnectionHandler {
         return conn.unframedBytes[0] + conn.unframedBytes[1]
     }
 
+    /// The commands of this connection waiting for a completion (not AERs), and the last time
+    /// controller→host bytes went missing (a completion may have been among them).
+    func waitingCommands(limit: Int) -> (count: Int, oldest: [OutstandingCommand], completionsMissedAt: FrameRef?) {
+        guard case .decoding(let conn) = state else { return (0, [], nil) }
+        let w = conn.decoder.waitingCommands(limit: limit)
+        return (w.count, w.oldest, conn.controllerMissedAt)
+    }
+
     @discardableResult
     private func startDecoding(synchronized: Bool) -> NVMeTCPConnection {
         if isSetAside { analyzer.leftSetAside() }

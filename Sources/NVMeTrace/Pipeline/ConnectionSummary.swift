@@ -20,6 +20,13 @@ public struct ConnectionSummary: Sendable {
     public var unframedBytes: UInt64
     /// Carried NVMe/TCP (decoded, or on a port or target known to), though maybe without a PDU.
     public var nvmeTCP: Bool
+    /// Commands waiting for their completion at this moment, Asynchronous Event Requests left out
+    /// (they wait by design): how many, and the oldest few (`Analyzer.waitingCommandsKept`).
+    public var waitingCommands = 0
+    public var oldestWaitingCommands: [OutstandingCommand] = []
+    /// The last time controller→host bytes went missing: a command sent before then may have
+    /// been answered unseen.
+    public var completionsMissedAt: FrameRef?
 
     /// Stream bytes, both directions: captured, cut by the snap length, lost before the capture.
     public var capturedBytes: UInt64 { clientStream.deliveredBytes + serverStream.deliveredBytes }

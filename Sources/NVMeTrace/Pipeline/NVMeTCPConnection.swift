@@ -23,6 +23,13 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     /// (cut by the snap length, lost, or not framed): a command or completion may have been among
     /// them, so an unmatched completion or a reused CID is no news there.
     var missedBytes = [false, false]
+    /// The last time controller→host bytes went missing (a completion may have been among them).
+    private(set) var controllerMissedAt: FrameRef?
+
+    private func missed(_ d: Int, at ref: FrameRef) {
+        missedBytes[d] = true
+        if d == 1 { controllerMissedAt = ref }
+    }
     /// Bytes skipped while looking for a PDU boundary, per direction.
     var unframedBytes: [UInt64] = [0, 0]
     /// Set while the framers are moved past bytes that went by before decoding started
@@ -122,7 +129,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
             return
         }
         // A header cut by the snap length may hide the CID a later PDU refers to.
-        if pdu.headerIsPartial { missedBytes[dir == .clientToServer ? 0 : 1] = true }
+        if pdu.headerIsPartial { missed(dir == .clientToServer ? 0 : 1, at: pdu.ref) }
         if case .mismatch(let received, let computed) = pdu.headerDigest {
             warn(.headerDigestMismatch(pdu.type, received: received, computed: computed), pdu.ref)
         }
@@ -165,11 +172,11 @@ final class NVMeTCPConnection: PDUFramerDelegate {
             analyzerRef.with { $0.hostBytesLost(connection: flowIndex, ref: ref) }
         }
         switch event {
-        case let .gap(_, inside, _, _): if !inside { missedBytes[d] = true }
-        case .invalidHeader: missedBytes[d] = true
+        case let .gap(_, inside, _, _): if !inside { missed(d, at: ref) }
+        case .invalidHeader: missed(d, at: ref)
         case let .resynchronized(skipped, _, _), let .unframedAtEnd(skipped, _, _):
             unframedBytes[d] += skipped
-            if skipped > 0 { missedBytes[d] = true }
+            if skipped > 0 { missed(d, at: ref) }
         case .truncatedAtEnd: break
         }
         if looksLikeTLS { return }

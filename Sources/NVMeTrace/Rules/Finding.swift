@@ -79,6 +79,9 @@ public struct RuleConfig: Sendable {
     public var discoveryKATOms: UInt32 = 120_000
     /// `keep-alive-margin` warns when the largest gap exceeds this fraction of KATO.
     public var marginFraction = 0.75
+    /// The host's command timeouts (Linux `nvme_core.io_timeout` and `admin_timeout` defaults).
+    public var ioTimeoutSeconds = 30.0
+    public var adminTimeoutSeconds = 60.0
 
     public init() {}
 }

@@ -11,6 +11,8 @@ public struct RuleEngine: Sendable {
         TerminationRequestRule(),
         DigestErrorRule(),
         KeepAliveFailedRule(),
+        CommandTimeoutRule(),
+        CommandsLostRule(),
         AsyncEventRule(),
     ]
 

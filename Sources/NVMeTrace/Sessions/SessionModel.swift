@@ -253,6 +253,13 @@ public struct ConnectionModel: Sendable {
     public var lastHostCommandKind: CommandKind?
     /// AERs submitted and not completed, by CID.
     var outstandingAERs: [UInt16: FrameRef] = [:]
+    /// Commands (not Asynchronous Event Requests) still waiting for their completion when the
+    /// connection ended (or the capture did): how many, and the oldest few, oldest first.
+    public var waitingCommands = 0
+    public var oldestWaitingCommands: [OutstandingCommand] = []
+    /// The last time controller→host bytes went missing from the capture: a command sent before
+    /// it may have been answered unseen.
+    public var completionsMissedAt: FrameRef?
     /// Asynchronous events the controller reported on this queue, in capture order.
     public var asyncEvents = FirstEvents<AsyncEventNotice>()
     /// Position in `asyncEvents.kept` of the first event the host has not read a log page after.

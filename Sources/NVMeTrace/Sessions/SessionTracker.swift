@@ -229,6 +229,9 @@ public final class SessionTracker {
         c.capture.notCapturedBytes = flow.notCapturedBytes
         c.capture.lostBytes = flow.lostBytes
         c.capture.unframedBytes = max(c.capture.unframedBytes, flow.unframedBytes)
+        c.waitingCommands = flow.waitingCommands
+        c.oldestWaitingCommands = flow.oldestWaitingCommands
+        c.completionsMissedAt = flow.completionsMissedAt
         return (c.end, c.controller, c.id)
     }
 

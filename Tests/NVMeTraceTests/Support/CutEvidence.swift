@@ -417,6 +417,10 @@ struct EvidenceJudge: Sendable {
     ///   checked over all the bytes it covers).
     /// - keep-alive-failed: the admin Connect through QID, the Keep Alive through its CID
     ///   (bytes [0, 12)) and its completion's CQE.
+    /// - command-timeout, commands-lost: each cited command through its CID (bytes [0, 12)), and
+    ///   every controller→host PDU after it on the connection through the CID it answers (a
+    ///   CapsuleResp's CQE, bytes [0, 24); a C2HData's CCCID, bytes [0, 10)): a completion for it
+    ///   could hide in any that was cut.
     func verdict(for finding: Finding, in report: Report) -> EvidenceVerdict {
         var v = EvidenceVerdict()
         guard let id = finding.connection, let m = report.model.connection(id), let c = full.connection(key: connectionKey(m)) else {
@@ -505,6 +509,18 @@ struct EvidenceJudge: Sendable {
                 else { v.need("the failed Keep Alive at frame \(e.ref.frame) and its command in the reference walk", false); continue }
                 v.need("Keep Alive (frame \(ka.headerFrame)) through its CID: bytes [0, 12)", holds(c, ka, 0, 12))
                 v.need("its completion (frame \(resp.headerFrame)) CQE: bytes [0, 24)", holds(c, resp, 0, 24))
+            }
+
+        case "command-timeout", "commands-lost":
+            for e in finding.evidence where e.what.hasSuffix(" sent") {
+                guard let cmd = c.pdus[0].first(where: { $0.isCommand && $0.headerFrame == e.ref.frame }) else {
+                    v.need("the command at frame \(e.ref.frame) in the reference walk", false)
+                    continue
+                }
+                v.need("\(e.what) (frame \(cmd.headerFrame)) through its CID: bytes [0, 12)", holds(c, cmd, 0, 12))
+                let after = c.pdus[1].filter { ($0.pdu.type == 5 || $0.pdu.type == 7) && $0.timeNs >= cmd.timeNs }
+                v.need("every controller→host CapsuleResp and C2HData after it (\(after.count)) through the CID it answers",
+                       after.allSatisfy { holds(c, $0, 0, $0.pdu.type == 5 ? 24 : 10) })
             }
 
         default:

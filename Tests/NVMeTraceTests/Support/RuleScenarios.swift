@@ -112,6 +112,27 @@ struct RuleScenario: CustomStringConvertible, Sendable {
             io.tcp.fin(fromClient: true, at: s.t(3))
             return s
         },
+        RuleScenario(name: "read unanswered past the I/O timeout", rule: "command-timeout") {
+            let s = SynthCapture()
+            let a = admin(s, keepAlives: [5, 10, 15, 20, 25, 30])
+            let io = s.connection()
+            io.connect(at: s.t(0.02), qid: 1, kato: 0, subnqn: SynthCapture.subnqn, hostnqn: SynthCapture.hostnqn)
+            io.raw(fromHost: true, PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x02, cid: 92, nsid: 1, cdw12: 7)), at: s.t(1))
+            io.tcp.fin(fromClient: true, at: s.t(31.5))
+            a.tcp.fin(fromClient: true, at: s.t(31.6))
+            return s
+        },
+        RuleScenario(name: "reads outstanding when the target closes", rule: "commands-lost") {
+            let s = SynthCapture()
+            let a = admin(s, keepAlives: [1, 2])
+            let io = s.connection()
+            io.connect(at: s.t(0.02), qid: 1, kato: 0, subnqn: SynthCapture.subnqn, hostnqn: SynthCapture.hostnqn)
+            io.raw(fromHost: true, PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x02, cid: 40, nsid: 1, cdw12: 7)), at: s.t(2.5))
+            io.raw(fromHost: true, PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x01, cid: 41, nsid: 1, cdw12: 7)), at: s.t(2.6))
+            io.tcp.fin(fromClient: false, at: s.t(3))
+            a.tcp.fin(fromClient: false, at: s.t(3.1))
+            return s
+        },
         RuleScenario(name: "discovery log change, teardown and reconnect", rule: "async-event") {
             let s = SynthCapture()
             let d = s.connection(port: 8009)

@@ -171,6 +171,12 @@ struct GroundTruth {
     /// The capture file's SHA-256.
     var sha256: String
     var connections: [Connection]
+    /// The host kernel's command timeouts ("nvme nvmeN: queue Q: timeout request 0xTAG type T"):
+    /// capture time, queue id and tag (a Linux host's CID is `genctr << 12 | tag`, so the tag is
+    /// the CID's low 12 bits).
+    var hostTimeouts: [(t: Double, qid: Int, tag: Int)] = []
+    /// Those on I/O queues.
+    var ioTimeouts: [(t: Double, qid: Int, tag: Int)] { hostTimeouts.filter { $0.qid > 0 } }
     /// File size and the file header's snap length (capinfos).
     var fileBytes = 0
     var snapLength = 0
@@ -187,6 +193,11 @@ struct GroundTruth {
         let url = samplesDirectory.appendingPathComponent(sample + ".json")
         let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         let capture = root["capture"] as! [String: Any]
+        for line in root["kernel_log"] as? [[String: Any]] ?? [] {
+            guard let text = line["line"] as? String, let t = line["t"] as? Double,
+                  let m = text.firstMatch(of: /nvme nvme\d+: queue (\d+): timeout request 0x([0-9a-f]+)/) else { continue }
+            hostTimeouts.append((t, Int(m.1)!, Int(m.2, radix: 16)!))
+        }
         packets = capture["packets"] as! Int
         sha256 = capture["sha256"] as! String
         let tshark = root["tshark"] as! [String: Any]
