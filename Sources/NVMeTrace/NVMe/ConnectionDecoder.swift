@@ -72,6 +72,7 @@ public final class NVMeConnectionDecoder {
     public func waitingCommands(limit: Int) -> (count: Int, oldest: [OutstandingCommand]) {
         var count = 0
         var oldest: [OutstandingCommand] = []
+        guard !outstanding.isEmpty else { return (0, []) }
         for o in outstanding.values {
             if case .asyncEventRequest = o.command.detail { continue }
             count += 1

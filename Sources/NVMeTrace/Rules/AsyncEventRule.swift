@@ -19,7 +19,8 @@ struct AsyncEventRule: Rule {
 
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
-        for c in model.connections where !c.asyncEvents.isEmpty {
+        for i in model.connections.indices where !model.connections[i].asyncEvents.isEmpty {
+            let c = model.connections[i]
             let events = c.asyncEvents.kept
             var evidence: [Evidence] = []
             var lines: [String] = []

@@ -14,7 +14,8 @@ struct CommandsLostRule: Rule {
 
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
-        for c in model.connections {
+        for i in model.connections.indices where model.connections[i].waitingCommands > 0 || model.connections[i].midStream {
+            let c = model.connections[i]
             let w = WaitingCommands(c, model: model)
             guard w.closed, let end = c.end else { continue }
             let unknown = c.waitingCommands - w.certain.count - w.uncertain.count
