@@ -85,6 +85,24 @@ import NVMeTraceSynth
         #expect(reasons.contains { $0.hasPrefix("commands-lost: ") && $0.contains("went missing") }, "\(reasons)")
     }
 
+    /// More waiting than the model names one by one (`Analyzer.waitingCommandsKept`): the count
+    /// is all of them.
+    @Test func notJudgedCountsEveryWaitingCommand() {
+        let s = SynthCapture()
+        let io = s.connection()
+        io.connect(at: s.t(0), qid: 1, kato: 0, subnqn: SynthCapture.subnqn, hostnqn: SynthCapture.hostnqn)
+        for k in 0..<12 {
+            io.raw(fromHost: true, PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x02, cid: UInt16(10 + k), nsid: 1, cdw12: 7)),
+                   at: s.t(1 + Double(k) / 100))
+        }
+        io.tcp.send(fromClient: false, PDUBuilder.capsuleResp(cid: 99), at: s.t(2), drop: [0])
+        io.tcp.fin(fromClient: true, at: s.t(3))
+        let r = Self.report(s)
+        #expect(r.findings("commands-lost").isEmpty)
+        let reason = r.unjudged.first { $0.rule == "commands-lost" }?.reason ?? ""
+        #expect(reason.hasPrefix("12 command(s) had no completion"), "\(reason)")
+    }
+
     /// A command whose segment sat behind a hole in the host's stream reaches the decoder after
     /// its own completion (with its own, earlier frame): answered, not waiting.
     @Test func aCommandDeliveredAfterItsCompletionWasAnswered() {

@@ -35,7 +35,7 @@ struct CommandsLostRule: Rule {
             }
             var reasons: [String] = []
             if !w.uncertain.isEmpty {
-                reasons.append("\(w.uncertain.count) command(s) had no completion in the capture when it closed, but controller→host bytes went missing after they were sent (frame \(c.completionsMissedAt?.frame ?? 0)): their completions may have been among them")
+                reasons.append("\(c.waitingCommands) command(s) had no completion in the capture when it closed, but controller→host bytes went missing after they were sent (frame \(c.completionsMissedAt?.frame ?? 0)): their completions may have been among them")
             }
             if c.midStream { reasons.append(commandsBeforeCaptureReason) }
             if !reasons.isEmpty { out.unjudged.append(Unjudged(rule: id, connection: c.id, reason: reasons.joined(separator: "; "))) }
