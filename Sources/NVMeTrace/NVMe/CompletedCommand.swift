@@ -26,10 +26,14 @@ public final class CompletedCommand: Sendable, Equatable {
     }
 }
 
-/// A command still waiting for its completion: what it was, and the frame that carried it.
+/// A command still waiting for its completion: its CID, what kind of command, and the frame that
+/// carried it: what the rules name, not the whole decoded command, which the session model would
+/// keep per connection.
 public struct OutstandingCommand: Sendable, Equatable {
-    public var command: NVMeCommand
+    public var cid: UInt16
+    public var kind: CommandKind
     public var issued: FrameRef
+    public var name: String { kind.name }
 }
 
 /// Something notable the NVMe decoder saw (reported as a warning).

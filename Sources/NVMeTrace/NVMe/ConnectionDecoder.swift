@@ -76,7 +76,7 @@ public final class NVMeConnectionDecoder {
         for o in outstanding.values {
             if case .asyncEventRequest = o.command.detail { continue }
             count += 1
-            oldest.append(OutstandingCommand(command: o.command, issued: o.ref))
+            oldest.append(OutstandingCommand(cid: o.command.cid, kind: o.command.kind, issued: o.ref))
             if oldest.count > 2 * limit {
                 oldest.sort { $0.issued.timeNs < $1.issued.timeNs }
                 oldest.removeLast(oldest.count - limit)

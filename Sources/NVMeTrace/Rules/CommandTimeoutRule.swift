@@ -50,7 +50,7 @@ struct CommandTimeoutRule: Rule {
                 out.findings.append(finding(
                     title: "\(kind == "I/O" ? "I/O" : "Admin") command timeout: \(commandName(first)) on \(describe(c)) unanswered for \(formatSeconds(w.age(first))) (host \(kind) timeout \(formatSeconds(timeout)))",
                     connection: c.id, ref: first.issued, detail: detail + ".", evidence: evidence,
-                    basis: [.observed("the command's capsule (frame \(first.issued.frame)) and no completion with CID \(first.command.cid) after it on this connection, nothing of the controller's side missing since")]))
+                    basis: [.observed("the command's capsule (frame \(first.issued.frame)) and no completion with CID \(first.cid) after it on this connection, nothing of the controller's side missing since")]))
                 continue
             }
             var reasons: [String] = []

@@ -23,7 +23,7 @@ struct WaitingCommands {
 }
 
 /// "Read (CID 92)".
-func commandName(_ w: OutstandingCommand) -> String { "\(w.command.name) (CID \(w.command.cid))" }
+func commandName(_ w: OutstandingCommand) -> String { "\(w.name) (CID \(w.cid))" }
 
 /// Why a picked-up connection's commands cannot all be judged.
 let commandsBeforeCaptureReason = "picked up mid-stream: commands sent before the capture began, and their completions, are not known"
