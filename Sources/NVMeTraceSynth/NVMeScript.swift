@@ -41,6 +41,15 @@ public final class NVMeScript {
                  + PDUBuilder.capsuleResp(cid: c, hdgst: hdgst), at: t + 500_000)
     }
 
+    /// Fabrics Property Set of CC (offset 14h) to `cc`, and its completion: 0x464061 is the shutdown
+    /// a Linux host writes when it disconnects (SHN 01b), 0x460060 a reset (EN cleared).
+    public func propertySetCC(at t: Int64, _ cc: UInt32) {
+        let c = cid()
+        tcp.send(fromClient: true, PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x7F, cid: c, fctype: 0x00, cdw10: 0, cdw11: 0x14, cdw12: cc),
+                                                         hdgst: hdgst), at: t)
+        tcp.send(fromClient: false, PDUBuilder.capsuleResp(cid: c, hdgst: hdgst), at: t + 300_000)
+    }
+
     public func keepAlive(at t: Int64, status: UInt16 = 0) {
         let c = cid()
         tcp.send(fromClient: true, PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x18, cid: c), hdgst: hdgst), at: t)

@@ -17,7 +17,8 @@ public enum PacketBuilder {
     public static let fin: UInt8 = 0x01, syn: UInt8 = 0x02, rst: UInt8 = 0x04, psh: UInt8 = 0x08, ack: UInt8 = 0x10
 
     public static func tcp(from src: Host, _ sport: UInt16, to dst: Host, _ dport: UInt16,
-                           seq: UInt32, ack ackNumber: UInt32, flags: UInt8, payload: ArraySlice<UInt8> = []) -> [UInt8] {
+                           seq: UInt32, ack ackNumber: UInt32, flags: UInt8, payload: ArraySlice<UInt8> = [],
+                           window: UInt16 = 65535) -> [UInt8] {
         var p: [UInt8] = []
         p.reserveCapacity(54 + payload.count)
         p += dst.mac + src.mac + [0x08, 0x00]
@@ -25,7 +26,7 @@ public enum PacketBuilder {
         p += [0x45, 0x00, UInt8(total >> 8 & 0xFF), UInt8(total & 0xFF), 0x00, 0x00, 0x40, 0x00, 64, 6, 0, 0]
         p += be32(src.ipv4) + be32(dst.ipv4)
         p += be16(sport) + be16(dport) + be32(seq) + be32(ackNumber)
-        p += [0x50, flags] + be16(65535) + [0, 0, 0, 0]
+        p += [0x50, flags] + be16(window) + [0, 0, 0, 0]
         p += payload
         return p
     }
@@ -56,13 +57,51 @@ public final class TCPConversation {
         self.emit = emit
     }
 
-    private func packet(fromClient: Bool, flags: UInt8, payload: ArraySlice<UInt8> = [], at t: Int64, seqOverride: UInt32? = nil) {
-        let i = fromClient ? 0 : 1
+    private func packet(fromClient: Bool, flags: UInt8, payload: ArraySlice<UInt8> = [], at t: Int64, seqOverride: UInt32? = nil,
+                        window: UInt16 = 65535) {
         let bytes = fromClient
-            ? PacketBuilder.tcp(from: client, clientPort, to: server, serverPort, seq: seqOverride ?? seq[0], ack: seq[1], flags: flags, payload: payload)
-            : PacketBuilder.tcp(from: server, serverPort, to: client, clientPort, seq: seqOverride ?? seq[1], ack: seq[0], flags: flags, payload: payload)
+            ? PacketBuilder.tcp(from: client, clientPort, to: server, serverPort, seq: seqOverride ?? seq[0], ack: seq[1], flags: flags, payload: payload, window: window)
+            : PacketBuilder.tcp(from: server, serverPort, to: client, clientPort, seq: seqOverride ?? seq[1], ack: seq[0], flags: flags, payload: payload, window: window)
         emit(t, bytes)
-        _ = i
+    }
+
+    /// A connection attempt the server refuses: SYN, then RST-ACK (no listener).
+    public func refusedSYN(at t: Int64) {
+        packet(fromClient: true, flags: PacketBuilder.syn, at: t)
+        seq[0] &+= 1
+        packet(fromClient: false, flags: PacketBuilder.rst | PacketBuilder.ack, at: t + 80_000, seqOverride: 0)
+    }
+
+    /// A connection attempt nobody answers: the SYN and `retries` retransmissions of it, 1 s,
+    /// 2 s, 4 s ... apart (Linux's initial RTO and backoff).
+    public func unansweredSYN(at t: Int64, retries: Int) {
+        var at = t, rto: Int64 = 1_000_000_000
+        for _ in 0...retries {
+            packet(fromClient: true, flags: PacketBuilder.syn, at: at, seqOverride: seq[0])
+            at += rto
+            rto *= 2
+        }
+        seq[0] &+= 1
+    }
+
+    /// The side's receive window closes at `t` (an ACK advertising zero) and opens again at
+    /// `until` (a window update).
+    public func zeroWindow(fromClient: Bool, at t: Int64, until: Int64) {
+        packet(fromClient: fromClient, flags: PacketBuilder.ack, at: t, window: 0)
+        packet(fromClient: fromClient, flags: PacketBuilder.ack, at: until)
+    }
+
+    /// Sends the last `bytes.count` bytes this side sent again, as one segment (a retransmission).
+    public func resend(fromClient: Bool, _ bytes: [UInt8], at t: Int64) {
+        resendAt(fromClient: fromClient, bytes, offsetFromEnd: bytes.count, at: t)
+    }
+
+    /// Sends `bytes` as one segment starting `offsetFromEnd` bytes before this side's next
+    /// sequence number: a segment sent (or dropped by `send`) earlier, sent again.
+    public func resendAt(fromClient: Bool, _ bytes: [UInt8], offsetFromEnd: Int, at t: Int64) {
+        let i = fromClient ? 0 : 1
+        packet(fromClient: fromClient, flags: PacketBuilder.ack | PacketBuilder.psh, payload: bytes[...], at: t,
+               seqOverride: seq[i] &- UInt32(offsetFromEnd))
     }
 
     public func handshake(at t: Int64) {

@@ -59,6 +59,9 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The host's admin command timeout (seconds) command-timeout judges admin queues by (Linux nvme_core.admin_timeout).", valueName: "seconds"))
     var adminTimeout: Double = 60
 
+    @Option(name: .long, help: ArgumentHelp("An outage of an I/O controller this long or longer (seconds) is a warning, shorter ones information (Linux's reconnect_delay is 10 s).", valueName: "seconds"))
+    var outageWarning: Double = 10
+
     @Flag(name: .long, help: "Colour the text report even when not on a terminal.")
     var color = false
 
@@ -76,7 +79,7 @@ struct AnalyzeCommand: ParsableCommand {
         if evidenceSnaplen != nil && evidence == nil { throw ValidationError("--evidence-snaplen goes with --evidence FILE") }
         // Checked before the live early return: live capture uses them too.
         guard discoveryKato >= 0.001, discoveryKato < 4_000_000 else { throw ValidationError("--discovery-kato must be a positive number of seconds.") }
-        for (name, v) in [("--io-timeout", ioTimeout), ("--admin-timeout", adminTimeout)] where !(v >= 0.001 && v < 4_000_000) {
+        for (name, v) in [("--io-timeout", ioTimeout), ("--admin-timeout", adminTimeout), ("--outage-warning", outageWarning)] where !(v >= 0.001 && v < 4_000_000) {
             throw ValidationError("\(name) must be a positive number of seconds.")
         }
         for id in disable where RuleEngine.rule(id) == nil {
@@ -177,6 +180,7 @@ struct AnalyzeCommand: ParsableCommand {
         config.discoveryKATOms = UInt32(discoveryKato * 1000)
         config.ioTimeoutSeconds = ioTimeout
         config.adminTimeoutSeconds = adminTimeout
+        config.outageWarningSeconds = outageWarning
         return RuleEngine(config: config, disabled: Set(disable))
     }
 

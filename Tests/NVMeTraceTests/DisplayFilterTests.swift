@@ -34,6 +34,10 @@ import NVMeTraceSynth
         /// Header and data digest status (Wireshark's checksum status: 0 bad, 1 good, 2 unverified).
         var digestStatus: Set<Int>
         var endpoints: Set<String>
+        var syn: Bool
+        var window: Int?
+        /// tshark's tcp.analysis.retransmission (or fast retransmission) flag.
+        var retransmission: Bool
     }
 
     /// The frames `filter` selects in `path` (every frame without one).
@@ -41,7 +45,8 @@ import NVMeTraceSynth
         let rows = try Tshark.fields(path, filter: filter, [
             "frame.number", "tcp.stream", "frame.time_relative", "tcp.flags.fin", "tcp.flags.reset", "nvme-tcp.type",
             "nvme.cmd.opc", "nvme.fabrics.cmd.fctype", "nvme-tcp.hdgst.status", "nvme-tcp.ddgst.status",
-            "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport"])
+            "ip.src", "tcp.srcport", "ip.dst", "tcp.dstport", "tcp.flags.syn", "tcp.window_size_value",
+            "tcp.analysis.retransmission", "tcp.analysis.fast_retransmission"])
         func ints(_ s: Substring, radix: Int = 10) -> Set<Int> {
             Set(s.split(separator: ",").compactMap { Int($0.hasPrefix("0x") ? $0.dropFirst(2) : $0, radix: radix) })
         }
@@ -50,7 +55,9 @@ import NVMeTraceSynth
                         fin: f[3] == "1" || f[3] == "True", rst: f[4] == "1" || f[4] == "True",
                         pduTypes: ints(f[5]), opcodes: ints(f[6], radix: 16), fctypes: ints(f[7], radix: 16),
                         digestStatus: ints(f[8]).union(ints(f[9])),
-                        endpoints: ["\(f[10]):\(f[11])", "\(f[12]):\(f[13])"])
+                        endpoints: ["\(f[10]):\(f[11])", "\(f[12]):\(f[13])"],
+                        syn: f[14] == "1" || f[14] == "True", window: Int(f[15]),
+                        retransmission: !f[16].isEmpty || !f[17].isEmpty)
         }
     }
 
@@ -121,6 +128,11 @@ import NVMeTraceSynth
                 else if what.hasSuffix(") sent"), what.contains("(CID ") { #expect(frame.pduTypes.contains(4), "\(capture) \(rule) frame \(frame.number): \(what)") }
                 else if what.hasPrefix("Get Log Page") { #expect(frame.opcodes.contains(0x02), "\(capture) \(rule) frame \(frame.number): \(what)") }
                 else if what.contains("Keep Alive") { #expect(frame.opcodes.contains(0x18), "\(capture) \(rule) frame \(frame.number): \(what)") }
+                if what.contains("SYN") { #expect(frame.syn, "\(capture) \(rule) frame \(frame.number): \(what)") }
+                if what.hasPrefix("RST from") { #expect(frame.rst, "\(capture) \(rule) frame \(frame.number): \(what)") }
+                if what.contains("retransmission by") { #expect(frame.retransmission, "\(capture) \(rule) frame \(frame.number): \(what)") }
+                if what.hasPrefix("zero window") { #expect(frame.window == 0, "\(capture) \(rule) frame \(frame.number): \(what)") }
+                if what.hasPrefix("Property Set") { #expect(frame.fctypes.contains(0x00), "\(capture) \(rule) frame \(frame.number): \(what)") }
                 if what.hasSuffix("mismatch") { #expect(frame.digestStatus.contains(0), "\(capture) \(rule) frame \(frame.number): \(what) \(frame.digestStatus)") }
                 if what == "end of capture" { #expect(frame.number == all.map(\.number).max()) }
             }

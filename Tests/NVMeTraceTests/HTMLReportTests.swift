@@ -132,7 +132,7 @@ import Testing
 
     /// Window size for every screenshot: wide enough for the widest sample's drawing (A0's 540 s
     /// are 2,168 px of plot) without a scroll bar, tall enough for the page down to the timeline.
-    static let window = (width: 2600, height: 1400)
+    static let window = (width: 2600, height: 2400)
 
     /// The CLI's HTML report of a sample, photographed by headless Chromium (killed after a time
     /// limit). The page and the PNG stay in the directory printed, for a person to look at.

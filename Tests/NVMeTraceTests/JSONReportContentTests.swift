@@ -103,6 +103,19 @@ extension GroundTruth {
         // logged, and closed by the host's error recovery with the command still waiting. (Queue
         // 0's lines are Keep Alives timed out by KATO; in E the host's egress was dropped before
         // the capture point, so that Keep Alive is not on the wire.)
+        // An association the host lost (it logged a reconnect after it went down) is an outage,
+        // until the chain's next association.
+        for chain in chains {
+            for (a, next) in zip(chain, chain.dropFirst().map(Optional.some) + [nil]) {
+                guard let closed = a.closeTime else { continue }
+                let until = next?.firstPacketTime ?? .infinity
+                if hostReconnects.contains(where: { $0 >= closed - 2 && $0 <= until }) { out.insert("outage@\(a.stream)") }
+            }
+        }
+        // tcp-loss: tshark's retransmissions, at least 3 and 0.5% of the connection's packets.
+        for c in connections where c.retransmissions >= 3 && Double(c.retransmissions) >= 0.005 * Double(c.packets) {
+            out.insert("tcp-loss@\(c.stream)")
+        }
         for timeout in ioTimeouts {
             for c in connections where c.connects.first?.qid == timeout.qid && c.firstPacketTime < timeout.t
                 && (c.closeTime ?? .infinity) >= timeout.t - 1 {
@@ -111,6 +124,17 @@ extension GroundTruth {
             }
         }
         return out
+    }
+}
+
+extension GroundTruth {
+    /// README: an outage is a warning for an I/O controller down 10 s or more (close to the next
+    /// association's first packet, which comes just before its Connect), information otherwise.
+    func outageSeverity(_ stream: Int) -> String {
+        guard let a = connections.first(where: { $0.stream == stream }), let closed = a.closeTime,
+              let chain = chains.first(where: { $0.contains { $0.stream == stream } }) else { return "?" }
+        let next = chain.first { $0.firstPacketTime > closed }
+        return !a.isDiscovery && (next?.firstPacketTime ?? .infinity) - closed >= 10 ? "warning" : "info"
     }
 }
 
@@ -312,7 +336,7 @@ func basisEntries(_ v: Any?) -> [[String: Any]] {
             let rule = f["rule"] as? String ?? "?"
             let connection = f["connection"] as? Int
             let what = "\(name) \(rule) on connection \(connection.map(String.init) ?? "-")"
-            expectString(f, "severity", readmeSeverities[rule], what)
+            expectString(f, "severity", rule == "outage" ? s.truth.outageSeverity(connection ?? -1) : readmeSeverities[rule], what)
             expectString(f, "file", samplePath(name), what)
             for key in ["title", "detail", "explanation", "fix"] {
                 #expect((f[key] as? String)?.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty == false, "\(what): empty \(key)")

@@ -14,7 +14,8 @@ import NVMeTraceSynth
         let found = r.findings(scenario.rule)
         #expect(found.count == 1, "\(scenario): \(r.findings.map(\.title))")
         let expected = try #require(documented[scenario.rule], "README documents no severity for \(scenario.rule)")
-        for f in found { #expect(f.severity.rawValue == expected, "\(scenario.rule)") }
+        // "warning/info": the rule's severity depends on what it found (outage: by length).
+        for f in found { #expect(expected.split(separator: "/").contains(Substring(f.severity.rawValue)), "\(scenario.rule)") }
     }
 
     @Test func everyRuleHasAScenario() throws {

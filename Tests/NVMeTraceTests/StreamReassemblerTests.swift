@@ -51,7 +51,8 @@ final class StreamRecorder: StreamSink {
         let order = [3, 0, 4, 2, 1]
         for (i, k) in order.enumerated() { send(r, k * 1000..<(k + 1) * 1000, frame: i + 2) }
         #expect(rec.bytes == Self.data)
-        #expect(r.stats.outOfOrderSegments == 3)  // segments 3, 4 and 2 arrived before the bytes ahead of them
+        // Segments 0, 2 and 1 came behind newer bytes (3 and 4), within the reordering window.
+        #expect(r.stats.outOfOrderSegments == 3 && r.stats.retransmittedSegments == 0)
         #expect(r.bufferedBytes == 0)
         // Bytes buffered early are delivered when the hole is filled, attributed to that frame.
         #expect(rec.frames.last == 6)
@@ -69,10 +70,32 @@ final class StreamRecorder: StreamSink {
         send(r, 3900..<5000, frame: 9)
         #expect(rec.bytes == Self.data)
         #expect(rec.gaps.isEmpty)
-        // Retransmitted: a segment carrying bytes already delivered (frames 3, 4 and 9); 6 and 7
-        // only overlap bytes still buffered.
-        #expect(r.stats.retransmittedSegments == 3)
+        // Frames come 1 µs apart, within the 3 ms reordering window: a segment carrying bytes
+        // already delivered is a retransmission only when it copies the newest (frame 3);
+        // frames 4 and 9 reach past them and count as out of order, as do 6 and 7 (behind the
+        // buffered 3000..<4000) and 8 (the fill). Wireshark's tcp.analysis rule.
+        #expect(r.stats.retransmittedSegments == 1)
+        #expect(r.stats.outOfOrderSegments == 5)
         #expect(r.stats.conflictingOverlaps == 0)
+    }
+
+    /// Past the reordering window, a segment repeating delivered bytes, or filling a hole behind
+    /// newer ones, is the sender's retransmission; within it, reordering.
+    @Test(arguments: [(2_999_999 as Int64, false), (3_000_000, true)])
+    func theReorderingWindow(afterNs: Int64, retransmission: Bool) {
+        let (r, rec) = make()
+        defer { withExtendedLifetime(rec) {} }  // the reassembler does not retain its sink
+        func at(_ ns: Int64, _ range: Range<Int>) {
+            let seq = Self.isn &+ 1 &+ UInt32(range.lowerBound)
+            Self.data[range].withUnsafeBytes { r.segment(seq: seq, payload: $0, announcedLength: range.count, fin: false,
+                                                           ref: FrameRef(file: 0, frame: 1, timeNs: ns)) }
+        }
+        at(1_000, 0..<1000)
+        at(2_000, 0..<500)                      // old bytes, not the newest copy
+        at(3_000, 2000..<3000)                  // ahead of a hole
+        at(3_000 + afterNs, 1000..<2000)        // the fill
+        #expect(r.stats.retransmittedSegments == (retransmission ? 1 : 0))
+        #expect(r.stats.outOfOrderSegments == (retransmission ? 1 : 2))
     }
 
     @Test func conflictingOverlapIsCounted() {

@@ -74,7 +74,7 @@ public enum PacketDecoder {
             dst: Endpoint(address: IPAddress(v4: be32(30)), port: be16(36)),
             seq: be32(38), ack: be32(42), flags: TCPFlags(rawValue: b[47] & 0x1F),
             payload: UnsafeRawBufferPointer(start: base + payloadStart, count: payloadLength),
-            payloadLength: payloadLength)
+            payloadLength: payloadLength, window: be16(48))
     }
 
     static func decodeRawIP(_ bytes: UnsafeRawBufferPointer) -> PacketDecodeResult {
@@ -180,6 +180,6 @@ public enum PacketDecoder {
             dst: Endpoint(address: dst, port: dport),
             seq: seq, ack: ack, flags: TCPFlags(rawValue: fl & 0x1F),
             payload: payload,
-            payloadLength: announcedLength - hlen))
+            payloadLength: announcedLength - hlen, window: b.be16(at: 14) ?? 0xFFFF))
     }
 }

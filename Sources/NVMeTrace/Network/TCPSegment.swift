@@ -20,4 +20,7 @@ public struct TCPSegment {
     public var flags: TCPFlags
     public var payload: UnsafeRawBufferPointer
     public var payloadLength: Int
+    /// The receive window the sender advertises, as on the wire (unscaled: zero is zero at any
+    /// window scale, which is all the analysis asks of it; RFC 9293 §3.1).
+    public var window: UInt16 = 0xFFFF
 }

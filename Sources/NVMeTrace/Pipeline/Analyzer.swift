@@ -264,6 +264,19 @@ public final class Analyzer: FlowTableDelegate {
             firstClose: flow.firstClose.map { (byClient: $0.0 == .clientToServer, kind: $0.1.kind, ref: $0.1.ref) },
             clientStream: flow.clientStream.stats, serverStream: flow.serverStream.stats,
             unframedBytes: handler?.unframedBytes ?? 0, nvmeTCP: isNVMeTCP(flow, handler: handler))
+        s.health = flow.health
+        s.packets = flow.packets
+        // A SYN the capture shows no SYN-ACK for, on a flow that carried no PDU (one that did was
+        // accepted, whatever the capture missed of its handshake).
+        if let syn = s.health.synRef, !s.health.synAcked, handler?.isDecoding != true,
+           options.ports.contains(flow.server.port) || provenTargets.contains(flow.server) {
+            s.nvmeTCP = false
+            if let close = flow.closes[Direction.serverToClient.rawValue], close.kind == .rst {
+                s.failedConnect = .refused(syn: syn, rst: close.ref)
+            } else if flow.closes[Direction.serverToClient.rawValue] == nil {
+                s.failedConnect = .unanswered(syn: syn, syns: s.health.syns, last: flow.lastRef)
+            }
+        }
         if let waiting = handler?.waitingCommands(limit: Self.waitingCommandsKept) {
             (s.waitingCommands, s.oldestWaitingCommands, s.completionsMissedAt) = waiting
         }

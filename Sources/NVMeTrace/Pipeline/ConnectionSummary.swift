@@ -28,8 +28,34 @@ public struct ConnectionSummary: Sendable {
     /// been answered unseen.
     public var completionsMissedAt: FrameRef?
 
+    /// Segments of the connection in the capture, both directions.
+    public var packets = 0
+    /// The handshake, zero windows and resets, as of `lastRef`.
+    public var health = TCPHealth()
+    /// Set for a connection attempt to an NVMe/TCP port that never got a SYN-ACK (the handshake's
+    /// SYN is in the capture): refused by RST, or unanswered. Such a flow is no NVMe/TCP
+    /// connection (`nvmeTCP` is false), but the model counts it against its target.
+    public var failedConnect: FailedConnect?
+
     /// Stream bytes, both directions: captured, cut by the snap length, lost before the capture.
     public var capturedBytes: UInt64 { clientStream.deliveredBytes + serverStream.deliveredBytes }
     public var notCapturedBytes: UInt64 { clientStream.notCapturedBytes + serverStream.notCapturedBytes }
     public var lostBytes: UInt64 { clientStream.gapBytes + serverStream.gapBytes }
+}
+
+/// A TCP connection attempt to an NVMe/TCP target port that the target never accepted.
+public enum FailedConnect: Sendable, Equatable {
+    /// The target answered the SYN with RST (RFC 9293 §3.10.7.1: no listener on the port).
+    case refused(syn: FrameRef, rst: FrameRef)
+    /// No answer to `syns` SYNs (retransmissions included), the last at `last`.
+    case unanswered(syn: FrameRef, syns: Int, last: FrameRef)
+
+    /// The first SYN.
+    public var syn: FrameRef {
+        switch self { case .refused(let s, _), .unanswered(let s, _, _): return s }
+    }
+    /// The last frame of the attempt (the RST, or the last SYN).
+    public var last: FrameRef {
+        switch self { case .refused(_, let r): return r; case .unanswered(_, _, let l): return l }
+    }
 }

@@ -15,6 +15,13 @@ public final class Flow {
     public private(set) var packets = 0
     /// FIN/RST sent by each direction (indexed by `Direction.rawValue`), first one only.
     public private(set) var closes = CloseEvents()
+    /// The handshake, zero windows and resets (see `TCPHealth`).
+    private var healthState = FlowHealthState()
+    /// Either side's zero window is in force: every segment takes the full path until it opens.
+    private var zeroWindowOpen = false
+
+    /// The handshake, zero windows and resets as of the flow's last packet.
+    public var health: TCPHealth { healthState.health(syn: synRef, end: lastRef) }
 
     /// Two fields rather than an array: an array is an allocation per flow (100,000 in a SYN
     /// flood).
@@ -103,6 +110,7 @@ public final class Flow {
         (clientLastAck, serverLastAck) = (serverLastAck, clientLastAck)
         (clientAckSeen, serverAckSeen) = (serverAckSeen, clientAckSeen)
         closes = CloseEvents(clientToServer: closes.serverToClient, serverToClient: closes.clientToServer)
+        healthState.swapSides()
         return true
     }
 
@@ -160,18 +168,19 @@ public final class Flow {
         // ACK/PSH set, the same acknowledgement as this side's previous one, and payload the
         // decoder skips. It changes exactly what the full path below would.
         if segment.flags.isSubset(of: [.ack, .psh]), reassembling, !ignored,
-           segment.payloadLength > 0, segment.payload.count == segment.payloadLength {
+           segment.payloadLength > 0, segment.payload.count == segment.payloadLength,
+           segment.window != 0, !zeroWindowOpen {
             let c2s = dir == .clientToServer
             let sameAck = !segment.flags.contains(.ack)
                 || (c2s ? clientAckSeen && segment.ack == clientLastAck : serverAckSeen && segment.ack == serverLastAck)
             let stream = c2s ? clientRef : serverRef
             let reverse = c2s ? serverRef : clientRef
             if sameAck, reverse.with({ $0.ackedHoleAge < 0 }),
-               stream.with({ $0.skipInOrder(seq: segment.seq, length: segment.payloadLength) }) {
+               stream.with({ $0.skipInOrder(seq: segment.seq, length: segment.payloadLength, timeNs: ref.timeNs) }) {
                 return
             }
         }
-        if segment.flags.contains(.syn), synRef == nil, !segment.flags.contains(.ack) { synRef = ref }
+        trackHealth(segment, direction: dir, ref: ref)
         if !segment.flags.isDisjoint(with: [.fin, .rst]) {
             if segment.flags.contains(.rst), closes[dir.rawValue] == nil {
                 closes[dir.rawValue] = CloseEvent(kind: .rst, ref: ref)
@@ -215,6 +224,34 @@ public final class Flow {
             stream.with { $0.flush(ref: ref) }
             reverse.with { $0.flush(ref: ref) }
         }
+    }
+
+    /// The handshake, resets and zero windows: what the full path records of every segment.
+    private func trackHealth(_ segment: TCPSegment, direction dir: Direction, ref: FrameRef) {
+        let c2s = dir == .clientToServer
+        if segment.flags.contains(.syn) {
+            if segment.flags.contains(.ack) {
+                if !c2s, healthState.synAckNs < 0 { healthState.synAckNs = ref.timeNs }
+            } else {
+                if synRef == nil { synRef = ref }
+                if c2s { healthState.syns &+= 1 }
+            }
+            return  // a SYN's window is not scaled and says nothing of a full buffer
+        }
+        if c2s, segment.flags.contains(.ack), healthState.synAckNs >= 0, healthState.handshakeAckNs < 0 {
+            healthState.handshakeAckNs = ref.timeNs
+            // Reordering is told from loss by the connection's RTT, as Wireshark tells it.
+            if let syn = synRef, ref.timeNs > syn.timeNs {
+                clientStream.reorderWindowNs = ref.timeNs &- syn.timeNs
+                serverStream.reorderWindowNs = ref.timeNs &- syn.timeNs
+            }
+        }
+        if segment.flags.contains(.rst) {
+            if c2s { healthState.clientRsts &+= 1 } else { healthState.serverRsts &+= 1 }
+            return  // a RST's window means nothing (RFC 9293 §3.10.7)
+        }
+        healthState.window(segment.window, byClient: c2s, ref: ref)
+        zeroWindowOpen = healthState.zeroWindowOpen
     }
 
     /// Gives up on every hole and delivers what is buffered (end of capture, eviction).

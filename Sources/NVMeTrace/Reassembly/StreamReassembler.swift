@@ -96,7 +96,7 @@ public final class StreamReassembler {
         }
         guard let start = offset(of: seq) else {
             // Entirely before the stream start: an old retransmission.
-            if announcedLength > 0 { stats.retransmittedSegments += 1 }
+            if announcedLength > 0 { stats.retransmitted(ref) }
             return
         }
         let length = max(announcedLength, payload.count)
@@ -107,17 +107,28 @@ public final class StreamReassembler {
         if length == 0 { return }
 
         if end <= nextOffset {
-            stats.retransmittedSegments += 1
+            oldBytes(end: end, ref: ref)
             return
         }
         if start <= nextOffset {
-            if start < nextOffset { stats.retransmittedSegments += 1 }
+            if start < nextOffset {
+                oldBytes(end: end, ref: ref)
+            } else if pendingCount > 0 {
+                fillsBehind(end: end, ref: ref)
+            }
             let skip = Int(nextOffset - start)
+            if pendingCount == 0 { advancedNs = ref.timeNs }
             deliver(payload: payload, missingTail: length - payload.count, skip: skip, ref: ref)
             if pendingCount > 0 { drainPending(ref: ref) }
             if ackedHoleAge >= 0 && maxAckedOffset <= nextOffset { ackedHoleAge = -1 }
         } else {
-            stats.outOfOrderSegments += 1
+            if pendingCount > 0 && start < highestEnd {
+                fillsBehind(end: end, ref: ref)
+            } else {
+                // Ahead of a hole (Wireshark: "previous segment not captured"): the newest bytes.
+                highestEnd = end
+                highestEndNs = ref.timeNs
+            }
             buffer(offset: start, payload: payload, missingTail: length - payload.count, ref: ref)
             if bufferedCost > maxBufferedBytes {
                 // One segment can add several pieces: give up holes until the buffer fits again.
@@ -132,13 +143,54 @@ public final class StreamReassembler {
     /// nothing buffered and no acknowledged hole ageing, whose bytes the sink does not need to see.
     /// Returns false (having changed nothing) when the segment needs the full `segment` path.
     @inline(__always)
-    func skipInOrder(seq: UInt32, length: Int) -> Bool {
+    func skipInOrder(seq: UInt32, length: Int, timeNs: Int64) -> Bool {
         guard started, pendingCount == 0, ackedHoleAge < 0,
               seq == baseSeq &+ UInt32(truncatingIfNeeded: nextOffset),
               let sinkRef, sinkRef.with({ $0.skipIfUnneeded(length) }) else { return false }
         nextOffset += UInt64(length)
         stats.deliveredBytes += UInt64(length)
+        advancedNs = timeNs
         return true
+    }
+
+    /// While bytes are buffered ahead of a hole: the end of the newest of them, and when it came.
+    /// Read only when `pendingCount` > 0 (the fast path, which never buffers, keeps neither).
+    private var highestEnd: UInt64 = 0
+    private var highestEndNs: Int64 = 0
+    /// A segment that fills a hole behind newer bytes within this time of them was reordered on
+    /// the way; later, it is the sender's retransmission of one lost before the capture point.
+    /// Wireshark's rule (tcp.analysis.out_of_order): the connection's handshake RTT, or 3 ms when
+    /// the handshake is not in the capture. The flow sets it once the handshake is seen.
+    public var reorderWindowNs: Int64 = 3_000_000
+
+    /// When the newest bytes of the stream came while nothing is buffered (the fast path keeps it).
+    private var advancedNs: Int64 = 0
+
+    /// A segment that repeats bytes already delivered. Wireshark's rule again: within the RTT of
+    /// the newest bytes and not a copy of them, it is out of order (a capture's own duplicate,
+    /// say); otherwise the sender sent the bytes again.
+    private func oldBytes(end: UInt64, ref: FrameRef) {
+        let newest = pendingCount > 0 ? highestEnd : nextOffset
+        let since = ref.timeNs &- (pendingCount > 0 ? highestEndNs : advancedNs)
+        if since < reorderWindowNs && end != newest {
+            stats.outOfOrderSegments += 1
+        } else {
+            stats.retransmitted(ref)
+        }
+    }
+
+    /// A segment with new bytes behind newer ones: reordered, or a retransmission (see
+    /// `reorderWindowNs`).
+    private func fillsBehind(end: UInt64, ref: FrameRef) {
+        if ref.timeNs &- highestEndNs < reorderWindowNs {
+            stats.outOfOrderSegments += 1
+        } else {
+            stats.retransmitted(ref)
+        }
+        if end > highestEnd {
+            highestEnd = end
+            highestEndNs = ref.timeNs
+        }
     }
 
     /// How many packets ago the peer acknowledged bytes this stream has not seen (-1: no such

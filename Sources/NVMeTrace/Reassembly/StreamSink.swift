@@ -44,9 +44,20 @@ public struct StreamStats: Sendable, Equatable {
     /// Bytes cut by the snap length (`GapCause.notCaptured`).
     public var notCapturedBytes: UInt64 = 0
     public var retransmittedSegments = 0
+    /// The first and the latest retransmitted segment (evidence for a report).
+    public var firstRetransmission: FrameRef?
+    public var lastRetransmission: FrameRef?
+    /// Segments with new bytes that came behind newer ones, within the reordering window
+    /// (Wireshark's tcp.analysis.out_of_order); later ones count as retransmissions.
     public var outOfOrderSegments = 0
     /// Overlapping bytes that differ from what was buffered before (a retransmission that does
     /// not repeat the original: a sign of corruption or an attack).
     public var conflictingOverlaps = 0
     public init() {}
+
+    mutating func retransmitted(_ ref: FrameRef) {
+        retransmittedSegments += 1
+        if firstRetransmission == nil { firstRetransmission = ref }
+        lastRetransmission = ref
+    }
 }

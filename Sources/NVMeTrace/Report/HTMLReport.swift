@@ -73,7 +73,7 @@ public enum HTMLReport {
     struct Mark { var kind: String; var x: Double; var y: Double; var y2: Double; var title: String; var path: String? }
     struct ConnectionRow {
         var id: Int; var endpoints: String; var qid: String; var kind: String; var kato: String
-        var keepAlives: Int; var maxGap: String; var closed: String; var frames: String
+        var keepAlives: Int; var maxGap: String; var closed: String; var frames: String; var tcp: String
     }
 
     public static func render(_ r: Report) -> String {
@@ -195,7 +195,7 @@ public enum HTMLReport {
                 ConnectionRow(id: c.id, endpoints: "\(c.host) → \(c.target)", qid: r.qidText(c),
                               kind: r.kindText(c) + (c.isPersistent ? " (persistent)" : ""), kato: r.katoText(c),
                               keepAlives: c.keepAlives.count, maxGap: c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-",
-                              closed: r.closedText(c), frames: "\(c.firstRef.frame)–\(c.lastRef.frame)")
+                              closed: r.closedText(c), frames: "\(c.firstRef.frame)–\(c.lastRef.frame)", tcp: r.tcpText(c))
             },
             evidence: r.evidence.map { "\($0.file): \($0.packets) packets of connections \($0.connections.map(String.init).joined(separator: ", "))" },
             unjudged: r.unjudged.map { "\($0.rule) on connection \($0.connection): \($0.reason)" },
@@ -256,8 +256,8 @@ public enum HTMLReport {
     {{#marks}}{{#path}}<path class="{{kind}}" d="{{path}}"><title>{{title}}</title></path>{{/path}}{{^path}}<line class="{{kind}}" x1="{{x}}" y1="{{y}}" x2="{{x}}" y2="{{y2}}"><title>{{title}}</title></line>{{/path}}{{/marks}}
     </svg></div>{{/timelines}}
     <h2>Connections</h2>
-    <table><tr><th>#</th><th>host → target</th><th>qid</th><th>kind</th><th>KATO</th><th>Keep Alives</th><th>max gap</th><th>closed by</th><th>frames</th></tr>
-    {{#connections}}<tr><td>{{id}}</td><td>{{endpoints}}</td><td>{{qid}}</td><td>{{kind}}</td><td>{{kato}}</td><td>{{keepAlives}}</td><td>{{maxGap}}</td><td>{{closed}}</td><td>{{frames}}</td></tr>{{/connections}}
+    <table><tr><th>#</th><th>host → target</th><th>qid</th><th>kind</th><th>KATO</th><th>Keep Alives</th><th>max gap</th><th>closed by</th><th>frames</th><th>TCP</th></tr>
+    {{#connections}}<tr><td>{{id}}</td><td>{{endpoints}}</td><td>{{qid}}</td><td>{{kind}}</td><td>{{kato}}</td><td>{{keepAlives}}</td><td>{{maxGap}}</td><td>{{closed}}</td><td>{{frames}}</td><td>{{tcp}}</td></tr>{{/connections}}
     </table>
     {{#inferences.first}}<p>~ inferred, not read from the capture:</p>{{/inferences.first}}<ul>{{#inferences}}<li>{{.}}</li>{{/inferences}}</ul>
     </body></html>

@@ -56,6 +56,63 @@ public enum JSONReport {
         var unframedBytes: UInt64
         var pduHeadersCut: Int
     }
+    /// A connection's TCP health (`ConnectionTCP`), per side where a side did it.
+    struct ConnectionTCPJSON: Encodable {
+        struct Sides<T: Encodable>: Encodable { var host: T; var target: T }
+        struct ZeroWindow: Encodable {
+            var count: Int
+            var seconds: Double
+            var longest: Double
+            var longestFrame: Int?
+
+            enum CodingKeys: String, CodingKey { case count, seconds, longest, longestFrame }
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(count, forKey: .count)
+                try c.encode(seconds, forKey: .seconds)
+                try c.encode(longest, forKey: .longest)
+                try c.encode(longestFrame, forKey: .longestFrame)  // null when none
+            }
+        }
+        var packets: Int
+        var handshakeRTT: Double?
+        var retransmittedSegments: Sides<Int>
+        var outOfOrderSegments: Sides<Int>
+        var missingBytes: UInt64
+        var notCapturedBytes: UInt64
+        var zeroWindows: Sides<ZeroWindow>
+        var rsts: Sides<Int>
+
+        enum CodingKeys: String, CodingKey {
+            case packets, handshakeRTT, retransmittedSegments, outOfOrderSegments, missingBytes, notCapturedBytes, zeroWindows, rsts
+        }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(packets, forKey: .packets)
+            try c.encode(handshakeRTT, forKey: .handshakeRTT)  // null without the handshake
+            try c.encode(retransmittedSegments, forKey: .retransmittedSegments)
+            try c.encode(outOfOrderSegments, forKey: .outOfOrderSegments)
+            try c.encode(missingBytes, forKey: .missingBytes)
+            try c.encode(notCapturedBytes, forKey: .notCapturedBytes)
+            try c.encode(zeroWindows, forKey: .zeroWindows)
+            try c.encode(rsts, forKey: .rsts)
+        }
+
+        init(_ t: ConnectionTCP) {
+            packets = t.packets
+            handshakeRTT = t.handshakeRTTNs.map { Double($0) / 1e9 }
+            retransmittedSegments = Sides(host: t.hostStream.retransmittedSegments, target: t.targetStream.retransmittedSegments)
+            outOfOrderSegments = Sides(host: t.hostStream.outOfOrderSegments, target: t.targetStream.outOfOrderSegments)
+            missingBytes = t.missingBytes
+            notCapturedBytes = t.notCapturedBytes
+            func zw(_ s: TCPHealth.Side) -> ZeroWindow {
+                ZeroWindow(count: s.zeroWindows, seconds: Double(s.zeroWindowNs) / 1e9, longest: Double(s.longestZeroWindowNs) / 1e9,
+                           longestFrame: s.longestZeroWindowStart?.frame)
+            }
+            zeroWindows = Sides(host: zw(t.host), target: zw(t.target))
+            rsts = Sides(host: t.host.rsts, target: t.target.rsts)
+        }
+    }
     struct File: Encodable {
         var name: String
         var bytes: Int64?
@@ -81,6 +138,7 @@ public enum JSONReport {
         var discoveryBasis: BasisJSON?
         var controllerBasis: BasisJSON?
         var captured: ConnectionCaptureJSON
+        var tcp: ConnectionTCPJSON
         var persistent: Bool
         var persistenceReasons: [String]
         var kato: UInt32?
@@ -102,7 +160,7 @@ public enum JSONReport {
         var dataDigest: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case id, src, dst, qid, kind, queue, queueBasis, midStream, discovery, discoveryBasis, controllerBasis, captured,
+            case id, src, dst, qid, kind, queue, queueBasis, midStream, discovery, discoveryBasis, controllerBasis, captured, tcp,
                  persistent, persistenceReasons, kato, controller, cntlid, subnqn,
                  hostnqn, keepAlives, maxKeepAliveGap, closedBy, closedHow, closeFrame, firstFrame, lastFrame, file,
                  start, end, headerDigest, dataDigest
@@ -122,6 +180,7 @@ public enum JSONReport {
             try c.encode(discoveryBasis, forKey: .discoveryBasis)
             try c.encode(controllerBasis, forKey: .controllerBasis)
             try c.encode(captured, forKey: .captured)
+            try c.encode(tcp, forKey: .tcp)
             try c.encode(persistent, forKey: .persistent)
             try c.encode(persistenceReasons, forKey: .persistenceReasons)
             try c.encode(kato, forKey: .kato)
@@ -281,6 +340,7 @@ public enum JSONReport {
                     captured: ConnectionCaptureJSON(capturedBytes: c.capture.capturedBytes, notCapturedBytes: c.capture.notCapturedBytes,
                                                     lostBytes: c.capture.lostBytes, unframedBytes: c.capture.unframedBytes,
                                                     pduHeadersCut: c.capture.partialHeaders),
+                    tcp: ConnectionTCPJSON(c.tcp),
                     persistent: c.isPersistent,
                     persistenceReasons: PersistenceReason.allCases.filter { c.persistence.contains($0) }.map(\.rawValue),
                     kato: r.kato(c), controller: c.controller, cntlid: c.cntlid.map(Int.init), subnqn: c.subnqn, hostnqn: c.hostnqn,

@@ -58,11 +58,11 @@ public enum MarkdownReport {
         }
         out.append("### Connections")
         out.append("")
-        out.append("| # | host → target | qid | kind | KATO | Keep Alives | max gap | closed by | frames |")
-        out.append("|---|---|---|---|---|---|---|---|---|")
+        out.append("| # | host → target | qid | kind | KATO | Keep Alives | max gap | closed by | frames | TCP |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
         for c in m.connections {
             let persistent = c.isPersistent ? " (persistent)" : ""
-            out.append("| \(c.id) | \(c.host) → \(c.target) | \(r.qidText(c)) | \(r.kindText(c))\(persistent) | \(r.katoText(c)) | \(c.keepAlives.count) | \(c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-") | \(r.closedText(c)) | \(c.firstRef.frame)–\(c.lastRef.frame) |")
+            out.append("| \(c.id) | \(c.host) → \(c.target) | \(r.qidText(c)) | \(r.kindText(c))\(persistent) | \(r.katoText(c)) | \(c.keepAlives.count) | \(c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-") | \(r.closedText(c)) | \(c.firstRef.frame)–\(c.lastRef.frame) | \(r.tcpText(c)) |")
         }
         let inferences = r.inferences
         if !inferences.isEmpty {

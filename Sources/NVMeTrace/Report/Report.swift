@@ -224,6 +224,29 @@ public struct Report: Sendable {
         f.basis.map { ($0.inferred ? "inferred: " : "") + $0.evidence }.joined(separator: "; ")
     }
 
+    /// A connection's TCP health in a few words: "RTT 0.21 ms, 8 retransmitted (10%), zero window
+    /// 3 s (target)"; "-" when the capture shows nothing of note and no handshake.
+    public func tcpText(_ c: ConnectionModel) -> String {
+        let t = c.tcp
+        var parts: [String] = []
+        if let rtt = t.handshakeRTTNs { parts.append("RTT \(Self.milliseconds(rtt))") }
+        if t.retransmittedSegments > 0 {
+            parts.append("\(t.retransmittedSegments) retransmitted (\(TCPLossRule.percent(Double(t.retransmittedSegments) / Double(max(t.packets, 1)))))")
+        }
+        if t.outOfOrderSegments > 0 { parts.append("\(t.outOfOrderSegments) out of order") }
+        if let z = t.longestZeroWindow { parts.append("zero window \(formatSeconds(Double(z.ns) / 1e9)) (\(z.side.rawValue))") }
+        if t.missingBytes > 0 { parts.append("\(t.missingBytes) B missing") }
+        return parts.isEmpty ? "-" : parts.joined(separator: ", ")
+    }
+
+    /// "0.21 ms", "12.3 ms", "1.25 s".
+    static func milliseconds(_ ns: Int64) -> String {
+        let ms = Double(ns) / 1e6
+        if ms >= 1000 { return formatSeconds(ms / 1000) }
+        let digits = ms < 1 ? 100.0 : ms < 10 ? 100 : 10
+        return "\((ms * digits).rounded() / digits) ms"
+    }
+
     public func closedText(_ c: ConnectionModel) -> String {
         guard let end = c.end else { return "-" }
         guard let by = end.by else { return "open at end" }

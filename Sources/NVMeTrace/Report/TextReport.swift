@@ -64,7 +64,7 @@ public enum TextReport {
         }
         if !m.connections.isEmpty {
             out.append(paint("CONNECTIONS", "1"))
-            var rows = [["#", "host → target", "qid", "kind", "KATO", "KAs", "max gap", "closed by", "frames"]]
+            var rows = [["#", "host → target", "qid", "kind", "KATO", "KAs", "max gap", "closed by", "frames", "TCP"]]
             for c in m.connections {
                 var kind = r.kindText(c)
                 if c.isPersistent { kind += "*" }
@@ -72,7 +72,7 @@ public enum TextReport {
                     String(c.id), describe(c), r.qidText(c), kind,
                     r.katoText(c), String(c.keepAlives.count),
                     c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-",
-                    r.closedText(c), "\(c.firstRef.frame)-\(c.lastRef.frame)",
+                    r.closedText(c), "\(c.firstRef.frame)-\(c.lastRef.frame)", r.tcpText(c),
                 ])
             }
             out.append(contentsOf: table(rows))

@@ -82,6 +82,14 @@ public struct RuleConfig: Sendable {
     /// The host's command timeouts (Linux `nvme_core.io_timeout` and `admin_timeout` defaults).
     public var ioTimeoutSeconds = 30.0
     public var adminTimeoutSeconds = 60.0
+    /// `outage` is a warning (not info) for an I/O controller down this long or longer: a Linux
+    /// host's default reconnect_delay, so any outage the host had to wait out.
+    public var outageWarningSeconds = 10.0
+    /// `tcp-loss`: retransmitted segments past this fraction of a connection's segments (and at
+    /// least `tcpLossMinRetransmissions`), or a zero window longer than this fraction of KATO.
+    public var tcpLossFraction = 0.005
+    public var tcpLossMinRetransmissions = 3
+    public var zeroWindowKATOFraction = 0.25
 
     public init() {}
 }

@@ -14,6 +14,10 @@ public struct RuleEngine: Sendable {
         CommandTimeoutRule(),
         CommandsLostRule(),
         AsyncEventRule(),
+        TargetTeardownRule(),
+        ConnectRefusedRule(),
+        OutageRule(),
+        TCPLossRule(),
     ]
 
     public var config: RuleConfig

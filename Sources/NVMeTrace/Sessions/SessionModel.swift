@@ -231,6 +231,10 @@ public struct ConnectionModel: Sendable {
     /// namespaces): evidence that this admin queue is not a discovery controller's.
     public var ioControllerCommand: (name: String, ref: FrameRef)?
     public var capture = ConnectionCapture()
+    /// What TCP showed of it: handshake, retransmissions, zero windows, resets.
+    public var tcp = ConnectionTCP()
+    /// The host's last Property Set of CC: a shutdown or reset it asked for before closing.
+    public var hostShutdown: HostShutdown?
     public var keepAliveCadence = KeepAliveCadence()
     // Copies of the Connect's fields (stored, not computed: swiftc 6.3.1 crashes in release
     // builds on optional chains through computed properties of this struct).
@@ -355,6 +359,10 @@ public struct SessionModel: Sendable {
     }
     public var controllers: [ControllerModel]
     public var chains: [ReconnectChain]
+    /// Connection attempts to NVMe/TCP target ports that were refused or never answered, per
+    /// target port (in target order), and attempts not counted for want of room (`maxTargets`).
+    public var failedConnects: [FailedConnects] = []
+    public var failedConnectsUntracked = 0
     /// Position in `connections` of each connection id (rules look connections up by id often).
     private var indexByID: [Int: Int]
     /// Connections that are not admin queues and have no controller, by host address and target:

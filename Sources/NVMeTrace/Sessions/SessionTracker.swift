@@ -37,6 +37,10 @@ public final class SessionTracker {
     /// from `connections`: it is read while a connection's model is being updated in place.
     private var adminClosed: [Int: FrameRef] = [:]
     private var lastConnection = -1
+    /// Attempts the targets never accepted, per target port (at most `maxFailedConnectTargets`).
+    private var failedConnects: [Endpoint: FailedConnects] = [:]
+    private var failedConnectsUntracked = 0
+    static let maxFailedConnectTargets = 256
     private var lastIndex: Int?
 
     /// A host address and a target endpoint: where associations are made.
@@ -193,6 +197,17 @@ public final class SessionTracker {
     }
 
     public func connectionEnded(_ flow: ConnectionSummary) {
+        if let failed = flow.failedConnect {
+            let attempt = FailedConnects.Attempt(host: flow.client.address, attempt: failed)
+            if failedConnects[flow.server] != nil {
+                failedConnects[flow.server]!.add(attempt)
+            } else if failedConnects.count < Self.maxFailedConnectTargets {
+                failedConnects[flow.server] = FailedConnects(target: flow.server, first: attempt)
+            } else {
+                failedConnectsUntracked += 1
+            }
+            return
+        }
         if position(of: flow.id) == nil {
             guard flow.nvmeTCP else { return }
             connections.append(ConnectionModel(id: flow.id, host: flow.client, target: flow.server,
@@ -229,6 +244,7 @@ public final class SessionTracker {
         c.capture.notCapturedBytes = flow.notCapturedBytes
         c.capture.lostBytes = flow.lostBytes
         c.capture.unframedBytes = max(c.capture.unframedBytes, flow.unframedBytes)
+        c.tcp = ConnectionTCP(flow, hostIsClient: flow.client == c.host)
         c.waitingCommands = flow.waitingCommands
         c.oldestWaitingCommands = flow.oldestWaitingCommands
         c.completionsMissedAt = flow.completionsMissedAt
@@ -237,7 +253,26 @@ public final class SessionTracker {
 
     // MARK: - commands and completions
 
+    /// A Property Set: a write of CC says how the host means to end the association (see
+    /// `HostShutdown`); an enable clears what an earlier reset said.
+    private func propertySet(_ cmd: NVMeCommand, ref: FrameRef, in c: inout ConnectionModel) {
+        guard case .propertySet(let offset, _, let value) = cmd.detail else {
+            c.hostShutdown = HostShutdown(ref: ref, kind: .valueNotCaptured, cc: nil)
+            return
+        }
+        guard offset == 0x14 else { return }
+        let cc = UInt32(truncatingIfNeeded: value)
+        if (cc >> 14) & 0x3 != 0 {
+            c.hostShutdown = HostShutdown(ref: ref, kind: .shutdown, cc: cc)
+        } else if cc & 0x1 == 0 {
+            c.hostShutdown = HostShutdown(ref: ref, kind: .reset, cc: cc)
+        } else {
+            c.hostShutdown = nil
+        }
+    }
+
     private func command(_ cmd: NVMeCommand, connectData: ConnectData?, ref: FrameRef, in c: inout ConnectionModel) {
+        if cmd.fctype == 0x00 { propertySet(cmd, ref: ref, in: &c) }
         // The host's answer to asynchronous events: the log page it reads next.
         if let from = c.eventsAwaitingLogRead, case .getLogPage(let lid, _, _, _) = cmd.detail {
             c.asyncEvents.updateKept(from: from) { $0.logRead = (lid, ref) }
@@ -576,8 +611,13 @@ public final class SessionTracker {
             }
             conns[i].persistence = reasons
         }
-        return SessionModel(files: files, packets: packets, captureStart: captureStart, captureEnd: captureEnd,
-                            connections: conns, controllers: ctls, chains: chains)
+        var model = SessionModel(files: files, packets: packets, captureStart: captureStart, captureEnd: captureEnd,
+                                 connections: conns, controllers: ctls, chains: chains)
+        model.failedConnects = failedConnects.values.sorted {
+            ($0.target.address.description, $0.target.port) < ($1.target.address.description, $1.target.port)
+        }
+        model.failedConnectsUntracked = failedConnectsUntracked
+        return model
     }
 
     /// Whether the controller behind an admin queue (or a queue whose kind is unknown) is a

@@ -349,14 +349,25 @@ func reorderAdjacentDataSegments(_ capture: StoredCapture, limit: Int? = nil) ->
 /// applied where nothing but same-direction data and payload-less, flag-less packets lie between,
 /// so no PDU of the other direction changes its place relative to it.
 func delayDataSegments(_ capture: StoredCapture, every: Int = 20, past: Int = 3) -> StoredCapture {
+    delayDataSegmentsCounting(capture, every: every, past: past).capture
+}
+
+/// `delayDataSegments`, and how many segments it held back. With `retransmitAfterNs`, each held
+/// segment comes that much after the packet it follows (the sender's retransmission timeout) and
+/// every later packet is shifted by as much, so time never goes backwards.
+func delayDataSegmentsCounting(_ capture: StoredCapture, every: Int = 20, past: Int = 3,
+                               retransmitAfterNs: Int64 = 0) -> (capture: StoredCapture, held: Int) {
+    var shift: Int64 = 0
+    var held = 0
     let views = capture.packets.map { TCPFrameView($0.bytes) }
     var out: [StoredPacket] = []
     out.reserveCapacity(capture.packets.count)
     var dataSegments = 0
     var i = 0
     let n = capture.packets.count
+    func shifted(_ p: StoredPacket) -> StoredPacket { var p = p; p.timeNs += shift; return p }
     outer: while i < n {
-        guard let a = views[i], a.isData else { out.append(capture.packets[i]); i += 1; continue }
+        guard let a = views[i], a.isData else { out.append(shifted(capture.packets[i])); i += 1; continue }
         // Find the `past`-th following data segment of the same direction.
         var seen = 0
         var q = i + 1
@@ -374,13 +385,14 @@ func delayDataSegments(_ capture: StoredCapture, every: Int = 20, past: Int = 3)
             }
             if seen < past { q += 1 }
         }
-        guard seen == past, q < n else { out.append(capture.packets[i]); i += 1; continue }
+        guard seen == past, q < n else { out.append(shifted(capture.packets[i])); i += 1; continue }
         dataSegments += 1
-        guard dataSegments % every == 0 else { out.append(capture.packets[i]); i += 1; continue }
+        guard dataSegments % every == 0 else { out.append(shifted(capture.packets[i])); i += 1; continue }
+        held += 1
         // Positions i...q: the others move up one, the held-back segment goes last.
         for k in (i + 1)...q {
             var p = capture.packets[k]
-            p.timeNs = capture.packets[k - 1].timeNs
+            p.timeNs = capture.packets[k - 1].timeNs + shift
             if let v = views[k], v.key == a.key.reversed, v.flags & TCPFlag.ack != 0,
                Int32(bitPattern: v.ack &- a.seq) > 0 {
                 wr32(&p.bytes, v.tcp + 8, a.seq)
@@ -388,13 +400,14 @@ func delayDataSegments(_ capture: StoredCapture, every: Int = 20, past: Int = 3)
             }
             out.append(p)
         }
-        var held = capture.packets[i]
-        held.timeNs = capture.packets[q].timeNs
-        out.append(held)
+        shift += retransmitAfterNs
+        var late = capture.packets[i]
+        late.timeNs = capture.packets[q].timeNs + shift
+        out.append(late)
         i = q + 1
         continue outer
     }
-    return StoredCapture(linkType: capture.linkType, packets: out)
+    return (StoredCapture(linkType: capture.linkType, packets: out), held)
 }
 
 /// Retransmissions: every `every`-th data segment is sent again, right after the packet that

@@ -232,6 +232,9 @@ struct EvidenceVerdict: Sendable, CustomStringConvertible {
     var needs: [EvidenceNeed] = []
     /// The rule has no evidence definition here: a test problem in itself.
     var undefined = false
+    /// The finding counts what the capture's time window shows (retransmissions): a variant that
+    /// lost that evidence shows no such thing, which is a verdict of its own, not a guess.
+    var windowed = false
 
     var survives: Bool { !undefined && !needs.isEmpty && needs.allSatisfy(\.held) }
     var missing: [EvidenceNeed] { needs.filter { !$0.held } }
@@ -522,6 +525,39 @@ struct EvidenceJudge: Sendable {
                 v.need("every controller→host CapsuleResp and C2HData after it (\(after.count)) through the CID it answers",
                        after.allSatisfy { holds(c, $0, 0, $0.pdu.type == 5 ? 24 : 10) })
             }
+
+        case "outage":
+            // The association: its admin queue known as one (its Connect through QID, or a Keep
+            // Alive, which only an admin queue carries).
+            let keepAlive = c.pdus[0].first { $0.isCommand && $0.opcode == 0x18 && holds(c, $0, 0, 9) }
+            v.need("what shows \(c.key) was an admin queue: its Connect through QID, or a Keep Alive",
+                   (c.connect.map { holds(c, $0, 0, 52) } ?? false) || keepAlive != nil)
+            // The teardown, and that it was not an orderly disconnect: for a host close, the admin
+            // queue's last commands before it through FCTYPE (a shutdown is a Property Set).
+            if c.tornDownByTarget {
+                teardownNeed(c, into: &v)
+            } else if let h = c.hostClose {
+                let closeNs = full.time(frame: h)
+                v.need("the host's FIN/RST packet (frame \(h)) on \(c.key)", holdings.has(frame: h))
+                for cmd in c.pdus[0] where cmd.isCommand && cmd.timeNs <= closeNs && cmd.timeNs >= closeNs - 2_000_000_000 {
+                    v.need("host command at frame \(cmd.headerFrame) through FCTYPE: bytes [0, 13)", holds(c, cmd, 0, 13))
+                }
+            }
+            // The next association's Connect, when the finding names one.
+            for e in finding.evidence where e.what.hasPrefix("Connect response of the next") {
+                guard let id = e.connection, let m = report.model.connection(id), let n = full.connection(key: connectionKey(m)) else {
+                    v.need("the next association in the reference walk", false)
+                    continue
+                }
+                connectNeeds(n, upTo: 52, field: "FCTYPE and QID", response: true, into: &v)
+            }
+
+        case "tcp-loss", "target-teardown", "connect-refused":
+            // The packets cited: retransmitted segments, zero windows, the teardown and its
+            // timer restart, SYNs and RSTs (TCP headers, which every snap length keeps).
+            for e in finding.evidence { v.need("\(e.what) (frame \(e.ref.frame))", holdings.has(frame: e.ref.frame)) }
+            if finding.rule == "target-teardown" { teardownNeed(c, into: &v) }
+            v.windowed = finding.rule == "tcp-loss"
 
         default:
             v.undefined = true

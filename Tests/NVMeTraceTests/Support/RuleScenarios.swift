@@ -22,11 +22,12 @@ struct RuleScenario: CustomStringConvertible, Sendable {
     }
 
     /// An admin queue with KATO `kato` ms and no TBKAS, Keep Alives at `keepAlives` seconds.
-    static func admin(_ s: SynthCapture, kato: UInt32 = 10_000, keepAlives: [Double]) -> NVMeScript {
+    /// `start`: seconds the Connect comes at (Keep Alive times are after it).
+    static func admin(_ s: SynthCapture, kato: UInt32 = 10_000, keepAlives: [Double], start: Double = 0) -> NVMeScript {
         let admin = s.connection()
-        admin.connect(at: s.t(0), kato: kato, subnqn: SynthCapture.subnqn, hostnqn: SynthCapture.hostnqn)
-        admin.identify(at: s.t(0.01), cntrltype: 1, tbkas: false)
-        for k in keepAlives { admin.keepAlive(at: s.t(k)) }
+        admin.connect(at: s.t(start), kato: kato, subnqn: SynthCapture.subnqn, hostnqn: SynthCapture.hostnqn)
+        admin.identify(at: s.t(start + 0.01), cntrltype: 1, tbkas: false)
+        for k in keepAlives { admin.keepAlive(at: s.t(start + k)) }
         return admin
     }
 
@@ -145,6 +146,45 @@ struct RuleScenario: CustomStringConvertible, Sendable {
             let again = s.connection(port: 8009)
             again.connect(at: s.t(25), kato: 30_000, subnqn: NVMeScript.discoveryNQN, hostnqn: SynthCapture.hostnqn)
             again.tcp.fin(fromClient: true, at: s.t(26))
+            return s
+        },
+        RuleScenario(name: "target closes while Keep Alives are on time", rule: "target-teardown") {
+            let s = SynthCapture()
+            admin(s, keepAlives: [5, 10, 15]).tcp.fin(fromClient: false, at: s.t(17))
+            return s
+        },
+        RuleScenario(name: "SYNs answered by RST", rule: "connect-refused") {
+            let s = SynthCapture()
+            for k in 0..<3 { s.connection().tcp.refusedSYN(at: s.t(Double(k) * 10)) }
+            return s
+        },
+        RuleScenario(name: "SYNs never answered", rule: "connect-refused") {
+            let s = SynthCapture()
+            s.connection().tcp.unansweredSYN(at: s.t(0), retries: 3)
+            s.connection().tcp.unansweredSYN(at: s.t(20), retries: 1)
+            return s
+        },
+        RuleScenario(name: "target teardown, refused reconnects, a new association", rule: "outage") {
+            let s = SynthCapture()
+            admin(s, keepAlives: [5, 10]).tcp.fin(fromClient: false, at: s.t(12))
+            s.connection().tcp.refusedSYN(at: s.t(22))
+            _ = admin(s, keepAlives: [5], start: 32)
+            return s
+        },
+        RuleScenario(name: "retransmissions", rule: "tcp-loss") {
+            let s = SynthCapture()
+            let a = admin(s, keepAlives: [5, 10, 15])
+            let ka = PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x18, cid: 500))
+            a.raw(fromHost: true, ka, at: s.t(16))
+            for k in 1...3 { a.tcp.resend(fromClient: true, ka, at: s.t(16 + 0.2 * Double(k))) }
+            a.tcp.fin(fromClient: true, at: s.t(18))
+            return s
+        },
+        RuleScenario(name: "zero window", rule: "tcp-loss") {
+            let s = SynthCapture()
+            let a = admin(s, keepAlives: [5, 10, 15])
+            a.tcp.zeroWindow(fromClient: false, at: s.t(15.5), until: s.t(18.5))
+            a.tcp.fin(fromClient: true, at: s.t(19))
             return s
         },
         RuleScenario(name: "Keep Alive failed", rule: "keep-alive-failed") {

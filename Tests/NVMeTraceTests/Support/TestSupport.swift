@@ -132,6 +132,8 @@ struct GroundTruth {
         var lastPacketTime = 0.0
         /// "admin" or "io" (from the Connect's QID).
         var queue: String
+        /// tshark's tcp.analysis.retransmission count.
+        var retransmissions = 0
         /// Every Keep Alive command's time.
         var keepAliveTimes: [Double] = []
         /// The independent parser's view of each Connect (same order as `connects`).
@@ -177,6 +179,9 @@ struct GroundTruth {
     var hostTimeouts: [(t: Double, qid: Int, tag: Int)] = []
     /// Those on I/O queues.
     var ioTimeouts: [(t: Double, qid: Int, tag: Int)] { hostTimeouts.filter { $0.qid > 0 } }
+    /// When the host kernel logged "Reconnecting in N seconds...": an association it lost (not
+    /// one it disconnected), capture time.
+    var hostReconnects: [Double] = []
     /// File size and the file header's snap length (capinfos).
     var fileBytes = 0
     var snapLength = 0
@@ -195,7 +200,11 @@ struct GroundTruth {
         let capture = root["capture"] as! [String: Any]
         for line in root["kernel_log"] as? [[String: Any]] ?? [] {
             guard let text = line["line"] as? String, let t = line["t"] as? Double,
-                  let m = text.firstMatch(of: /nvme nvme\d+: queue (\d+): timeout request 0x([0-9a-f]+)/) else { continue }
+                  let m = text.firstMatch(of: /nvme nvme\d+: queue (\d+): timeout request 0x([0-9a-f]+)/) else {
+                if let text = line["line"] as? String, let t = line["t"] as? Double,
+                   text.contains(/nvme nvme\d+: Reconnecting in \d+ seconds/) { hostReconnects.append(t) }
+                continue
+            }
             hostTimeouts.append((t, Int(m.1)!, Int(m.2, radix: 16)!))
         }
         packets = capture["packets"] as! Int
@@ -217,7 +226,8 @@ struct GroundTruth {
                 closeTime: c["close_t"] as? Double, hdgstOK: hd["1"] ?? 0, ddgstOK: dd["1"] ?? 0,
                 keepAliveLast: (c["keep_alive"] as! [String: Any])["last_t"] as? Double,
                 packets: c["packets"] as! Int, finTargetTime: c["fin_target_t"] as? Double,
-                keepAliveMaxGap: (c["keep_alive"] as! [String: Any])["max_gap_s"] as? Double, queue: c["queue"] as! String)
+                keepAliveMaxGap: (c["keep_alive"] as! [String: Any])["max_gap_s"] as? Double, queue: c["queue"] as! String,
+                retransmissions: c["tcp_retransmissions"] as? Int ?? 0)
         }
         fileBytes = capture["bytes"] as! Int
         duration = capture["duration_s"] as! Double

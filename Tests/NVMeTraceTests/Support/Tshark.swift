@@ -17,7 +17,7 @@ enum Tshark {
 
     /// The `fields` of every frame `filter` selects, one row per frame; several occurrences of a
     /// field in one frame are joined by commas. Records an issue when tshark rejects the filter.
-    static func fields(_ path: String, filter: String?, _ fields: [String]) throws -> [[Substring]] {
+    static func fields(_ path: String, filter: String?, _ fields: [String], options: [String] = options) throws -> [[Substring]] {
         var args = ["-r", path] + options
         if let filter { args += ["-Y", filter] }
         args += ["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"]

@@ -1,0 +1,109 @@
+/// The I/O path's downtime: from an association's teardown to the next successful Connect of
+/// its reconnect chain.
+struct OutageRule: Rule {
+    let id = "outage"
+    let severity = Severity.info
+    let summary = "An association went down and the host was without it until it reconnected"
+    let explanation = """
+        When an association goes down without the host asking (a target teardown, or the host's \
+        own error recovery after a command or Keep Alive timeout), a Linux host waits \
+        reconnect_delay (10 s by default) and connects again, retrying until ctrl_loss_tmo (600 s). \
+        Until a new association's Connect succeeds, the namespaces behind it have no path: I/O \
+        waits (or fails over to another path). The outage runs from the first close to that \
+        Connect; refused or unanswered attempts in between lengthen it. An orderly disconnect (the \
+        host writes CC.SHN first, NVMe Base 2.1 §3.6.3) is no outage. A warning for an I/O \
+        controller down as long as a reconnect delay or longer, information otherwise.
+        """
+    let fix = "Fix the teardown's cause (see target-teardown, keep-alive-expired, command-timeout); to shorten outages, lower the host's reconnect_delay (nvme connect --reconnect-delay) or add a second path (multipath)."
+
+    func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
+        var out = RuleResult()
+        for chain in model.chains {
+            let ctls = chain.controllers.map { model.controllers[$0] }
+            for (i, ctl) in ctls.enumerated() {
+                guard let a = AssociationEnd(ctl, model), a.isOutage else { continue }
+                let next = ctls.dropFirst(i + 1).lazy.compactMap { c -> (ControllerModel, ConnectionModel, FrameRef)? in
+                    guard let admin = model.connection(c.adminConnection), let r = admin.connectResponseRef,
+                          admin.connectStatus?.isSuccess == true, r.timeNs >= a.end.ref.timeNs else { return nil }
+                    return (c, admin, r)
+                }.first
+                let until = next?.2 ?? model.captureEnd
+                let downtime = seconds(a.end.ref, until)
+                if next == nil && downtime < Self.minimumOpenSeconds { continue }
+                out.findings.append(outage(a, chain: chain, next: next, until: until, downtime: downtime, model: model, config: config))
+            }
+        }
+        // Closed connections no association could be found for: whether they took one down is unknown.
+        out.unjudged += unjudgedWithoutController(model, rule: id) { $0.end?.by != nil }
+        return out
+    }
+
+    /// An association still down at the end of a capture this soon after its teardown is not
+    /// reported (the capture simply stopped).
+    static let minimumOpenSeconds = 1.0
+
+    private func outage(_ a: AssociationEnd, chain: ReconnectChain, next: (ControllerModel, ConnectionModel, FrameRef)?,
+                        until: FrameRef, downtime: Double, model: SessionModel, config: RuleConfig) -> Finding {
+        var facts: [String] = []
+        var evidence = [Evidence(a.end.ref, "\(a.end.by == .host ? "host" : "target") teardown (\(a.end.how.rawValue))", connection: a.first.id)]
+        var basis: [Basis] = []
+        let cause: String
+        switch a.cause {
+        case .target:
+            cause = "the target tore it down (\(a.what))"
+        case .hostReset(let s):
+            cause = "the host reset the controller (Property Set CC = \(hexValue(s.cc ?? 0, digits: 8)), EN cleared, frame \(s.ref.frame)) and closed its queues (\(a.what))"
+            evidence.append(Evidence(s.ref, "Property Set CC (reset)", connection: a.admin.id))
+        case .hostErrorRecovery:
+            let trigger = a.recoveryTrigger(model, config: config)
+            cause = "the host closed its queues without a shutdown (\(a.what)): error recovery; its trigger: \(trigger.text)"
+            evidence += trigger.evidence
+            basis.append(.observed("no Property Set of CC.SHN or CC.EN before the host's close (a Linux host writes one when it disconnects or resets, none in error recovery)"))
+        case .hostShutdown:
+            cause = ""
+        }
+        facts.append(cause)
+        // Attempts that failed in between: refused or unanswered SYNs, and connections made that
+        // brought no association.
+        var failed = 0
+        var complete = true
+        if let f = model.failedConnects.first(where: { $0.target == chain.target }) {
+            let tried = f.attempts(host: chain.host, from: a.end.ref.timeNs, to: until.timeNs)
+            failed += tried.count
+            complete = tried.complete
+            if let first = tried.first, let last = tried.last {
+                facts.append("\(tried.count)\(complete ? "" : "+") connection attempt\(tried.count == 1 ? "" : "s") failed in between (\(tried.outcomes); frames \(first.attempt.syn.frame)–\(last.attempt.last.frame))")
+                evidence.append(Evidence(first.attempt.syn, "failed reconnect attempt (SYN)"))
+            }
+        }
+        let madeNothing = model.connections.filter { c in
+            c.host.address == chain.host && c.target == chain.target && c.firstRef.timeNs > a.end.ref.timeNs
+                && c.firstRef.timeNs < until.timeNs && c.controller == nil && c.queueKind != .io
+        }
+        if !madeNothing.isEmpty {
+            failed += madeNothing.count
+            facts.append("\(madeNothing.count) connection\(madeNothing.count == 1 ? "" : "s") in between made no association (connection \(madeNothing.map { String($0.id) }.joined(separator: ", ")))")
+        }
+        var related: [Int] = []
+        if let (nextCtl, admin, r) = next {
+            related.append(admin.id)
+            evidence.append(Evidence(r, "Connect response of the next association (success)", connection: admin.id))
+            var line = "the host's next association (connection \(admin.id)) connected at frame \(r.frame)"
+            let ioReady = nextCtl.ioConnections.compactMap { model.connection($0)?.connectResponseRef }.max { $0.timeNs < $1.timeNs }
+            if let io = ioReady { line += ", its I/O queues by frame \(io.frame) (\(formatSeconds(seconds(a.end.ref, io))) after the teardown)" }
+            facts.append(line)
+            if let b = nextCtl.chainBasis, b.inferred { basis.append(.inferred("the next association belongs to the same chain: \(b.evidence)")) }
+        } else {
+            facts.append("no new association by the end of the capture, \(formatSeconds(downtime)) later")
+        }
+        basis.insert(.observed("\(a.what) and \(next.map { "the next Connect's success response (frame \($0.2.frame))" } ?? "the end of the capture")"), at: 0)
+        let who = chain.subnqn ?? "a subsystem (NQN not captured)"
+        let title = next == nil
+            ? "Outage: \(describe(a.admin)) (\(who)) down for \(formatSeconds(downtime))+, not restored by the end of the capture"
+            : "Outage of \(formatSeconds(downtime)): \(describe(a.admin)) (\(who)) from the \(a.cause == .target ? "target's teardown" : "host's \(a.cause == .hostErrorRecovery ? "error recovery" : "reset")") to the next Connect\(failed > 0 ? ", \(failed)\(complete ? "" : "+") failed attempt\(failed == 1 ? "" : "s")" : "")"
+        var f = finding(title: title, connection: a.admin.id, ref: a.end.ref, detail: facts.joined(separator: "; ") + ".",
+                        evidence: evidence, related: related, basis: basis)
+        if a.ctl.discovery != true && downtime >= config.outageWarningSeconds { f.severity = .warning }
+        return f
+    }
+}
