@@ -114,14 +114,16 @@ public final class TCPConversation {
 
     /// Sends bytes in MSS-sized segments, then the peer's ACK. `drop` skips a segment's packet
     /// (loss before the capture point) while still advancing the sequence number.
-    public func send(fromClient: Bool, _ bytes: [UInt8], at t: Int64, drop: Set<Int> = [], ackAfter: Bool = true) {
+    public func send(fromClient: Bool, _ bytes: [UInt8], at t: Int64, drop: Set<Int> = [], ackAfter: Bool = true,
+                     window: UInt16 = 65535) {
         let i = fromClient ? 0 : 1
         var offset = 0
         var n = 0
         while offset < bytes.count {
             let end = min(offset + mss, bytes.count)
             if !drop.contains(n) {
-                packet(fromClient: fromClient, flags: PacketBuilder.ack | PacketBuilder.psh, payload: bytes[offset..<end], at: t + Int64(n) * 1000)
+                packet(fromClient: fromClient, flags: PacketBuilder.ack | PacketBuilder.psh, payload: bytes[offset..<end], at: t + Int64(n) * 1000,
+                       window: window)
             }
             seq[i] &+= UInt32(end - offset)
             offset = end

@@ -297,6 +297,32 @@ import NVMeTraceSynth
         }
     }
 
+    /// A zero window lifted in the middle of a write's data, on segments that take the flow's
+    /// fast path (I/O payload the decoder skips): each segment's window is read all the same.
+    @Test func aZeroWindowLiftedOnIOPayload() throws {
+        let s = SynthCapture()
+        let a = RuleScenario.admin(s, keepAlives: [5, 10, 15])
+        let io = s.connection()
+        io.connect(at: s.t(0.1), qid: 1, kato: 0, subnqn: SynthCapture.subnqn, hostnqn: SynthCapture.hostnqn)
+        func write(_ cid: UInt16, at t: Double, zeroUntilSegment: Int) {
+            let pdu = PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x01, cid: cid, nsid: 1, cdw12: 7),
+                                            data: [UInt8](repeating: 5, count: 8192))
+            let cut = min(pdu.count, zeroUntilSegment * io.tcp.mss)
+            io.tcp.send(fromClient: true, Array(pdu[..<cut]), at: s.t(t), ackAfter: false, window: 0)
+            if cut < pdu.count { io.tcp.send(fromClient: true, Array(pdu[cut...]), at: s.t(t + 0.001), ackAfter: false) }
+            io.tcp.send(fromClient: false, PDUBuilder.capsuleResp(cid: cid), at: s.t(t + 0.002), ackAfter: false)
+        }
+        write(1, at: 11, zeroUntilSegment: 8)   // all of it at window 0
+        write(2, at: 14, zeroUntilSegment: 2)   // window 0 on the first two segments, open from the third
+        io.tcp.fin(fromClient: true, at: s.t(16))
+        a.tcp.fin(fromClient: true, at: s.t(16.1))
+        let r = s.report()
+        let tcp = try #require(r.model.connections.first { $0.id == 1 }).tcp
+        // From the first segment of write 1 (11 s) to the third of write 2 (14.001 s).
+        #expect(tcp.host.zeroWindows == 1 && tcp.host.longestZeroWindowNs == 3_001_000_000, "\(tcp.host)")
+        #expect(r.findings("tcp-loss").first?.title == "TCP stall on 10.0.0.2:40002 → 10.0.0.1:4420: a zero window of 3.00 s")
+    }
+
     /// Loss on the wire before the capture point: the capture shows a hole, later bytes, then
     /// the retransmission 200 ms after (an RTO). Reordering fills a hole within the handshake's
     /// RTT (100 µs in these captures), as Wireshark tells the two apart: no loss.
