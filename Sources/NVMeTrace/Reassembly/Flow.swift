@@ -227,18 +227,35 @@ public final class Flow {
     }
 
     /// The handshake, resets and zero windows: what the full path records of every segment.
+    @inline(__always)
     private func trackHealth(_ segment: TCPSegment, direction dir: Direction, ref: FrameRef) {
+        // Most segments are neither SYN nor RST, come after the handshake's ACK and advertise an
+        // open window while none is closed: two tests and nothing to record (callgrind: the
+        // full path below cost 1.5% of a 4 KiB I/O capture's instructions).
+        if segment.flags.isDisjoint(with: [.syn, .rst]) && !awaitingHandshakeACK && segment.window != 0 && !zeroWindowOpen { return }
+        trackHealthFully(segment, direction: dir, ref: ref)
+    }
+
+    /// The SYN-ACK was seen and the client's ACK of it not yet.
+    private var awaitingHandshakeACK = false
+
+    @inline(never)
+    private func trackHealthFully(_ segment: TCPSegment, direction dir: Direction, ref: FrameRef) {
         let c2s = dir == .clientToServer
         if segment.flags.contains(.syn) {
             if segment.flags.contains(.ack) {
-                if !c2s, healthState.synAckNs < 0 { healthState.synAckNs = ref.timeNs }
+                if !c2s, healthState.synAckNs < 0 {
+                    healthState.synAckNs = ref.timeNs
+                    awaitingHandshakeACK = true
+                }
             } else {
                 if synRef == nil { synRef = ref }
                 if c2s { healthState.syns &+= 1 }
             }
             return  // a SYN's window is not scaled and says nothing of a full buffer
         }
-        if c2s, segment.flags.contains(.ack), healthState.synAckNs >= 0, healthState.handshakeAckNs < 0 {
+        if awaitingHandshakeACK, c2s, segment.flags.contains(.ack) {
+            awaitingHandshakeACK = false
             healthState.handshakeAckNs = ref.timeNs
             // Reordering is told from loss by the connection's RTT, as Wireshark tells it.
             if let syn = synRef, ref.timeNs > syn.timeNs {

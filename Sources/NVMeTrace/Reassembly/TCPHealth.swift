@@ -10,21 +10,11 @@ public struct TCPHealth: Sendable, Equatable {
         /// Periods in which it advertised a zero receive window (RFC 9293 §3.8.6.2: the peer may
         /// send nothing but window probes until the window opens again).
         public var zeroWindows = 0
-        /// Their total length, and the longest one with the frame that opened it.
+        /// Their total length, and the longest one with the frame that opened it. A period still
+        /// open when the connection ended counts up to its last packet.
         public var zeroWindowNs: Int64 = 0
         public var longestZeroWindowNs: Int64 = 0
         public var longestZeroWindowStart: FrameRef?
-        /// The frame that opened the zero window still in force (nil when the window is open).
-        public internal(set) var zeroWindowSince: FrameRef?
-
-        /// A segment from this side advertised `window` at `ref`.
-        mutating func window(_ window: UInt16, ref: FrameRef) {
-            if window == 0 {
-                if zeroWindowSince == nil { zeroWindowSince = ref; zeroWindows += 1 }
-            } else if let since = zeroWindowSince {
-                closeZeroWindow(since: since, at: ref)
-            }
-        }
 
         mutating func closeZeroWindow(since: FrameRef, at ref: FrameRef) {
             let ns = max(0, ref.timeNs &- since.timeNs)
@@ -33,7 +23,6 @@ public struct TCPHealth: Sendable, Equatable {
                 longestZeroWindowNs = ns
                 longestZeroWindowStart = since
             }
-            zeroWindowSince = nil
         }
     }
 
@@ -66,15 +55,32 @@ struct FlowHealthState {
     var handshakeAckNs: Int64 = -1
     var zeroWindows: ZeroWindowSides?
 
+    /// Each side's zero-window figures, and the frame that opened the zero window in force.
     final class ZeroWindowSides {
         var client = TCPHealth.Side()
         var server = TCPHealth.Side()
+        var clientSince: FrameRef?
+        var serverSince: FrameRef?
+
+        func window(_ window: UInt16, byClient: Bool, ref: FrameRef) {
+            var since = byClient ? clientSince : serverSince
+            if window == 0 {
+                guard since == nil else { return }
+                since = ref
+                if byClient { client.zeroWindows += 1 } else { server.zeroWindows += 1 }
+            } else {
+                guard let open = since else { return }
+                if byClient { client.closeZeroWindow(since: open, at: ref) } else { server.closeZeroWindow(since: open, at: ref) }
+                since = nil
+            }
+            if byClient { clientSince = since } else { serverSince = since }
+        }
     }
 
     /// Either side's zero window is in force.
     var zeroWindowOpen: Bool {
         guard let z = zeroWindows else { return false }
-        return z.client.zeroWindowSince != nil || z.server.zeroWindowSince != nil
+        return z.clientSince != nil || z.serverSince != nil
     }
 
     mutating func window(_ window: UInt16, byClient: Bool, ref: FrameRef) {
@@ -82,12 +88,15 @@ struct FlowHealthState {
             guard window == 0 else { return }
             zeroWindows = ZeroWindowSides()
         }
-        if byClient { zeroWindows!.client.window(window, ref: ref) } else { zeroWindows!.server.window(window, ref: ref) }
+        zeroWindows!.window(window, byClient: byClient, ref: ref)
     }
 
     mutating func swapSides() {
         (clientRsts, serverRsts) = (serverRsts, clientRsts)
-        if let z = zeroWindows { (z.client, z.server) = (z.server, z.client) }
+        if let z = zeroWindows {
+            (z.client, z.server) = (z.server, z.client)
+            (z.clientSince, z.serverSince) = (z.serverSince, z.clientSince)
+        }
     }
 
     /// The health as of `end` (a zero window still in force counted up to it), with the flow's SYN.
@@ -96,8 +105,8 @@ struct FlowHealthState {
         if let z = zeroWindows {
             h.client = z.client
             h.server = z.server
-            if let since = h.client.zeroWindowSince { h.client.closeZeroWindow(since: since, at: end); h.client.zeroWindowSince = since }
-            if let since = h.server.zeroWindowSince { h.server.closeZeroWindow(since: since, at: end); h.server.zeroWindowSince = since }
+            if let since = z.clientSince { h.client.closeZeroWindow(since: since, at: end) }
+            if let since = z.serverSince { h.server.closeZeroWindow(since: since, at: end) }
         }
         h.client.rsts = Int(clientRsts)
         h.server.rsts = Int(serverRsts)

@@ -225,11 +225,12 @@ public struct Report: Sendable {
     }
 
     /// A connection's TCP health in a few words: "RTT 0.21 ms, 8 retransmitted (10%), zero window
-    /// 3 s (target)"; "-" when the capture shows nothing of note and no handshake.
-    public func tcpText(_ c: ConnectionModel) -> String {
+    /// 3 s (target)"; "-" when the capture shows nothing of note and no handshake. `rtt: false`
+    /// leaves the handshake RTT out (the text report's table, which shows only trouble).
+    public func tcpText(_ c: ConnectionModel, rtt: Bool = true) -> String {
         let t = c.tcp
         var parts: [String] = []
-        if let rtt = t.handshakeRTTNs { parts.append("RTT \(Self.milliseconds(rtt))") }
+        if rtt, let ns = t.handshakeRTTNs { parts.append("RTT \(Self.milliseconds(ns))") }
         if t.retransmittedSegments > 0 {
             parts.append("\(t.retransmittedSegments) retransmitted (\(TCPLossRule.percent(Double(t.retransmittedSegments) / Double(max(t.packets, 1)))))")
         }
@@ -239,12 +240,27 @@ public struct Report: Sendable {
         return parts.isEmpty ? "-" : parts.joined(separator: ", ")
     }
 
-    /// "0.21 ms", "12.3 ms", "1.25 s".
+    /// Any connection whose TCP shows trouble (retransmissions, reordering, zero windows, bytes
+    /// missing from the capture).
+    public var anyTCPTrouble: Bool {
+        model.connections.contains { c in
+            let t = c.tcp
+            return t.retransmittedSegments > 0 || t.outOfOrderSegments > 0 || t.zeroWindows > 0 || t.missingBytes > 0
+        }
+    }
+
+    /// "0.21 ms", "12.3 ms", "1.25 s". In integers: a report of many connections formats one
+    /// per connection, and a Double's description costs ten times as much.
     static func milliseconds(_ ns: Int64) -> String {
-        let ms = Double(ns) / 1e6
-        if ms >= 1000 { return formatSeconds(ms / 1000) }
-        let digits = ms < 1 ? 100.0 : ms < 10 ? 100 : 10
-        return "\((ms * digits).rounded() / digits) ms"
+        guard ns >= 0 else { return "-" }
+        if ns >= 1_000_000_000 { return formatSeconds(Double(ns) / 1e9) }
+        if ns >= 10_000_000 {
+            let tenths = (ns + 50_000) / 100_000        // 12.3 ms
+            return "\(tenths / 10).\(tenths % 10) ms"
+        }
+        let hundredths = (ns + 5_000) / 10_000          // 0.21 ms, 9.72 ms
+        let frac = hundredths % 100
+        return "\(hundredths / 100).\(frac < 10 ? "0" : "")\(frac) ms"
     }
 
     public func closedText(_ c: ConnectionModel) -> String {

@@ -64,7 +64,11 @@ public enum TextReport {
         }
         if !m.connections.isEmpty {
             out.append(paint("CONNECTIONS", "1"))
-            var rows = [["#", "host → target", "qid", "kind", "KATO", "KAs", "max gap", "closed by", "frames", "TCP"]]
+            // The TCP column only when some connection's TCP shows trouble (the handshake RTT of
+            // each is in the other formats): a report of thousands of healthy connections stays
+            // as narrow, and as quick to make, as it was.
+            let tcp = r.anyTCPTrouble
+            var rows = [["#", "host → target", "qid", "kind", "KATO", "KAs", "max gap", "closed by", "frames"] + (tcp ? ["TCP"] : [])]
             for c in m.connections {
                 var kind = r.kindText(c)
                 if c.isPersistent { kind += "*" }
@@ -72,8 +76,8 @@ public enum TextReport {
                     String(c.id), describe(c), r.qidText(c), kind,
                     r.katoText(c), String(c.keepAlives.count),
                     c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-",
-                    r.closedText(c), "\(c.firstRef.frame)-\(c.lastRef.frame)", r.tcpText(c),
-                ])
+                    r.closedText(c), "\(c.firstRef.frame)-\(c.lastRef.frame)",
+                ] + (tcp ? [r.tcpText(c, rtt: false)] : []))
             }
             out.append(contentsOf: table(rows))
             if m.connections.contains(where: \.isPersistent) { out.append("  * persistent discovery connection") }

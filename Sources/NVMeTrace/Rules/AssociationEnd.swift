@@ -27,6 +27,21 @@ struct AssociationEnd {
     /// Every queue of the association (admin first).
     let queues: [ConnectionModel]
 
+    /// The first close (FIN, RST, TermReq by either side) among the association's queues, read
+    /// in place: the rules ask it of every controller before building an `AssociationEnd`, which
+    /// copies the queues' models, for the few that need one.
+    static func firstClose(_ ctl: ControllerModel, _ model: SessionModel) -> ConnectionEnd? {
+        var first: ConnectionEnd?
+        func consider(_ id: Int) {
+            guard let i = model.position(of: id), let e = model.connections[i].end, e.by != nil else { return }
+            if first.map({ (e.ref.timeNs, e.ref.frame) < ($0.ref.timeNs, $0.ref.frame) }) ?? true { first = e }
+        }
+        consider(ctl.adminConnection)
+        for id in ctl.ioConnections { consider(id) }
+        for id in ctl.lateIOConnections { consider(id) }
+        return first
+    }
+
     /// Nil when the association was still open when the capture (or its connections) ended.
     init?(_ ctl: ControllerModel, _ model: SessionModel) {
         guard let admin = model.connection(ctl.adminConnection) else { return nil }

@@ -19,8 +19,12 @@ struct OutageRule: Rule {
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
         for chain in model.chains {
-            let ctls = chain.controllers.map { model.controllers[$0] }
-            for (i, ctl) in ctls.enumerated() {
+            for (i, c) in chain.controllers.enumerated() {
+                // Cheap test first: a teardown followed by another association, or by enough capture.
+                guard let close = AssociationEnd.firstClose(model.controllers[c], model),
+                      i + 1 < chain.controllers.count || seconds(close.ref, model.captureEnd) >= Self.minimumOpenSeconds else { continue }
+                let ctls = chain.controllers.map { model.controllers[$0] }
+                let ctl = ctls[i]
                 guard let a = AssociationEnd(ctl, model), a.isOutage else { continue }
                 let next = ctls.dropFirst(i + 1).lazy.compactMap { c -> (ControllerModel, ConnectionModel, FrameRef)? in
                     guard let admin = model.connection(c.adminConnection), let r = admin.connectResponseRef,

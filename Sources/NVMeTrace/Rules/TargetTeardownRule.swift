@@ -16,7 +16,8 @@ struct TargetTeardownRule: Rule {
 
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
-        for ctl in model.controllers {
+        for c in model.controllers.indices where AssociationEnd.firstClose(model.controllers[c], model)?.by == .target {
+            let ctl = model.controllers[c]
             guard let a = AssociationEnd(ctl, model), a.cause == .target, let view = KeepAliveView(ctl, model, config: config) else { continue }
             var basis: [Basis] = [.observed("\(a.what) on connection \(a.first.id), the first close among the association's \(a.queues.count) queue\(a.queues.count == 1 ? "" : "s")")]
             var facts: [String] = []

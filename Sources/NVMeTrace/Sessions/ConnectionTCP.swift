@@ -1,20 +1,34 @@
 /// What TCP showed of one NVMe/TCP connection, in host and target terms: the handshake, each
 /// side's retransmissions, reordering, zero windows and resets, and what the capture missed.
 /// Taken from the pipeline's summary when the connection closes or ends.
-public struct ConnectionTCP: Sendable, Equatable {
+///
+/// A class (immutable, shared): a connection's model is copied whole wherever a rule reads one,
+/// and these figures, frames included, are 400 bytes a copy would move for nothing.
+public final class ConnectionTCP: Sendable {
     /// Segments of the connection in the capture, both directions.
-    public var packets = 0
+    public let packets: Int
     /// What each side advertised and sent (`TCPHealth.Side`).
-    public var host = TCPHealth.Side()
-    public var target = TCPHealth.Side()
+    public let host: TCPHealth.Side
+    public let target: TCPHealth.Side
     /// The reassembly's counts of the bytes each side sent.
-    public var hostStream = StreamStats()
-    public var targetStream = StreamStats()
+    public let hostStream: StreamStats
+    public let targetStream: StreamStats
     /// The SYN and SYN to the ACK of the SYN-ACK (nil when the handshake is not in the capture).
-    public var syn: FrameRef?
-    public var handshakeRTTNs: Int64?
+    public let syn: FrameRef?
+    public let handshakeRTTNs: Int64?
 
-    public init() {}
+    /// Nothing seen yet (a connection whose TCP connection has not ended).
+    public static let none = ConnectionTCP()
+
+    init() {
+        packets = 0
+        host = TCPHealth.Side()
+        target = TCPHealth.Side()
+        hostStream = StreamStats()
+        targetStream = StreamStats()
+        syn = nil
+        handshakeRTTNs = nil
+    }
 
     init(_ flow: ConnectionSummary, hostIsClient: Bool) {
         packets = flow.packets

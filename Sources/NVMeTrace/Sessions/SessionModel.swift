@@ -232,7 +232,7 @@ public struct ConnectionModel: Sendable {
     public var ioControllerCommand: (name: String, ref: FrameRef)?
     public var capture = ConnectionCapture()
     /// What TCP showed of it: handshake, retransmissions, zero windows, resets.
-    public var tcp = ConnectionTCP()
+    public var tcp = ConnectionTCP.none
     /// The host's last Property Set of CC: a shutdown or reset it asked for before closing.
     public var hostShutdown: HostShutdown?
     public var keepAliveCadence = KeepAliveCadence()
@@ -416,4 +416,8 @@ public struct SessionModel: Sendable {
     public func connection(_ id: Int) -> ConnectionModel? {
         indexByID[id].map { connections[$0] }
     }
+
+    /// Position of connection `id` in `connections`: for reading a field or two without copying
+    /// the whole model (a copy retains every reference it holds).
+    public func position(of id: Int) -> Int? { indexByID[id] }
 }

@@ -193,10 +193,15 @@ public final class SessionTracker {
     /// (one it does not know yet is added when it ends, if it carried NVMe/TCP).
     public func connectionClosed(_ flow: ConnectionSummary) {
         guard position(of: flow.id) != nil else { return }
-        connectionEnded(flow)
+        connectionEnded(flow, final: false)
     }
 
     public func connectionEnded(_ flow: ConnectionSummary) {
+        connectionEnded(flow, final: true)
+    }
+
+    /// `final`: the connection left the pipeline (its TCP figures are complete).
+    private func connectionEnded(_ flow: ConnectionSummary, final: Bool) {
         if let failed = flow.failedConnect {
             let attempt = FailedConnects.Attempt(host: flow.client.address, attempt: failed)
             if failedConnects[flow.server] != nil {
@@ -217,7 +222,7 @@ public final class SessionTracker {
         guard let index = position(of: flow.id) else { return }
         // In place: a copy of the model out and back costs a retain and release of each of its
         // references, twice per connection.
-        let (end, controller, id) = Self.close(&connections[index], flow: flow)
+        let (end, controller, id) = Self.close(&connections[index], flow: flow, final: final)
         // An admin queue that closed no longer takes I/O queues.
         if let end, let ctl = controller, controllers[ctl].adminConnection == id {
             adminClosed[ctl] = end.ref
@@ -229,7 +234,7 @@ public final class SessionTracker {
 
     /// What the end of its TCP connection tells of a connection: who closed it and how, its
     /// span, what the capture missed of it.
-    private static func close(_ c: inout ConnectionModel, flow: ConnectionSummary) -> (ConnectionEnd?, Int?, Int) {
+    private static func close(_ c: inout ConnectionModel, flow: ConnectionSummary, final: Bool) -> (ConnectionEnd?, Int?, Int) {
         c.synSeen = flow.sawSYN
         if let t = c.termReqs.first {
             c.end = ConnectionEnd(by: t.from, how: .termReq, ref: t.ref)
@@ -244,7 +249,8 @@ public final class SessionTracker {
         c.capture.notCapturedBytes = flow.notCapturedBytes
         c.capture.lostBytes = flow.lostBytes
         c.capture.unframedBytes = max(c.capture.unframedBytes, flow.unframedBytes)
-        c.tcp = ConnectionTCP(flow, hostIsClient: flow.client == c.host)
+        // Once, when the connection has ended: a close is followed by its end.
+        if final { c.tcp = ConnectionTCP(flow, hostIsClient: flow.client == c.host) }
         c.waitingCommands = flow.waitingCommands
         c.oldestWaitingCommands = flow.oldestWaitingCommands
         c.completionsMissedAt = flow.completionsMissedAt
