@@ -127,7 +127,7 @@ struct AnalyzeCommand: ParsableCommand {
         }
         if rules {
             for r in RuleEngine.allRules {
-                print("\(r.id.padding(toLength: 22, withPad: " ", startingAt: 0)) \(r.severity.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(r.summary)")
+                print("\(r.id.padding(toLength: 22, withPad: " ", startingAt: 0)) \(r.severities.padding(toLength: 12, withPad: " ", startingAt: 0)) \(r.summary)")
             }
             return
         }

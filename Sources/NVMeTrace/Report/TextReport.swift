@@ -119,15 +119,24 @@ public enum TextReport {
         let pad = String(repeating: " ", count: indent)
         var lines: [String] = []
         var line = pad
+        // The line's length kept as a count: `String.count` walks the whole string, once per
+        // word it was, which a report of thousands of findings paid for quadratically.
+        var length = indent
+        var continuation = false  // the line is a fresh continuation ("  " after the indent)
         for word in text.split(separator: " ", omittingEmptySubsequences: true) {
-            if line.count + word.count + 1 > width && line.count > indent {
+            let wordLength = word.count
+            if length + wordLength + 1 > width && length > indent {
                 lines.append(line)
                 line = pad + "  "
+                length = indent + 2
+                continuation = true
             }
-            if line.count > indent && !line.hasSuffix("  ") || line.count > indent + 2 { line += " " }
+            if length > indent && !continuation { line += " "; length += 1 }
             line += word
+            length += wordLength
+            continuation = false
         }
-        if line.count > indent { lines.append(line) }
+        if length > indent { lines.append(line) }
         return lines
     }
 }

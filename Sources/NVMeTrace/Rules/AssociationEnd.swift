@@ -81,6 +81,11 @@ struct AssociationEnd {
         }
     }
 
+    /// Positions of the connections that reported asynchronous events.
+    static func withEvents(_ model: SessionModel) -> [Int] {
+        model.connections.indices.filter { !model.connections[$0].asyncEvents.isEmpty }
+    }
+
     /// A shutdown Property Set this close to the close counts when its value was not captured.
     static let shutdownWindowSeconds = 2.0
 
@@ -129,9 +134,12 @@ struct AssociationEnd {
     /// The last asynchronous event before the end: reported by this controller within `window`
     /// seconds, or by another controller of the same host at the same target address (its
     /// discovery controller announcing a changed discovery log, say) within `nearby` seconds.
-    func eventBefore(_ model: SessionModel, window: Double = 30, nearby: Double = 5) -> (AsyncEventNotice, ConnectionModel)? {
+    /// `withEvents`: positions in `model.connections` of the connections that reported any
+    /// (`AssociationEnd.withEvents`), found once per rule rather than per association.
+    func eventBefore(_ model: SessionModel, withEvents: [Int], window: Double = 30, nearby: Double = 5) -> (AsyncEventNotice, ConnectionModel)? {
         var best: (AsyncEventNotice, ConnectionModel)?
-        for q in model.connections where !q.asyncEvents.isEmpty {
+        for i in withEvents {
+            let q = model.connections[i]
             let own = queues.contains { $0.id == q.id }
             guard own || (q.host.address == admin.host.address && q.target.address == admin.target.address) else { continue }
             for e in q.asyncEvents.kept where e.ref.timeNs <= end.ref.timeNs && seconds(e.ref, end.ref) <= (own ? window : nearby) {

@@ -31,11 +31,14 @@ struct ConnectRefusedRule: Rule {
                 detail += "; the last SYN (\(syns) sent) was still unanswered when the capture ended \(formatSeconds(seconds(f.last.attempt.syn, model.captureEnd))) later"
             }
             // Whether the target accepted connections before or after: a port taken down for a while.
-            let accepted = model.connections.filter { $0.target == f.target && $0.tcp.syn != nil }
-            if let before = accepted.last(where: { $0.firstRef.timeNs < f.first.attempt.syn.timeNs }) {
+            // Read in place: a copy of every connection's model per target would cost thousands.
+            func accepted(_ i: Int) -> Bool { model.connections[i].target == f.target && model.connections[i].tcp.syn != nil }
+            if let b = model.connections.indices.last(where: { accepted($0) && model.connections[$0].firstRef.timeNs < f.first.attempt.syn.timeNs }) {
+                let before = model.connections[b]
                 detail += "; the target had accepted connection \(before.id) (frame \(before.firstRef.frame)) before"
             }
-            if let after = accepted.first(where: { $0.firstRef.timeNs > f.last.attempt.syn.timeNs }) {
+            if let n = model.connections.indices.first(where: { accepted($0) && model.connections[$0].firstRef.timeNs > f.last.attempt.syn.timeNs }) {
+                let after = model.connections[n]
                 detail += "; it accepted connection \(after.id) (frame \(after.firstRef.frame)) \(formatSeconds(seconds(f.last.attempt.last, after.firstRef))) after the last failed attempt"
                 evidence.append(Evidence(after.firstRef, "SYN of the next accepted connection", connection: after.id))
             }

@@ -98,6 +98,8 @@ public struct RuleConfig: Sendable {
 public protocol Rule: Sendable {
     var id: String { get }
     var severity: Severity { get }
+    /// The severities its findings take (see the extension's default).
+    var severities: String { get }
     /// What the rule detects, in one line (for `--rules`).
     var summary: String { get }
     var explanation: String { get }
@@ -106,6 +108,10 @@ public protocol Rule: Sendable {
 }
 
 extension Rule {
+    /// The severities its findings take, as `--rules` and README list them ("warning/info" for a
+    /// rule whose findings' severity depends on what it found).
+    public var severities: String { severity.rawValue }
+
     func finding(title: String, connection: Int?, ref: FrameRef, detail: String, evidence: [Evidence],
                  related: [Int] = [], basis: [Basis] = []) -> Finding {
         Finding(rule: id, severity: severity, title: title, connection: connection, relatedConnections: related,

@@ -3,6 +3,8 @@
 struct OutageRule: Rule {
     let id = "outage"
     let severity = Severity.info
+    /// A warning for an I/O controller down `outageWarningSeconds` or longer.
+    var severities: String { "warning/info" }
     let summary = "An association went down and the host was without it until it reconnected"
     let explanation = """
         When an association goes down without the host asking (a target teardown, or the host's \
@@ -19,11 +21,13 @@ struct OutageRule: Rule {
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
         for chain in model.chains {
+            var ctls: [ControllerModel]?  // made once per chain, and only when an outage needs it
             for (i, c) in chain.controllers.enumerated() {
                 // Cheap test first: a teardown followed by another association, or by enough capture.
                 guard let close = AssociationEnd.firstClose(model.controllers[c], model),
                       i + 1 < chain.controllers.count || seconds(close.ref, model.captureEnd) >= Self.minimumOpenSeconds else { continue }
-                let ctls = chain.controllers.map { model.controllers[$0] }
+                if ctls == nil { ctls = chain.controllers.map { model.controllers[$0] } }
+                let ctls = ctls!
                 let ctl = ctls[i]
                 guard let a = AssociationEnd(ctl, model), a.isOutage else { continue }
                 let next = ctls.dropFirst(i + 1).lazy.compactMap { c -> (ControllerModel, ConnectionModel, FrameRef)? in
@@ -33,7 +37,14 @@ struct OutageRule: Rule {
                 }.first
                 let until = next?.2 ?? model.captureEnd
                 let downtime = seconds(a.end.ref, until)
-                if next == nil && downtime < Self.minimumOpenSeconds { continue }
+                if next == nil {
+                    // Still down at the end: an outage when the target tore it down, or when the
+                    // host, having closed it itself, tried to come back and failed. A host that
+                    // closed without a shutdown and made no attempt may have given up (or the
+                    // capture ended before its reconnect_delay): not said.
+                    guard downtime >= Self.minimumOpenSeconds else { continue }
+                    if a.cause != .target, Self.failedAttempts(a, chain: chain, until: until, model: model).count == 0 { continue }
+                }
                 out.findings.append(outage(a, chain: chain, next: next, until: until, downtime: downtime, model: model, config: config))
             }
         }
@@ -45,6 +56,22 @@ struct OutageRule: Rule {
     /// An association still down at the end of a capture this soon after its teardown is not
     /// reported (the capture simply stopped).
     static let minimumOpenSeconds = 1.0
+
+    /// Connection attempts of the chain's host to its target between the teardown and `until`
+    /// that failed: refused or unanswered SYNs, and connections made that brought no association.
+    static func failedAttempts(_ a: AssociationEnd, chain: ReconnectChain, until: FrameRef, model: SessionModel)
+        -> (count: Int, syns: FailedConnects.Window?, madeNothing: [Int]) {
+        let syns = model.failedConnects.first { $0.target == chain.target }?
+            .attempts(host: chain.host, from: a.end.ref.timeNs, to: until.timeNs)
+        // Only connections without a controller can have brought none: that list, not every connection.
+        let madeNothing = model.idsWithoutController.filter { id in
+            guard let i = model.position(of: id) else { return false }
+            let c = model.connections[i]
+            return c.host.address == chain.host && c.target == chain.target && c.firstRef.timeNs > a.end.ref.timeNs
+                && c.firstRef.timeNs < until.timeNs && c.queueKind != .io
+        }
+        return ((syns?.count ?? 0) + madeNothing.count, syns, madeNothing)
+    }
 
     private func outage(_ a: AssociationEnd, chain: ReconnectChain, next: (ControllerModel, ConnectionModel, FrameRef)?,
                         until: FrameRef, downtime: Double, model: SessionModel, config: RuleConfig) -> Finding {
@@ -69,24 +96,19 @@ struct OutageRule: Rule {
         facts.append(cause)
         // Attempts that failed in between: refused or unanswered SYNs, and connections made that
         // brought no association.
-        var failed = 0
+        let attempts = Self.failedAttempts(a, chain: chain, until: until, model: model)
+        let failed = attempts.count
         var complete = true
-        if let f = model.failedConnects.first(where: { $0.target == chain.target }) {
-            let tried = f.attempts(host: chain.host, from: a.end.ref.timeNs, to: until.timeNs)
-            failed += tried.count
+        if let tried = attempts.syns {
             complete = tried.complete
             if let first = tried.first, let last = tried.last {
                 facts.append("\(tried.count)\(complete ? "" : "+") connection attempt\(tried.count == 1 ? "" : "s") failed in between (\(tried.outcomes); frames \(first.attempt.syn.frame)–\(last.attempt.last.frame))")
                 evidence.append(Evidence(first.attempt.syn, "failed reconnect attempt (SYN)"))
             }
         }
-        let madeNothing = model.connections.filter { c in
-            c.host.address == chain.host && c.target == chain.target && c.firstRef.timeNs > a.end.ref.timeNs
-                && c.firstRef.timeNs < until.timeNs && c.controller == nil && c.queueKind != .io
-        }
+        let madeNothing = attempts.madeNothing
         if !madeNothing.isEmpty {
-            failed += madeNothing.count
-            facts.append("\(madeNothing.count) connection\(madeNothing.count == 1 ? "" : "s") in between made no association (connection \(madeNothing.map { String($0.id) }.joined(separator: ", ")))")
+            facts.append("\(madeNothing.count) connection\(madeNothing.count == 1 ? "" : "s") in between made no association (connection \(madeNothing.map(String.init).joined(separator: ", ")))")
         }
         var related: [Int] = []
         if let (nextCtl, admin, r) = next {

@@ -16,6 +16,7 @@ struct TargetTeardownRule: Rule {
 
     func evaluate(_ model: SessionModel, config: RuleConfig) -> RuleResult {
         var out = RuleResult()
+        let withEvents = AssociationEnd.withEvents(model)
         for c in model.controllers.indices where AssociationEnd.firstClose(model.controllers[c], model)?.by == .target {
             let ctl = model.controllers[c]
             guard let a = AssociationEnd(ctl, model), a.cause == .target, let view = KeepAliveView(ctl, model, config: config) else { continue }
@@ -55,7 +56,7 @@ struct TargetTeardownRule: Rule {
             // What the target did just before.
             if a.end.how == .termReq, let t = a.first.termReqs.first {
                 facts.append("the target sent a Termination Request\(t.fes.map { " (FES \(hexValue($0)))" } ?? "") at frame \(t.ref.frame)")
-            } else if let (e, q) = a.eventBefore(model) {
+            } else if let (e, q) = a.eventBefore(model, withEvents: withEvents) {
                 evidence.append(Evidence(e.ref, "Asynchronous Event completion (\(e.event.infoName))", connection: q.id))
                 let who = a.queues.contains { $0.id == q.id } ? "the controller" : "the \(q.isDiscovery ? "discovery " : "")controller on connection \(q.id)"
                 facts.append("\(formatSeconds(seconds(e.ref, a.end.ref))) before it, \(who) reported an asynchronous event (\(e.event.typeName): \(e.event.infoName), log page \(hexValue(e.event.logPage)), frame \(e.ref.frame)): a change on the target announced first")
