@@ -24,8 +24,14 @@ struct OutageRule: Rule {
             var ctls: [ControllerModel]?  // made once per chain, and only when an outage needs it
             for (i, c) in chain.controllers.enumerated() {
                 // Cheap test first: a teardown followed by another association, or by enough capture.
-                guard let close = AssociationEnd.firstClose(model.controllers[c], model),
-                      i + 1 < chain.controllers.count || seconds(close.ref, model.captureEnd) >= Self.minimumOpenSeconds else { continue }
+                guard let close = AssociationEnd.firstClose(model.controllers[c], model) else { continue }
+                if i + 1 == chain.controllers.count {
+                    // The chain's last association: an outage to the end of the capture only after a
+                    // target teardown or failed attempts (see below), tested before anything is built.
+                    guard seconds(close.ref, model.captureEnd) >= Self.minimumOpenSeconds,
+                          close.by == .target || Self.failedAttempts(after: close.ref, chain: chain, until: model.captureEnd, model: model).count > 0
+                    else { continue }
+                }
                 if ctls == nil { ctls = chain.controllers.map { model.controllers[$0] } }
                 let ctls = ctls!
                 let ctl = ctls[i]
@@ -43,7 +49,7 @@ struct OutageRule: Rule {
                     // closed without a shutdown and made no attempt may have given up (or the
                     // capture ended before its reconnect_delay): not said.
                     guard downtime >= Self.minimumOpenSeconds else { continue }
-                    if a.cause != .target, Self.failedAttempts(a, chain: chain, until: until, model: model).count == 0 { continue }
+                    if a.cause != .target, Self.failedAttempts(after: a.end.ref, chain: chain, until: until, model: model).count == 0 { continue }
                 }
                 out.findings.append(outage(a, chain: chain, next: next, until: until, downtime: downtime, model: model, config: config))
             }
@@ -59,15 +65,15 @@ struct OutageRule: Rule {
 
     /// Connection attempts of the chain's host to its target between the teardown and `until`
     /// that failed: refused or unanswered SYNs, and connections made that brought no association.
-    static func failedAttempts(_ a: AssociationEnd, chain: ReconnectChain, until: FrameRef, model: SessionModel)
+    static func failedAttempts(after end: FrameRef, chain: ReconnectChain, until: FrameRef, model: SessionModel)
         -> (count: Int, syns: FailedConnects.Window?, madeNothing: [Int]) {
         let syns = model.failedConnects.first { $0.target == chain.target }?
-            .attempts(host: chain.host, from: a.end.ref.timeNs, to: until.timeNs)
+            .attempts(host: chain.host, from: end.timeNs, to: until.timeNs)
         // Only connections without a controller can have brought none: that list, not every connection.
         let madeNothing = model.idsWithoutController.filter { id in
             guard let i = model.position(of: id) else { return false }
             let c = model.connections[i]
-            return c.host.address == chain.host && c.target == chain.target && c.firstRef.timeNs > a.end.ref.timeNs
+            return c.host.address == chain.host && c.target == chain.target && c.firstRef.timeNs > end.timeNs
                 && c.firstRef.timeNs < until.timeNs && c.queueKind != .io
         }
         return ((syns?.count ?? 0) + madeNothing.count, syns, madeNothing)
@@ -96,7 +102,7 @@ struct OutageRule: Rule {
         facts.append(cause)
         // Attempts that failed in between: refused or unanswered SYNs, and connections made that
         // brought no association.
-        let attempts = Self.failedAttempts(a, chain: chain, until: until, model: model)
+        let attempts = Self.failedAttempts(after: a.end.ref, chain: chain, until: until, model: model)
         let failed = attempts.count
         var complete = true
         if let tried = attempts.syns {
