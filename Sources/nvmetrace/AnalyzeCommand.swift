@@ -159,12 +159,13 @@ struct AnalyzeCommand: ParsableCommand {
         guard let evidence else { return }
         let err = OutputStream.standardError()
         let chosen = report.evidenceConnections()
-        guard !chosen.isEmpty else {
+        let attempts = report.evidenceAttempts()
+        guard !chosen.isEmpty || !attempts.isEmpty else {
             if !decode.quiet { err.write("nvmetrace: no findings, so no evidence written to \(evidence)") }
             return
         }
         do {
-            let written = try EvidenceWriter.write(files: inputs, connections: chosen.map(\.1), to: evidence, snaplen: evidenceSnaplen)
+            let written = try EvidenceWriter.write(files: inputs, connections: chosen.map(\.1) + attempts, to: evidence, snaplen: evidenceSnaplen)
             report.evidence = Report.EvidenceInfo(file: evidence, packets: written.packets, connections: chosen.map(\.0), snaplen: evidenceSnaplen)
             if written.clampedTimes > 0 && !decode.quiet {
                 err.write("nvmetrace: warning: evidence: \(written.clampedTimes) packet(s) carry a time a pcap file cannot hold (before 1970 or after 2106), written as the nearest it can")

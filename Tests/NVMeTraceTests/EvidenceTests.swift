@@ -132,6 +132,22 @@ import NVMeTraceSynth
         #expect(run.stderr.contains("carry a time a pcap file cannot hold"), "\(run.stderr)")
     }
 
+    /// connect-refused's SYNs and RSTs belong to no connection of the model: the evidence file
+    /// holds them all the same, and analyses to the same findings.
+    @Test func refusedAttemptsAreInTheEvidence() throws {
+        let scenario = try #require(RuleScenario.all.first { $0.name == "SYNs answered by RST" })
+        let s = scenario.build()
+        let path = s.write()
+        let out = temporaryFile("evidence.pcap")
+        let run = try runCLI(["--format", "json", "--fail-on", "none", "--evidence", out.path, path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let evidence = try loadCapture(out.path)
+        // Every packet of the capture: three SYNs and the three RSTs that refused them.
+        #expect(evidence.packets.count == s.packets.count && s.packets.count == 6)
+        let again = try runCLI(["--format", "json", "--fail-on", "none", out.path])
+        #expect(try Self.findings(again.stdout) == Self.findings(run.stdout))
+    }
+
     @Test func noFindingsNoEvidence() throws {
         let out = temporaryFile("none.pcap")
         let run = try runCLI(["--evidence", out.path, samplePath("B-persistent-discovery-healthy")])

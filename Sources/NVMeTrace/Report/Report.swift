@@ -130,6 +130,16 @@ public struct Report: Sendable {
         }
     }
 
+    /// The failed connection attempts behind `connect-refused` findings (the SYNs, and the RSTs
+    /// that refused them): no connections of the model, so listed apart. The latest attempts per
+    /// target port (`FailedConnects.recentKept`), as the model keeps them.
+    public func evidenceAttempts() -> [EvidenceWriter.Connection] {
+        guard findings.contains(where: { $0.rule == "connect-refused" }) else { return [] }
+        return model.failedConnects.flatMap { f in
+            f.recent.map { EvidenceWriter.Connection(a: $0.client, b: f.target, first: $0.attempt.syn, last: $0.attempt.last, keepWhole: true) }
+        }
+    }
+
     public init(files: [CaptureFileInfo], model: SessionModel, result: RuleResult,
                 decodeWarnings: Int = 0, decodeWarningSamples: [String] = [], readErrors: [String] = []) {
         self.files = files

@@ -3,8 +3,10 @@
 /// Bounded whatever arrives: a SYN flood costs a counter, not a list.
 public struct FailedConnects: Sendable {
     public struct Attempt: Sendable, Equatable {
-        public var host: IPAddress
+        /// The host's endpoint (its address and the port it tried from).
+        public var client: Endpoint
         public var attempt: FailedConnect
+        public var host: IPAddress { client.address }
     }
 
     public var target: Endpoint

@@ -203,7 +203,7 @@ public final class SessionTracker {
     /// `final`: the connection left the pipeline (its TCP figures are complete).
     private func connectionEnded(_ flow: ConnectionSummary, final: Bool) {
         if let failed = flow.failedConnect {
-            let attempt = FailedConnects.Attempt(host: flow.client.address, attempt: failed)
+            let attempt = FailedConnects.Attempt(client: flow.client, attempt: failed)
             if failedConnects[flow.server] != nil {
                 failedConnects[flow.server]!.add(attempt)
             } else if failedConnects.count < Self.maxFailedConnectTargets {
