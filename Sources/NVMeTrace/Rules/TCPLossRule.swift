@@ -29,12 +29,12 @@ struct TCPLossRule: Rule {
             let lossy = retrans >= config.tcpLossMinRetransmissions && share >= config.tcpLossFraction
             if lossy {
                 var sides: [String] = []
-                for (side, s) in [("host", t.hostStream), ("target", t.targetStream)] where s.retransmittedSegments > 0 {
-                    sides.append("the \(side) \(s.retransmittedSegments)")
+                for (side, peer, s) in [("host", "target", t.hostStream), ("target", "host", t.targetStream)] where s.retransmittedSegments > 0 {
+                    sides.append("the \(side) sent \(s.retransmittedSegments) again (its segments, or the \(peer)'s acknowledgements of them, were lost)")
                     if let f = s.firstRetransmission { evidence.append(Evidence(f, "first retransmission by the \(side)", connection: c.id)) }
                     if let l = s.lastRetransmission, l != s.firstRetransmission { evidence.append(Evidence(l, "last retransmission by the \(side)", connection: c.id)) }
                 }
-                facts.append("\(retrans) of its \(t.packets) segments were retransmissions (\(Self.percent(share)); \(sides.joined(separator: ", "))), past \(Self.percent(config.tcpLossFraction))")
+                facts.append("\(retrans) of its \(t.packets) segments were retransmissions (\(Self.percent(share)), past \(Self.percent(config.tcpLossFraction))): \(sides.joined(separator: "; "))")
             }
             var zeroWindowLong = false
             if let z = t.longestZeroWindow {
