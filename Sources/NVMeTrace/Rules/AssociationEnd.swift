@@ -31,10 +31,15 @@ struct AssociationEnd {
     /// in place: the rules ask it of every controller before building an `AssociationEnd`, which
     /// copies the queues' models, for the few that need one.
     static func firstClose(_ ctl: ControllerModel, _ model: SessionModel) -> ConnectionEnd? {
-        var first: ConnectionEnd?
+        firstClosed(ctl, model)?.end
+    }
+
+    /// The first close and the position of the connection it closed.
+    private static func firstClosed(_ ctl: ControllerModel, _ model: SessionModel) -> (position: Int, end: ConnectionEnd)? {
+        var first: (position: Int, end: ConnectionEnd)?
         func consider(_ id: Int) {
             guard let i = model.position(of: id), let e = model.connections[i].end, e.by != nil else { return }
-            if first.map({ (e.ref.timeNs, e.ref.frame) < ($0.ref.timeNs, $0.ref.frame) }) ?? true { first = e }
+            if first.map({ (e.ref.timeNs, e.ref.frame) < ($0.end.ref.timeNs, $0.end.ref.frame) }) ?? true { first = (i, e) }
         }
         consider(ctl.adminConnection)
         for id in ctl.ioConnections { consider(id) }
@@ -49,15 +54,10 @@ struct AssociationEnd {
         for id in ctl.ioConnections + ctl.lateIOConnections where !queues.contains(where: { $0.id == id }) {
             if let q = model.connection(id) { queues.append(q) }
         }
-        var first: (ConnectionModel, ConnectionEnd)?
-        for q in queues {
-            guard let e = q.end, e.by != nil else { continue }
-            if first.map({ (e.ref.timeNs, e.ref.frame) < ($0.1.ref.timeNs, $0.1.ref.frame) }) ?? true { first = (q, e) }
-        }
-        guard let (q, e) = first else { return nil }
+        guard let (p, e) = Self.firstClosed(ctl, model) else { return nil }
         self.ctl = ctl
         self.admin = admin
-        self.first = q
+        self.first = model.connections[p]
         self.end = e
         self.queues = queues
         if e.by == .target {
