@@ -123,6 +123,41 @@ public final class NVMeScript {
         tcp.send(fromClient: false, PDUBuilder.capsuleResp(cid: c, hdgst: hdgst), at: t + 300_000)
     }
 
+    /// A write whose data goes in answer to R2Ts: each R2T (for `chunk` bytes) at its time, its
+    /// H2CData at its own; the response at `completed`. Returns the CID.
+    @discardableResult
+    public func writeWithR2Ts(at t: Int64, r2ts: [(r2t: Int64, data: Int64)], chunk: Int = 4096, completed: Int64) -> UInt16 {
+        let c = cid()
+        let bytes = chunk * r2ts.count
+        tcp.send(fromClient: true, PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x01, cid: c, nsid: 1, cdw12: UInt32(bytes / 512 - 1)),
+                                                         hdgst: hdgst), at: t)
+        for (i, step) in r2ts.enumerated() {
+            let offset = UInt32(i * chunk)
+            tcp.send(fromClient: false, PDUBuilder.r2t(cid: c, ttag: c, offset: offset, length: UInt32(chunk), hdgst: hdgst), at: step.r2t)
+            tcp.send(fromClient: true, PDUBuilder.h2cData(cid: c, ttag: c, offset: offset, data: [UInt8](repeating: 0x77, count: chunk),
+                                                          hdgst: hdgst, ddgst: ddgst), at: step.data)
+        }
+        tcp.send(fromClient: false, PDUBuilder.capsuleResp(cid: c, hdgst: hdgst), at: completed)
+        return c
+    }
+
+    /// A read whose C2HData PDUs (`chunk` bytes each) go at the times given; the response at
+    /// `completed`, or with `completed` nil the last C2HData carries SUCCESS. Returns the CID.
+    @discardableResult
+    public func readTimed(at t: Int64, data: [Int64], chunk: Int = 4096, completed: Int64?, opcode: UInt8 = 0x02) -> UInt16 {
+        let c = cid()
+        let bytes = chunk * data.count
+        tcp.send(fromClient: true, PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: opcode, cid: c, nsid: 1, cdw12: UInt32(max(bytes, 512) / 512 - 1)),
+                                                         hdgst: hdgst), at: t)
+        for (i, at) in data.enumerated() {
+            let last = i == data.count - 1
+            tcp.send(fromClient: false, PDUBuilder.c2hData(cid: c, offset: UInt32(i * chunk), data: [UInt8](repeating: 0x55, count: chunk),
+                                                           last: last, success: last && completed == nil, hdgst: hdgst, ddgst: ddgst), at: at)
+        }
+        if let completed { tcp.send(fromClient: false, PDUBuilder.capsuleResp(cid: c, hdgst: hdgst), at: completed) }
+        return c
+    }
+
     public func termReq(fromHost: Bool, fes: UInt16, at t: Int64) {
         tcp.send(fromClient: fromHost, PDUBuilder.termReq(c2h: !fromHost, fes: fes), at: t)
     }

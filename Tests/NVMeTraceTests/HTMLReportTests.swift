@@ -136,7 +136,7 @@ import Testing
 
     /// The CLI's HTML report of a sample, photographed by headless Chromium (killed after a time
     /// limit). The page and the PNG stay in the directory printed, for a person to look at.
-    static func screenshot(_ sample: String) throws -> PNGImage {
+    static func screenshot(_ sample: String, height: Int = window.height) throws -> PNGImage {
         let browser = try #require(chromium(), """
             Chromium not found (chromium, chromium-browser or google-chrome in PATH or /usr/bin): the HTML \
             report's screenshot test needs it. Install it: apt-get install chromium (.ci/run does)
@@ -152,7 +152,7 @@ import Testing
         let limit = 90.0
         let run = try runChild(browser, [
             "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--force-device-scale-factor=1",
-            "--window-size=\(window.width),\(window.height)", "--user-data-dir=\(profile.path)",
+            "--window-size=\(window.width),\(height)", "--user-data-dir=\(profile.path)",
             "--no-first-run", "--no-default-browser-check", "--disable-extensions",
             "--screenshot=\(png.path)", page.absoluteString,
         ], seconds: limit)

@@ -40,6 +40,7 @@ import NVMeTraceSynth
         }
         func diagnostic(_ d: Diagnostic) { inner.diagnostic(d) }
         func hostBytesLost(connection: Int, ref: FrameRef) { inner.hostBytesLost(connection: connection, ref: ref) }
+        func commandsTimed(connection: Int, _ t: [CommandTiming]) { inner.commandsTimed(connection: connection, t) }
         func connectionClosed(_ s: ConnectionSummary) { inner.connectionClosed(s) }
         func connectionEnded(_ s: ConnectionSummary) { inner.connectionEnded(s) }
     }

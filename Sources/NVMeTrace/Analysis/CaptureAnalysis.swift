@@ -39,6 +39,7 @@ public final class CaptureAnalysis {
 
         func pdu(_ record: LentPDURecord) { tracker.record(record) }
         func hostBytesLost(connection: Int, ref: FrameRef) { tracker.hostBytesLost(connection: connection) }
+        func commandsTimed(connection: Int, _ timings: [CommandTiming]) { tracker.commandsTimed(connection: connection, timings) }
         func connectionClosed(_ summary: ConnectionSummary) { tracker.connectionClosed(summary) }
         func connectionEnded(_ summary: ConnectionSummary) { tracker.connectionEnded(summary) }
         func diagnostic(_ d: Diagnostic) {
@@ -73,18 +74,19 @@ public final class CaptureAnalysis {
         return ok
     }
 
-    /// The session model as of the last packet, or of `end` (a live capture's clock).
-    public func model(end: FrameRef? = nil) -> SessionModel {
+    /// The session model as of the last packet, or of `end` (a live capture's clock); `latency`:
+    /// with command latency (`SessionTracker.model`).
+    public func model(end: FrameRef? = nil, latency: Bool = true) -> SessionModel {
         var captureEnd = analyzer.lastRef
         if let end, end.timeNs > captureEnd.timeNs { captureEnd = end }
         return tracker.model(files: analyzer.fileNames, packets: analyzer.packets, captureStart: analyzer.firstRef,
-                             captureEnd: captureEnd)
+                             captureEnd: captureEnd, latency: latency)
     }
 
     /// Runs the rules and assembles the report. `hashFiles` adds each file's SHA-256 (read again
     /// from disk; not possible for standard input).
-    public func report(engine: RuleEngine = RuleEngine(), hashFiles: Bool = false, end: FrameRef? = nil) -> Report {
-        let model = model(end: end)
+    public func report(engine: RuleEngine = RuleEngine(), hashFiles: Bool = false, end: FrameRef? = nil, latency: Bool = true) -> Report {
+        let model = model(end: end, latency: latency)
         let files = analyzer.fileNames.enumerated().map { i, name in
             CaptureFileInfo(name: live ? name + " (live)" : name, bytes: live ? nil : Self.size(of: name),
                             sha256: hashFiles && !live ? Self.sha256(of: name) : nil,

@@ -34,7 +34,8 @@ public final class LiveAnalysis {
     /// Runs the rules over the model as of `nowNs` and reports findings not reported before.
     public func evaluate(nowNs: Int64) {
         guard analysis.analyzer.packets > 0 else { return }
-        let report = analysis.report(engine: engine, end: now(nowNs))
+        // Without command latency: findings only (their lines do not print it).
+        let report = analysis.report(engine: engine, end: now(nowNs), latency: false)
         for f in report.findings {
             if reported.insert(Self.key(f)).inserted { onFinding?(f, report) }
         }

@@ -14,6 +14,8 @@ public final class NVMeConnectionDecoder {
         var ref: FrameRef
         /// The command's data is being kept (`kept[cid]`).
         var keepsData: Bool
+        /// When its R2T and data PDUs went by (its latency's phases).
+        var times = CommandPhaseTimes()
     }
 
     /// The data kept for one of the few commands whose data is decoded (Connect, Identify
@@ -54,6 +56,86 @@ public final class NVMeConnectionDecoder {
 
     private func note(_ event: NVMeDecodeEvent, _ ref: FrameRef) { events.append((event, ref)) }
 
+    /// Commands completed since the caller last took them (`timingsTaken`), timed: handed on
+    /// apart from the PDUs, whose record a timing would have widened for every PDU of plain I/O
+    /// (callgrind: +5% on 4 KiB I/O). One by one for a connection's first `timingsOneByOne`
+    /// (most connections of a capture of thousands complete a handful: a buffer for a batch
+    /// each cost 0.5 KiB a connection), in batches of `timingsBatch` after that.
+    public private(set) var timings: [CommandTiming] = []
+    /// Set when `timings` should be handed on (checked after each PDU).
+    public private(set) var timingsReady = false
+    private var timedCount = 0
+    public static let timingsBatch = 64
+    public static let timingsOneByOne = 64
+
+    /// Forgets the timings taken (`timings` was read).
+    public func timingsTaken() {
+        // One by one while few (`removeAll(keepingCapacity:)` cost ~70 instructions a call).
+        if timings.count <= 2 {
+            while !timings.isEmpty { timings.removeLast() }
+        } else {
+            timings.removeAll(keepingCapacity: true)
+        }
+        timingsReady = false
+    }
+
+    @inline(__always)
+    private func noteTimed() {
+        timedCount &+= 1
+        if timedCount <= Self.timingsOneByOne || timings.count >= Self.timingsBatch { timingsReady = true }
+    }
+
+    @inline(__always)
+    private func timed(_ o: borrowing Outstanding, completed: FrameRef, byData: Bool) {
+        timings.append(CommandTiming(kind: CommandKind(opcode: o.command.opcode, fctype: o.command.fctype, queue: o.command.queue),
+                                     cid: o.command.cid, issued: o.ref, completed: completed, times: withLastC2H(o.times, cid: o.command.cid),
+                                     completedByData: byData))
+        noteTimed()
+    }
+
+    /// `timed` for the outstanding command at `p`, its fields read in place (a copy of the
+    /// whole entry cost more than the timing).
+    @inline(__always)
+    private func timed(at p: Int, completed: FrameRef, byData: Bool) {
+        let kind = CommandKind(opcode: outstanding[position: p].command.opcode, fctype: outstanding[position: p].command.fctype,
+                               queue: outstanding[position: p].command.queue)
+        let cid = outstanding[position: p].command.cid
+        timings.append(CommandTiming(kind: kind, cid: cid, issued: outstanding[position: p].ref,
+                                     completed: completed, times: withLastC2H(outstanding[position: p].times, cid: cid), completedByData: byData))
+        noteTimed()
+    }
+
+    /// The last C2HData PDU (its command's CID and time), not yet written into its command's
+    /// entry: a read's data and its response follow each other on the wire (Linux's target and
+    /// SPDK's send them so), and writing the time into the command's entry at every C2HData,
+    /// a copy-on-write check and a store, cost more than the phase itself. Written into the
+    /// entry only when another command's data comes between (`c2hSeen`).
+    private var lastC2HCID: UInt16 = 0
+    private var lastC2HNs = CommandPhaseTimes.none
+
+    @inline(__always)
+    private func c2hSeen(cid: UInt16, timeNs: Int64) {
+        if lastC2HNs != CommandPhaseTimes.none && lastC2HCID != cid { writeBackC2H() }
+        lastC2HCID = cid
+        lastC2HNs = timeNs
+    }
+
+    @inline(never)
+    private func writeBackC2H() {
+        if let q = outstanding.position(of: lastC2HCID) { outstanding[position: q].times.c2hSeen(lastC2HNs) }
+        lastC2HNs = CommandPhaseTimes.none
+    }
+
+    /// A completing command's times with the last C2HData's, when it was this command's (taken).
+    @inline(__always)
+    private func withLastC2H(_ times: CommandPhaseTimes, cid: UInt16) -> CommandPhaseTimes {
+        guard lastC2HNs != CommandPhaseTimes.none, lastC2HCID == cid else { return times }
+        var t = times
+        t.c2hSeen(max(lastC2HNs, t.lastData))
+        lastC2HNs = CommandPhaseTimes.none
+        return t
+    }
+
     /// The events noted since the last call, and forgets them.
     public func takeEvents() -> [(NVMeDecodeEvent, FrameRef)] {
         defer { events.removeAll(keepingCapacity: true) }
@@ -65,6 +147,10 @@ public final class NVMeConnectionDecoder {
     }
 
     public var outstandingCount: Int { outstanding.count }
+    /// Commands (not Asynchronous Event Requests) whose CID a later command took while they were
+    /// outstanding: their completion was not in the capture (or not decodable), so they were
+    /// never timed.
+    public private(set) var replacedUnanswered = 0
 
     /// The commands waiting for a completion now, but Asynchronous Event Requests (outstanding by
     /// design, NVMe Base 2.1 §5.1.2): how many, and the `limit` oldest, oldest first. Runs over
@@ -149,7 +235,9 @@ public final class NVMeConnectionDecoder {
             return .completion(cqe)
         case .h2cData:
             let dh = DataTransferHeader(header: pdu.header)
-            if let dh, !pdu.data.isEmpty, let p = outstanding.position(of: dh.cccid),
+            let p = dh.flatMap { outstanding.position(of: $0.cccid) }
+            if let p { outstanding[position: p].times.h2cSeen(pdu.ref.timeNs) }
+            if let dh, !pdu.data.isEmpty, let p,
                outstanding[position: p].command.keepsHostData, let kept = keptData(at: p, cid: dh.cccid),
                Int(dh.offset) == kept.bytes.count {
                 kept.bytes.append(contentsOf: pdu.data.prefix(ConnectData.size - kept.bytes.count))
@@ -161,7 +249,9 @@ public final class NVMeConnectionDecoder {
             return .h2cData(dh)
         case .c2hData:
             let dh = DataTransferHeader(header: pdu.header)
-            if let dh, !pdu.data.isEmpty, let p = outstanding.position(of: dh.cccid),
+            let p = dh.flatMap { outstanding.position(of: $0.cccid) }
+            if let p, let dh { c2hSeen(cid: dh.cccid, timeNs: pdu.ref.timeNs) }
+            if let dh, !pdu.data.isEmpty, let p,
                let kept = keptData(at: p, cid: dh.cccid), Int(dh.offset) == kept.bytes.count {
                 kept.bytes.append(contentsOf: pdu.data.prefix(max(0, kept.limit - kept.bytes.count)))
             }
@@ -169,12 +259,14 @@ public final class NVMeConnectionDecoder {
             // which one.
             if pdu.flags.contains(.success) && pdu.flags.contains(.last), let cccid = dh?.cccid ?? pdu.header.le16(at: 8) {
                 let cqe = NVMeCompletion(impliedSuccessFor: cccid)
-                completed = complete(cqe, ref: pdu.ref)
+                completed = complete(cqe, ref: pdu.ref, byData: true)
                 return .c2hData(dh, completion: cqe)
             }
             return .c2hData(dh, completion: nil)
         case .r2t:
-            return .r2t(DataTransferHeader(header: pdu.header))
+            let dh = DataTransferHeader(header: pdu.header)
+            if let dh, let p = outstanding.position(of: dh.cccid) { outstanding[position: p].times.r2tSeen(pdu.ref.timeNs) }
+            return .r2t(dh)
         }
     }
 
@@ -206,8 +298,10 @@ public final class NVMeConnectionDecoder {
         }
         let previous = outstanding.position(of: cmd.cid)
         let reused = previous != nil
-        if reused {
+        if let previous {
             note(.cidReused(cid: cmd.cid), pdu.ref)
+            if lastC2HCID == cmd.cid { lastC2HNs = CommandPhaseTimes.none }  // the replaced command's data
+            if case .asyncEventRequest = outstanding[position: previous].command.detail {} else { replacedUnanswered += 1 }
         }
         if outstanding.count < maxOutstanding || reused {
             let limit = cmd.dataToKeep
@@ -260,6 +354,7 @@ public final class NVMeConnectionDecoder {
             // CQE (§3.6.2.6): the CID is at byte 12 of the 16 after the common header.
             guard h.slice(8, 16) != nil, let cid = h.le16(at: 8 + 12), let p = outstanding.position(of: cid),
                   isPlain(at: p) else { return nil }
+            timed(at: p, completed: pdu.ref, byData: false)
             outstanding.remove(at: p)
             return PlainIO(kind: nil)
         case .c2hData:
@@ -268,12 +363,23 @@ public final class NVMeConnectionDecoder {
             if let p, !isPlain(at: p) { return nil }
             if pdu.flags.contains(.success) && pdu.flags.contains(.last) {
                 guard let p else { return nil }  // unmatched: `decode` warns
+                c2hSeen(cid: dh.cccid, timeNs: pdu.ref.timeNs)
+                timed(at: p, completed: pdu.ref, byData: true)
                 outstanding.remove(at: p)
+            } else if p != nil {
+                c2hSeen(cid: dh.cccid, timeNs: pdu.ref.timeNs)
             }
             return PlainIO(kind: nil)
         case .h2cData, .r2t:
             guard let dh = DataTransferHeader(header: h) else { return nil }
-            if let p = outstanding.position(of: dh.cccid), !isPlain(at: p) { return nil }
+            if let p = outstanding.position(of: dh.cccid) {
+                guard isPlain(at: p) else { return nil }
+                if pdu.type == .r2t {
+                    outstanding[position: p].times.r2tSeen(pdu.ref.timeNs)
+                } else {
+                    outstanding[position: p].times.h2cSeen(pdu.ref.timeNs)
+                }
+            }
             return PlainIO(kind: nil)
         default:
             return nil
@@ -288,7 +394,7 @@ public final class NVMeConnectionDecoder {
     }
 
     /// Matches a completion with its command and decodes what the completion means for it.
-    private func complete(_ cqe: NVMeCompletion, ref: FrameRef) -> CompletedCommand? {
+    private func complete(_ cqe: NVMeCompletion, ref: FrameRef, byData: Bool = false) -> CompletedCommand? {
         guard let o = outstanding.removeValue(for: cqe.cid) else {
             note(.unmatchedCompletion(cid: cqe.cid), ref)
             if unmatched.count == Self.unmatchedKept { unmatched.removeFirst() }
@@ -297,6 +403,7 @@ public final class NVMeConnectionDecoder {
             return nil
         }
         let keptData = o.keepsData ? kept.removeValue(forKey: cqe.cid) : nil
+        if case .asyncEventRequest = o.command.detail {} else { timed(o, completed: ref, byData: byData) }
         var detail = CompletionDetail.none
         // Connect data sent by H2CData of which the capture kept only the first bytes.
         var connectData = keptData?.connectData

@@ -278,7 +278,7 @@ public final class Analyzer: FlowTableDelegate {
             }
         }
         if let waiting = handler?.waitingCommands(limit: Self.waitingCommandsKept) {
-            (s.waitingCommands, s.oldestWaitingCommands, s.completionsMissedAt) = waiting
+            (s.waitingCommands, s.oldestWaitingCommands, s.completionsMissedAt, s.replacedUnanswered) = waiting
         }
         return s
     }
@@ -292,6 +292,10 @@ public final class Analyzer: FlowTableDelegate {
 
     func hostBytesLost(connection: Int, ref: FrameRef) {
         consumer?.hostBytesLost(connection: connection, ref: ref)
+    }
+
+    func commandsTimed(connection: Int, _ timings: [CommandTiming]) {
+        consumer?.commandsTimed(connection: connection, timings)
     }
 
     func report(_ severity: Diagnostic.Severity, _ event: Diagnostic.Event, ref: FrameRef, connection: Int?) {

@@ -5,6 +5,10 @@
 ///   connection in the order they were completed; a connection's first `pdu` may come before or
 ///   after the model has heard of it otherwise);
 /// - `diagnostic` and `hostBytesLost` as they happen, between the PDUs they concern;
+/// - `commandsTimed` with commands completed on a connection, in completion order, one by one
+///   at first and then in batches (`NVMeConnectionDecoder.timingsBatch`): after the `pdu` of
+///   the last one's completion, at the latest before the connection's `connectionEnded`,
+///   whatever the `detail`;
 /// - `connectionClosed` after each FIN or RST segment of a connection decoded as NVMe/TCP (its
 ///   end is known from then on);
 /// - `connectionEnded` exactly once per TCP connection, after its last `pdu`, when it leaves the
@@ -20,6 +24,9 @@ public protocol AnalyzerConsumer: AnyObject {
     /// Bytes the host sent on `connection` were lost from the capture between PDUs (a hole no PDU
     /// header spans): a command may have been among them.
     func hostBytesLost(connection: Int, ref: FrameRef)
+    /// Commands of `connection` matched with their completions, timed (not the Asynchronous
+    /// Event Requests). The array is lent: copy what is kept.
+    func commandsTimed(connection: Int, _ timings: [CommandTiming])
     func connectionClosed(_ summary: ConnectionSummary)
     func connectionEnded(_ summary: ConnectionSummary)
 }
@@ -39,6 +46,7 @@ extension AnalyzerConsumer {
     public var detail: RecordDetail { .full }
     public func diagnostic(_ diagnostic: Diagnostic) {}
     public func hostBytesLost(connection: Int, ref: FrameRef) {}
+    public func commandsTimed(connection: Int, _ timings: [CommandTiming]) {}
     public func connectionClosed(_ summary: ConnectionSummary) {}
     public func connectionEnded(_ summary: ConnectionSummary) {}
 }

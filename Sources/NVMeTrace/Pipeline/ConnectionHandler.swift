@@ -96,10 +96,10 @@ final class ConnectionHandler {
 
     /// The commands of this connection waiting for a completion (not AERs), and the last time
     /// controller→host bytes went missing (a completion may have been among them).
-    func waitingCommands(limit: Int) -> (count: Int, oldest: [OutstandingCommand], completionsMissedAt: FrameRef?) {
-        guard case .decoding(let conn) = state else { return (0, [], nil) }
+    func waitingCommands(limit: Int) -> (count: Int, oldest: [OutstandingCommand], completionsMissedAt: FrameRef?, replaced: Int) {
+        guard case .decoding(let conn) = state else { return (0, [], nil, 0) }
         let w = conn.decoder.waitingCommands(limit: limit)
-        return (w.count, w.oldest, conn.controllerMissedAt)
+        return (w.count, w.oldest, conn.controllerMissedAt, conn.decoder.replacedUnanswered)
     }
 
     @discardableResult

@@ -27,6 +27,8 @@ public struct ConnectionSummary: Sendable {
     /// The last time controller→host bytes went missing: a command sent before then may have
     /// been answered unseen.
     public var completionsMissedAt: FrameRef?
+    /// Commands whose CID a later command took while they waited (`NVMeConnectionDecoder.replacedUnanswered`).
+    public var replacedUnanswered = 0
 
     /// Segments of the connection in the capture, both directions.
     public var packets = 0

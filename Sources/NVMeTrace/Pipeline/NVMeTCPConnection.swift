@@ -95,6 +95,14 @@ final class NVMeTCPConnection: PDUFramerDelegate {
     func finish(ref: FrameRef) {
         framers[0].finish(ref: ref)
         framers[1].finish(ref: ref)
+        if !decoder.timings.isEmpty { handOnTimings() }
+    }
+
+    /// The decoder's timed commands, to the consumer (a batch, or the rest at the end).
+    @inline(never)
+    private func handOnTimings() {
+        analyzerRef.with { $0.commandsTimed(connection: flowIndex, decoder.timings) }
+        decoder.timingsTaken()
     }
 
     func warn(_ event: Diagnostic.Event, _ ref: FrameRef) {
@@ -126,6 +134,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
                 $0.emit(LentPDURecord(connection: flowIndex, src: fromHost ? client : server, dst: fromHost ? server : client,
                                       qid: decoder.qid, pdu: pdu, body: .ioSummary(command: command.kind)))
             }
+            if decoder.timingsReady { handOnTimings() }
             return
         }
         // A header cut by the snap length may hide the CID a later PDU refers to.
@@ -149,6 +158,7 @@ final class NVMeTCPConnection: PDUFramerDelegate {
             $0.emit(LentPDURecord(connection: flowIndex, src: src, dst: dst, qid: decoder.qid, pdu: pdu, body: body,
                                   connectData: connectData, completed: completed))
         }
+        if decoder.timingsReady { handOnTimings() }
         if pdu.type == .icReq, dir == .clientToServer, PDUHeaderCheck.plausible(pdu.shape, header: pdu.header) {
             // An ICReq from the initiator: its target speaks NVMe/TCP, on every connection to it
             // (connections set aside so far are decoded from here on).

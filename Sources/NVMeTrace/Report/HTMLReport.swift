@@ -33,11 +33,19 @@ public enum HTMLReport {
         var hasFindings: Bool
         var timelines: [Timeline]
         var connections: [ConnectionRow]
+        /// The command latency table: a row of cells each (the first its header).
+        var latency: [LatencyRow]
+        var latencyHeader: [String]
+        var hasLatency: Bool
+        var latencyPlots: [LatencyPlot]
+        var slowest: [SlowRow]
+        var untimed: String?
         var evidence: String?
         var unjudged: [String]
         var capture: String
         var inferences: [String]
     }
+    struct LatencyRow { var cells: [String] }
     struct FileRow { var name: String; var bytes: String; var sha256: String; var frames: Int }
     struct FindingView {
         var severity: String
@@ -177,6 +185,7 @@ public enum HTMLReport {
                                       axis: axis, rows: rows, marks: marks))
         }
 
+        let slow = slowRows(r)
         let page = Page(
             title: "nvmetrace — " + r.files.map(\.name).joined(separator: ", "),
             version: r.version,
@@ -197,6 +206,12 @@ public enum HTMLReport {
                               keepAlives: c.keepAlives.count, maxGap: c.keepAliveSeries.maxGap.map { formatSeconds($0.seconds) } ?? "-",
                               closed: r.closedText(c), frames: "\(c.firstRef.frame)–\(c.lastRef.frame)", tcp: r.tcpText(c))
             },
+            latency: r.latencyRows.dropFirst().map { LatencyRow(cells: $0) },
+            latencyHeader: r.latencyRows.first ?? [],
+            hasLatency: !r.latencyRows.isEmpty,
+            latencyPlots: latencyPlots(r, since: since, spanNs: spanNs, anchors: slow.anchors),
+            slowest: slow.rows,
+            untimed: r.untimedNote,
             evidence: r.evidence.map { "\($0.file): \($0.packets) packets of connections \($0.connections.map(String.init).joined(separator: ", "))" },
             unjudged: r.unjudged.map { "\($0.rule) on connection \($0.connection): \($0.reason)" },
             capture: r.capture.summary(connections: m.connections.count),
@@ -230,6 +245,9 @@ public enum HTMLReport {
     .teardown{stroke:#c62828;stroke-width:2.5;fill:none}.hostclose{stroke:#444;stroke-width:2;fill:none}
     .finding-error{fill:#c62828}.finding-warning{fill:#ef8f00}.finding-info{fill:#666}
     .axis{stroke:#eee}.legend span{margin-right:1.2em}
+    .lat-read{fill:#1f77b4}.lat-write{fill:#e67e22}.lat-other{fill:#7f7f7f}.lat-slow{stroke:#c62828;stroke-width:2}
+    .plotbox{display:inline-block;max-width:100%;overflow-x:auto;border:1px solid #e4e4e4}.plotbox svg{display:block}
+    .lr{color:#1f77b4}.lw{color:#e67e22}.lo{color:#7f7f7f}tr:target{background:#fff3b0}
     @media print{.scroll{overflow:visible}svg{width:100%;height:auto}.zoom{display:none}}
     </style></head><body>
     <h1>{{title}}</h1>
@@ -255,6 +273,23 @@ public enum HTMLReport {
     {{#rows}}<text x="4" y="{{textY}}">{{label}}</text><rect class="{{barClass}}" x="{{barX}}" y="{{y}}" width="{{barW}}" height="16" rx="3"><title>{{barTitle}}</title></rect>{{#window}}<rect class="window" x="{{x}}" y="{{y}}" width="{{w}}" height="16"><title>{{title}}</title></rect>{{/window}}{{/rows}}
     {{#marks}}{{#path}}<path class="{{kind}}" d="{{path}}"><title>{{title}}</title></path>{{/path}}{{^path}}<line class="{{kind}}" x1="{{x}}" y1="{{y}}" x2="{{x}}" y2="{{y2}}"><title>{{title}}</title></line>{{/path}}{{/marks}}
     </svg></div>{{/timelines}}
+    {{#hasLatency}}<h2>Command latency</h2>
+    <p>Command capsule to completion as the capture point saw it, and under each command the phases the wire showed (NVMe/TCP 1.1 §3.3); figures exact up to 256 commands a row, HdrHistogram (within 1%) past them. Controllers by their admin queue's connection.</p>
+    <table><tr>{{#latencyHeader}}<th>{{.}}</th>{{/latencyHeader}}</tr>
+    {{#latency}}<tr>{{#cells}}<td>{{.}}</td>{{/cells}}</tr>{{/latency}}
+    </table>
+    {{#untimed}}<p class="muted">{{.}}</p>{{/untimed}}
+    <p class="legend"><span class="lr">● Read</span><span class="lw">● Write</span><span class="lo">● other</span><span>◯ one of the slowest (click: its frames)</span> · each point the longest latency among the commands sent in its time slice; hover for times, click a ringed one for its frames</p>
+    {{#latencyPlots}}<h3>{{title}}: {{legend}}</h3><div class="plotbox">
+    <svg class="lat" xmlns="http://www.w3.org/2000/svg" width="{{svgWidth}}" height="{{height}}" viewBox="0 0 {{svgWidth}} {{height}}">
+    {{#yAxis}}<line class="axis" x1="70" y1="{{y}}" x2="{{x2}}" y2="{{y}}"/><text x="4" y="{{textY}}">{{label}}</text>{{/yAxis}}
+    {{#xAxis}}<text x="{{x}}" y="{{height}}">{{label}}</text>{{/xAxis}}
+    {{#points}}{{#href}}<a href="{{href}}">{{/href}}<circle class="{{kind}}" cx="{{x}}" cy="{{y}}" r="{{r}}"><title>{{title}}</title></circle>{{#href}}</a>{{/href}}{{/points}}
+    </svg></div>{{/latencyPlots}}
+    <h3>Slowest commands</h3>
+    <table><tr><th>latency</th><th>command</th><th>of</th><th>connection</th><th>CID</th><th>phases</th><th>frames</th><th>Wireshark</th></tr>
+    {{#slowest}}<tr id="{{anchor}}"><td>{{latency}}</td><td>{{command}}</td><td>{{owner}}</td><td>{{connection}}</td><td>{{cid}}</td><td>{{phases}}</td><td>{{frames}}</td><td><code>{{filter}}</code></td></tr>{{/slowest}}
+    </table>{{/hasLatency}}
     <h2>Connections</h2>
     <table><tr><th>#</th><th>host → target</th><th>qid</th><th>kind</th><th>KATO</th><th>Keep Alives</th><th>max gap</th><th>closed by</th><th>frames</th><th>TCP</th></tr>
     {{#connections}}<tr><td>{{id}}</td><td>{{endpoints}}</td><td>{{qid}}</td><td>{{kind}}</td><td>{{kato}}</td><td>{{keepAlives}}</td><td>{{maxGap}}</td><td>{{closed}}</td><td>{{frames}}</td><td>{{tcp}}</td></tr>{{/connections}}

@@ -12,10 +12,110 @@ public enum JSONReport {
         var connections: [Connection]
         var controllers: [Controller]
         var chains: [Chain]
+        var latency: [LatencyJSON]
         var findings: [FindingJSON]
         var unjudged: [UnjudgedJSON]
         var warnings: Warnings
         var evidence: EvidenceJSONInfo?
+    }
+    /// A command latency distribution (seconds), its phases, slowest commands and latency over time.
+    struct LatencyJSON: Encodable {
+        struct Figures: Encodable {
+            var count: UInt64
+            var p50: Double
+            var p90: Double
+            var p99: Double
+            var p999: Double
+            var max: Double
+            var approximate: Bool
+            init(_ d: LatencyFigures) {
+                count = d.count
+                p50 = Double(d.p50Ns) / 1e9
+                p90 = Double(d.p90Ns) / 1e9
+                p99 = Double(d.p99Ns) / 1e9
+                p999 = Double(d.p999Ns) / 1e9
+                max = Double(d.maxNs) / 1e9
+                approximate = d.approximate
+            }
+        }
+        struct Phase: Encodable {
+            var phase: String
+            var figures: Figures
+            enum CodingKeys: String, CodingKey { case phase }
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(phase, forKey: .phase)
+                try figures.encode(to: encoder)
+            }
+        }
+        /// One of the slowest commands.
+        struct Command: Encodable {
+            var connection: Int
+            var cid: Int
+            var file: String
+            var issuedFrame: Int
+            var completedFrame: Int
+            var time: Double
+            var seconds: Double
+            var phases: [String: Double]
+            init(_ s: SlowCommand, _ r: Report) {
+                connection = s.connection
+                cid = Int(s.cid)
+                file = r.fileName(s.issued)
+                issuedFrame = s.issued.frame
+                completedFrame = s.completed.frame
+                time = r.relative(s.issued)
+                seconds = Double(s.latencyNs) / 1e9
+                var p: [String: Double] = [:]
+                for phase in LatencyPhase.allCases where s.timing.phase(phase) >= 0 {
+                    p[phase.rawValue] = Double(s.timing.phase(phase)) / 1e9
+                }
+                self.phases = p
+            }
+        }
+        struct Timeline: Encodable {
+            struct Point: Encodable {
+                /// When the slice's slowest command was sent, seconds since the capture's first packet.
+                var time: Double
+                var seconds: Double
+            }
+            var sliceSeconds: Double
+            var points: [Point]
+        }
+        var controller: Int?
+        var connections: [Int]
+        var queue: String?
+        var command: String
+        var figures: Figures
+        var phases: [Phase]
+        var slowest: [Command]
+        var timeline: Timeline
+
+        enum CodingKeys: String, CodingKey { case controller, connections, queue, command, phases, slowest, timeline }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(controller, forKey: .controller)  // null when no controller is known
+            try c.encode(connections, forKey: .connections)
+            try c.encode(queue, forKey: .queue)  // null when the capture does not tell
+            try c.encode(command, forKey: .command)
+            try figures.encode(to: encoder)
+            try c.encode(phases, forKey: .phases)
+            try c.encode(slowest, forKey: .slowest)
+            try c.encode(timeline, forKey: .timeline)
+        }
+
+        init(_ g: LatencyGroup, _ r: Report) {
+            controller = g.controller
+            connections = g.connections
+            queue = g.queue?.rawValue
+            command = g.command
+            figures = Figures(g.total)
+            phases = g.phases.map { Phase(phase: $0.phase.rawValue, figures: Figures($0.figures)) }
+            slowest = g.slowest.map { Command($0, r) }
+            let start = r.model.captureStart?.timeNs ?? 0
+            timeline = Timeline(sliceSeconds: Double(g.sliceNs) / 1e9,
+                                points: g.timeline.map { .init(time: Double($0.issuedNs &- start) / 1e9, seconds: Double($0.latencyNs) / 1e9) })
+        }
     }
     struct EvidenceJSONInfo: Encodable {
         var file: String
@@ -148,6 +248,7 @@ public enum JSONReport {
         var hostnqn: String?
         var keepAlives: Int
         var maxKeepAliveGap: Double?
+        var untimedCommands: Int
         var closedBy: String?
         var closedHow: String
         var closeFrame: Int?
@@ -162,7 +263,7 @@ public enum JSONReport {
         enum CodingKeys: String, CodingKey {
             case id, src, dst, qid, kind, queue, queueBasis, midStream, discovery, discoveryBasis, controllerBasis, captured, tcp,
                  persistent, persistenceReasons, kato, controller, cntlid, subnqn,
-                 hostnqn, keepAlives, maxKeepAliveGap, closedBy, closedHow, closeFrame, firstFrame, lastFrame, file,
+                 hostnqn, keepAlives, maxKeepAliveGap, untimedCommands, closedBy, closedHow, closeFrame, firstFrame, lastFrame, file,
                  start, end, headerDigest, dataDigest
         }
 
@@ -190,6 +291,7 @@ public enum JSONReport {
             try c.encode(hostnqn, forKey: .hostnqn)
             try c.encode(keepAlives, forKey: .keepAlives)
             try c.encode(maxKeepAliveGap, forKey: .maxKeepAliveGap)
+            try c.encode(untimedCommands, forKey: .untimedCommands)
             try c.encode(closedBy, forKey: .closedBy)
             try c.encode(closedHow, forKey: .closedHow)
             try c.encode(closeFrame, forKey: .closeFrame)
@@ -345,6 +447,7 @@ public enum JSONReport {
                     persistenceReasons: PersistenceReason.allCases.filter { c.persistence.contains($0) }.map(\.rawValue),
                     kato: r.kato(c), controller: c.controller, cntlid: c.cntlid.map(Int.init), subnqn: c.subnqn, hostnqn: c.hostnqn,
                     keepAlives: c.keepAlives.count, maxKeepAliveGap: c.keepAliveSeries.maxGap?.seconds,
+                    untimedCommands: c.untimedCommands,
                     closedBy: c.end?.by?.rawValue, closedHow: c.end?.how.rawValue ?? "capture-end",
                     closeFrame: c.end?.by != nil ? c.end?.ref.frame : nil,
                     firstFrame: c.firstRef.frame, lastFrame: c.lastRef.frame, file: r.fileName(c.firstRef),
@@ -361,6 +464,7 @@ public enum JSONReport {
                 Chain(id: $0.id, hostnqn: $0.hostnqn, subnqn: $0.subnqn, host: $0.host.description, target: $0.target.description,
                       controllers: $0.controllers)
             },
+            latency: m.latency.map { LatencyJSON($0, r) },
             findings: r.findings.map { findingJSON($0, r) },
             unjudged: r.unjudged.map { UnjudgedJSON(rule: $0.rule, connection: $0.connection, reason: $0.reason) },
             warnings: Warnings(count: r.decodeWarnings,

@@ -63,6 +63,16 @@ public enum TextReport {
             out.append("")
         }
         if !m.connections.isEmpty {
+            let latency = r.latencyRows
+            if !latency.isEmpty {
+                out.append(paint("COMMAND LATENCY", "1") + " (command capsule to completion at the capture point; controller by its admin queue's connection)")
+                // A terminal gets the first rows; the files list every one.
+                out.append(contentsOf: table(Array(latency.prefix(Self.latencyRowsShown + 1))))
+                if latency.count > Self.latencyRowsShown + 1 {
+                    out.append("  … \(latency.count - 1 - Self.latencyRowsShown) more rows (all of them: --format markdown, html or json)")
+                }
+                if let note = r.untimedNote { out.append(contentsOf: wrap(note, indent: 2)) }
+            }
             out.append(paint("CONNECTIONS", "1"))
             // The TCP column only when some connection's TCP shows trouble (the handshake RTT of
             // each is in the other formats): a report of thousands of healthy connections stays
@@ -115,6 +125,10 @@ public enum TextReport {
     }
 
     /// Word-wraps to 100 columns.
+    /// Rows of the command latency table a text report prints (a capture of thousands of
+    /// connections has hundreds).
+    static let latencyRowsShown = 48
+
     static func wrap(_ text: String, indent: Int, width: Int = 100) -> [String] {
         let pad = String(repeating: " ", count: indent)
         var lines: [String] = []

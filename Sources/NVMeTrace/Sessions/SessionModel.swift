@@ -264,6 +264,9 @@ public struct ConnectionModel: Sendable {
     /// The last time controller→host bytes went missing from the capture: a command sent before
     /// it may have been answered unseen.
     public var completionsMissedAt: FrameRef?
+    /// Commands never timed for want of their completion: waiting at the end, or replaced by a
+    /// later command with their CID (not Asynchronous Event Requests).
+    public var untimedCommands = 0
     /// Asynchronous events the controller reported on this queue, in capture order.
     public var asyncEvents = FirstEvents<AsyncEventNotice>()
     /// Position in `asyncEvents.kept` of the first event the host has not read a log page after.
@@ -363,6 +366,8 @@ public struct SessionModel: Sendable {
     /// target port (in target order), and attempts not counted for want of room (`maxTargets`).
     public var failedConnects: [FailedConnects] = []
     public var failedConnectsUntracked = 0
+    /// Command latency distributions per controller, queue kind and command (see `LatencyGroup`).
+    public var latency: [LatencyGroup] = []
     /// Position in `connections` of each connection id (rules look connections up by id often).
     private var indexByID: [Int: Int]
     /// Connections that are not admin queues and have no controller, by host address and target:

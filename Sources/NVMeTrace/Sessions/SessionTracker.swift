@@ -37,6 +37,8 @@ public final class SessionTracker {
     /// from `connections`: it is read while a connection's model is being updated in place.
     private var adminClosed: [Int: FrameRef] = [:]
     private var lastConnection = -1
+    /// Command latencies (bounded histograms).
+    private var latency = CommandLatencies()
     /// Attempts the targets never accepted, per target port (at most `maxFailedConnectTargets`).
     private var failedConnects: [Endpoint: FailedConnects] = [:]
     private var failedConnectsUntracked = 0
@@ -119,6 +121,11 @@ public final class SessionTracker {
         // Bytes behind a given-up hole arrive with their own (earlier) frames: keep the latest.
         if ref.timeNs >= c.lastRef.timeNs { c.lastRef = ref }
         if fromHost, c.lastHostPDU.map({ ref.timeNs >= $0.timeNs }) ?? true { c.lastHostPDU = ref }
+    }
+
+    /// Commands of a connection timed by the decoder: into the latency distributions.
+    public func commandsTimed(connection: Int, _ timings: [CommandTiming]) {
+        latency.record(connection: connection, timings)
     }
 
     /// What every command changes: counts, and the controller's any-command timer.
@@ -254,6 +261,7 @@ public final class SessionTracker {
         c.waitingCommands = flow.waitingCommands
         c.oldestWaitingCommands = flow.oldestWaitingCommands
         c.completionsMissedAt = flow.completionsMissedAt
+        c.untimedCommands = flow.waitingCommands + flow.replacedUnanswered
         return (c.end, c.controller, c.id)
     }
 
@@ -548,7 +556,9 @@ public final class SessionTracker {
 
     /// The model as of `captureEnd`: connections still open end there; the kind of each
     /// controller and the persistence of discovery connections are judged.
-    public func model(files: [String], packets: Int, captureStart: FrameRef?, captureEnd: FrameRef) -> SessionModel {
+    /// `latency`: with the command latency distributions (merged per controller and their
+    /// percentiles computed: no rule reads them, and a live capture's model every 100 ms need not).
+    public func model(files: [String], packets: Int, captureStart: FrameRef?, captureEnd: FrameRef, latency withLatency: Bool = true) -> SessionModel {
         var conns = connections.sorted { $0.id < $1.id }
         var index: [Int: Int] = [:]
         for (i, c) in conns.enumerated() { index[c.id] = i }
@@ -623,6 +633,9 @@ public final class SessionTracker {
             ($0.target.address.description, $0.target.port) < ($1.target.address.description, $1.target.port)
         }
         model.failedConnectsUntracked = failedConnectsUntracked
+        if withLatency {
+            model.latency = latency.groups { id in index[id].map { (conns[$0].controller, conns[$0].queueKind) } ?? (nil, nil) }
+        }
         return model
     }
 

@@ -10,6 +10,7 @@ final class Collector: AnalyzerConsumer {
     var onEnd: ((ConnectionSummary) -> Void)?
     var onClose: ((ConnectionSummary) -> Void)?
     var onHostBytesLost: ((Int) -> Void)?
+    var onTimed: ((Int, [CommandTiming]) -> Void)?
 
     init(detail: RecordDetail = .full) { self.detail = detail }
 
@@ -19,6 +20,7 @@ final class Collector: AnalyzerConsumer {
     }
     func diagnostic(_ d: Diagnostic) { onDiagnostic?(d) }
     func hostBytesLost(connection: Int, ref: FrameRef) { onHostBytesLost?(connection) }
+    func commandsTimed(connection: Int, _ timings: [CommandTiming]) { onTimed?(connection, timings) }
     func connectionClosed(_ summary: ConnectionSummary) { onClose?(summary) }
     func connectionEnded(_ summary: ConnectionSummary) { onEnd?(summary) }
 }
