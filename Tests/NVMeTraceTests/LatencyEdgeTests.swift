@@ -163,6 +163,23 @@ import NVMeTraceSynth
         #expect(zip(g.timeline, g.timeline.dropFirst()).allSatisfy { $0.issuedNs < $1.issuedNs }, "oldest first")
     }
 
+    /// Capture timestamps are untrusted (a pcapng's 64 bits span centuries): commands sent at
+    /// 0, before 1970, and at the end of Int64's range still make at most 128 slices of a
+    /// positive width, and the longest latency is a point.
+    @Test func theSeriesTakesAnyTimestamps() {
+        var t = LatencyTimeline()
+        for (issued, ns) in [(Int64(1_700_000_000_000_000_000), Int64(5)), (0, 7), (-5, 3), (Int64.max, 9), (1 << 62, 11), (12_345, 2)] {
+            t.record(issuedNs: issued, latencyNs: ns)
+        }
+        #expect(t.points.count <= LatencyTimeline.maxSlices && !t.points.isEmpty)
+        #expect(t.widthNs > 0)
+        #expect(t.points.map(\.latencyNs).max() == 11)
+        var merged = LatencyTimeline()
+        merged.record(issuedNs: 1_000, latencyNs: 1)
+        merged.add(t)
+        #expect(merged.points.count <= LatencyTimeline.maxSlices && merged.points.map(\.latencyNs).max() == 11)
+    }
+
     /// Two I/O queues of one controller, their commands interleaved in time: the controller's
     /// series is the worst of both per slice (two series merged, `LatencyTimeline.add`).
     @Test func aControllersSeriesMergesItsQueues() throws {
