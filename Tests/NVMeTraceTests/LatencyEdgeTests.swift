@@ -291,6 +291,19 @@ import NVMeTraceSynth
         #expect(Set(l.groups { _ in (nil, nil) }.map(\.command)) == ["Read", "Get Log Page"])
     }
 
+    /// A controller's rows: its admin queue's first, whatever the connections' numbers (a capture
+    /// started mid-stream numbers an I/O queue before its admin queue); then connections
+    /// without a controller.
+    @Test func aControllersAdminRowsComeFirst() {
+        var l = CommandLatencies()
+        let ref = { (ns: Int64) in FrameRef(file: 0, frame: Int(ns / 1_000), timeNs: ns) }
+        l.record(connection: 1, [CommandTiming(kind: CommandKind(opcode: 0x02, fctype: nil, queue: .io), cid: 1, issued: ref(1_000), completed: ref(5_000))])
+        l.record(connection: 0, [CommandTiming(kind: CommandKind(opcode: 0x01, fctype: nil, queue: .io), cid: 1, issued: ref(1_000), completed: ref(5_000))])
+        l.record(connection: 3, [CommandTiming(kind: CommandKind(opcode: 0x18, fctype: nil, queue: .admin), cid: 2, issued: ref(6_000), completed: ref(9_000))])
+        let groups = l.groups { c in c == 0 ? (nil, .io) : (7, c == 3 ? .admin : .io) }
+        #expect(groups.map(\.command) == ["Keep Alive", "Read", "Write"])
+    }
+
     /// An Asynchronous Event Request waits by design (outstanding, or completed by an event
     /// minutes later): it is no latency. A Keep Alive is.
     @Test func asyncEventRequestsAreNoLatency() throws {

@@ -229,8 +229,10 @@ extension CommandLatencies {
             }
         }
         return merged.values.sorted {
-            ($0.controller ?? Int.max, $0.connections.first ?? Int.max, $0.queue == .admin ? 0 : 1, $0.order)
-                < ($1.controller ?? Int.max, $1.connections.first ?? Int.max, $1.queue == .admin ? 0 : 1, $1.order)
+            // A controller's admin queue first, then its I/O queues; connections without a
+            // controller after every controller, by connection.
+            ($0.controller ?? Int.max, $0.controller == nil ? $0.connections.first ?? Int.max : 0, $0.queue == .admin ? 0 : 1, $0.order)
+                < ($1.controller ?? Int.max, $1.controller == nil ? $1.connections.first ?? Int.max : 0, $1.queue == .admin ? 0 : 1, $1.order)
         }.map { m in
             LatencyGroup(controller: m.controller, connections: m.connections.sorted(), queue: m.queue, command: m.name,
                          total: m.group.total.figures,
