@@ -36,6 +36,9 @@ struct LiveOptions: ParsableArguments {
 
     @Flag(name: .customLong("immediate-mode"), help: "Deliver packets as they arrive rather than in 100 ms batches (libpcap 1.10 on Linux may drop packets of bursts in this mode).")
     var immediate = false
+
+    @Option(name: .customLong("metrics-listen"), help: ArgumentHelp("With -i: serve Prometheus metrics at http://ADDR:PORT/metrics while capturing.", valueName: "addr:port"))
+    var metricsListen: String?
 }
 
 /// Set from the signal thread, read by the capture loop.
@@ -122,6 +125,33 @@ extension AnalyzeCommand {
             out.flush()
         }
 
+        // Prometheus metrics, served from their own thread while the capture runs.
+        var server: MetricsServer?
+        var metrics: MonitorMetrics?
+        if let listen = live.metricsListen {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+                err.write("nvmetrace: error: --metrics-listen wants ADDR:PORT, e.g. 127.0.0.1:9464 (got '\(listen)')")
+                throw ExitCode(2)
+            }
+            let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            let m = MonitorMetrics()
+            do {
+                server = try MetricsServer(host: host.isEmpty ? "0.0.0.0" : host, port: port, page: { m.page() })
+            } catch {
+                err.write("nvmetrace: error: cannot listen on \(listen) for metrics: \(error)")
+                throw ExitCode(2)
+            }
+            metrics = m
+            if !decode.quiet { err.write("nvmetrace: metrics at http://\(host.isEmpty ? "0.0.0.0" : host):\(server!.port)/metrics") }
+            let previous = liveAnalysis.onFinding
+            liveAnalysis.onFinding = { f, report in
+                m.findingReported(f)
+                previous?(f, report)
+            }
+            liveAnalysis.onEvaluation = { report in m.update(from: report) }
+        }
+        defer { server?.close() }
+
         // The signal thread breaks the loop only while it runs: the handle is closed afterwards.
         signals.arm(source.loopBreaker)
 
@@ -134,6 +164,9 @@ extension AnalyzeCommand {
                 onPacket: { p in liveAnalysis.packet(p) },
                 onTick: { now in
                     liveAnalysis.tick(nowNs: now)
+                    if let metrics, let stats = source.stats() {
+                        metrics.capture(received: stats.received, droppedByKernel: stats.dropped, droppedByInterface: stats.ifDropped)
+                    }
                     if let deadline, now >= deadline { signals.stop.set() }
                 },
                 shouldStop: { signals.stop.isSet })
@@ -144,6 +177,7 @@ extension AnalyzeCommand {
         let stoppedAt = LivePcapSource.now()
         source.closeDump()
         var report = liveAnalysis.finish(nowNs: stoppedAt)
+        metrics?.update(from: report)
         if streamJSON && output == nil { out.flush() }
         if evidence != nil {
             // Live evidence is cut from the -w file once the capture is closed.

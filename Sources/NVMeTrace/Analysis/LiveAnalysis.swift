@@ -25,6 +25,9 @@ public final class LiveAnalysis {
     }
 
     /// The wall clock moved on: re-run the rules when the interval has passed.
+    /// Called with the report of every evaluation (after `onFinding` for its new findings).
+    public var onEvaluation: ((Report) -> Void)?
+
     public func tick(nowNs: Int64) {
         guard nowNs &- lastEvaluationNs >= intervalNs else { return }
         lastEvaluationNs = nowNs
@@ -39,6 +42,7 @@ public final class LiveAnalysis {
         for f in report.findings {
             if reported.insert(Self.key(f)).inserted { onFinding?(f, report) }
         }
+        onEvaluation?(report)
     }
 
     /// The capture stopped at `nowNs`: flush every connection and build the final report.
