@@ -166,11 +166,18 @@ final class LoopbackSocket {
         #expect(run.stderr.contains("packets dropped by kernel"))
 
         // Streamed findings: one JSON object per line, then the final report document.
-        let eventLines = run.stdout.split(separator: "\n").filter { $0.hasPrefix("{\"event\"") }
+        let eventLines = run.stdout.split(separator: "\n").filter { $0.hasPrefix("{\"") && $0.contains("\"event\":\"finding\"") }
         #expect(eventLines.count >= 3)
         let doc = try Self.finalReport(run.stdout)
         #expect(doc["schema"] as? String == "nvmetrace.report/1")
         let liveFindings = Set((doc["findings"] as! [[String: Any]]).map { "\($0["rule"]!)#\($0["connection"]!)" })
+        // Each line carries its connection's Community ID, as the report's connection table has it.
+        let flows = Dictionary(uniqueKeysWithValues: (doc["connections"] as! [[String: Any]]).map { ($0["id"] as! Int, $0["communityId"] as! String) })
+        for line in eventLines {
+            let event = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let connection = try #require((event["finding"] as? [String: Any])?["connection"] as? Int)
+            #expect(event["communityId"] as? String == flows[connection], "\(line)")
+        }
         #expect(liveFindings.contains { $0.hasPrefix("discovery-kato-zero#") })
         #expect(liveFindings.contains { $0.hasPrefix("keep-alive-overdue#") })
         #expect(liveFindings.contains { $0.hasPrefix("connect-rejected#") })
@@ -180,6 +187,8 @@ final class LoopbackSocket {
         let odoc = try #require(try JSONSerialization.jsonObject(with: Data(offline.stdout.utf8)) as? [String: Any])
         let offlineFindings = Set((odoc["findings"] as! [[String: Any]]).map { "\($0["rule"]!)#\($0["connection"]!)" })
         #expect(offlineFindings == liveFindings)
+        // Both ends on 127.0.0.1: the Community ID orders the endpoints by port (Wireshark's agree).
+        try CommunityIDTests.check(saved.path, "live capture on lo")
         _ = (dHost, dTarget, aHost, aTarget, endSockets)
     }
 

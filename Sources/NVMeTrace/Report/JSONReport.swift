@@ -229,6 +229,7 @@ public enum JSONReport {
         var id: Int
         var src: String
         var dst: String
+        var communityId: String
         var qid: Int?
         var kind: String
         var queue: String?
@@ -261,7 +262,7 @@ public enum JSONReport {
         var dataDigest: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case id, src, dst, qid, kind, queue, queueBasis, midStream, discovery, discoveryBasis, controllerBasis, captured, tcp,
+            case id, src, dst, communityId, qid, kind, queue, queueBasis, midStream, discovery, discoveryBasis, controllerBasis, captured, tcp,
                  persistent, persistenceReasons, kato, controller, cntlid, subnqn,
                  hostnqn, keepAlives, maxKeepAliveGap, untimedCommands, closedBy, closedHow, closeFrame, firstFrame, lastFrame, file,
                  start, end, headerDigest, dataDigest
@@ -272,6 +273,7 @@ public enum JSONReport {
             try c.encode(id, forKey: .id)
             try c.encode(src, forKey: .src)
             try c.encode(dst, forKey: .dst)
+            try c.encode(communityId, forKey: .communityId)
             try c.encode(qid, forKey: .qid)
             try c.encode(kind, forKey: .kind)
             try c.encode(queue, forKey: .queue)
@@ -409,14 +411,26 @@ public enum JSONReport {
 
     struct FindingEvent: Encodable {
         var event = "finding"
+        /// The Community ID of the finding's connection (null when it names none): what a log
+        /// pipeline joins with Zeek's or Suricata's records of the flow.
+        var communityId: String?
         var finding: FindingJSON
+        enum CodingKeys: String, CodingKey { case event, communityId, finding }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(event, forKey: .event)
+            try c.encode(communityId, forKey: .communityId)
+            try c.encode(finding, forKey: .finding)
+        }
     }
 
-    /// One finding as a single JSON line (`{"event":"finding","finding":{...}}`), for live output.
+    /// One finding as a single JSON line (`{"communityId":"1:…","event":"finding","finding":{...}}`),
+    /// for live output.
     public static func findingLine(_ f: Finding, _ r: Report) -> String {
         let enc = JSONEncoder()
         enc.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        guard let data = try? enc.encode(FindingEvent(finding: findingJSON(f, r))) else { return "{}" }
+        let flow = f.connection.flatMap { r.model.connection($0) }.map { CommunityID.tcp($0.host, $0.target) }
+        guard let data = try? enc.encode(FindingEvent(communityId: flow, finding: findingJSON(f, r))) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
     }
 
@@ -435,7 +449,8 @@ public enum JSONReport {
                                  whole: r.capture.isWhole, summary: r.capture.summary(connections: m.connections.count))),
             connections: m.connections.map { c in
                 Connection(
-                    id: c.id, src: c.host.description, dst: c.target.description, qid: c.qid.map(Int.init), kind: r.kind(c),
+                    id: c.id, src: c.host.description, dst: c.target.description, communityId: CommunityID.tcp(c.host, c.target),
+                    qid: c.qid.map(Int.init), kind: r.kind(c),
                     queue: c.queueKind?.rawValue, queueBasis: c.queueBasis.map(BasisJSON.init), midStream: c.midStream,
                     discovery: c.discovery, discoveryBasis: c.discoveryBasis.map(BasisJSON.init),
                     controllerBasis: c.controllerBasis.map(BasisJSON.init),
