@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "nvmetrace-bench", targets: ["nvmetrace-bench"]),
         .executable(name: "nvmetrace-floor", targets: ["nvmetrace-floor"]),
         .executable(name: "nvmetrace-fuzz", targets: ["nvmetrace-fuzz"]),
+        .executable(name: "nvmetrace-soak", targets: ["nvmetrace-soak"]),
         .library(name: "NVMeTrace", targets: ["NVMeTrace"]),
     ],
     dependencies: [
@@ -105,6 +106,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/nvmetrace-bench"
+        ),
+        // The daemon's soak benchmark (issue #17): keep-alives of thousands of connections played
+        // over lo to `nvmetrace monitor` for minutes, its RSS and drops sampled; then the highest
+        // packet rate it takes without drops.
+        .executableTarget(
+            name: "nvmetrace-soak",
+            dependencies: [
+                "NVMeTraceSynth",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/nvmetrace-soak"
         ),
         // Fuzz/run builds this with -sanitize=fuzzer,address; plainly built it replays inputs.
         .target(name: "CFuzzerDriver", path: "Sources/CFuzzerDriver"),

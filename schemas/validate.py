@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Validates nvmetrace's JSON output against the schemas next to this script.
 
-    validate.py [--report FILE ...] [--pdus FILE ...] [--json] [--coverage]
+    validate.py [--report FILE ...] [--pdus FILE ...] [--events FILE ...] [--json] [--coverage]
 
 --report FILE: a document from `nvmetrace --format json`, checked against
 nvmetrace.report-1.schema.json. --pdus FILE: the lines of `nvmetrace pdus --format json`, each
-checked against nvmetrace.pdus-1.schema.json. Besides the schema, every object's keys must be in
+checked against nvmetrace.pdus-1.schema.json. --events FILE: the lines of `nvmetrace monitor` (and the finding lines
+of `nvmetrace -i --format json`), each checked against nvmetrace.event-1.schema.json, whose
+definitions are completed with the report schema's (the finding object is the report's). Besides the schema, every object's keys must be in
 sorted order (as nvmetrace writes them) and appear once, and numbers must be finite.
 --coverage lists the fields the schemas define that none of the files used. --json prints the
 result as one JSON object. Exit status: 0 when everything is valid, 1 when something is not, 3
@@ -24,7 +26,9 @@ except ImportError as e:  # pragma: no cover
     sys.exit(3)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCHEMAS = {"report": "nvmetrace.report-1.schema.json", "pdus": "nvmetrace.pdus-1.schema.json"}
+SCHEMAS = {"report": "nvmetrace.report-1.schema.json", "pdus": "nvmetrace.pdus-1.schema.json",
+           "events": "nvmetrace.event-1.schema.json"}
+KINDS = ("report", "pdus", "events")
 
 
 class Unsorted(Exception):
@@ -34,6 +38,11 @@ class Unsorted(Exception):
 def load_validator(kind):
     with open(os.path.join(HERE, SCHEMAS[kind]), encoding="utf-8") as f:
         schema = json.load(f)
+    if kind == "events":
+        # The report's definitions, under the event schema's own (which win): one document, so
+        # that "#/$defs/finding" resolves with any jsonschema 4.x.
+        with open(os.path.join(HERE, SCHEMAS["report"]), encoding="utf-8") as f:
+            schema["$defs"] = {**json.load(f)["$defs"], **schema.get("$defs", {})}
     Draft202012Validator.check_schema(schema)
     return schema, Draft202012Validator(schema)
 
@@ -89,14 +98,15 @@ def main():
     ap = argparse.ArgumentParser(description="Validate nvmetrace JSON output against its schemas.")
     ap.add_argument("--report", nargs="+", default=[], metavar="FILE", help="nvmetrace --format json documents")
     ap.add_argument("--pdus", nargs="+", default=[], metavar="FILE", help="nvmetrace pdus --format json output")
+    ap.add_argument("--events", nargs="+", default=[], metavar="FILE", help="nvmetrace monitor event lines")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--coverage", action="store_true", help="list schema fields no file used")
     args = ap.parse_args()
 
     errors, unsorted = [], []
-    counts = {"report": 0, "pdus": 0}
-    used = {"report": set(), "pdus": set()}
-    for kind, files in (("report", args.report), ("pdus", args.pdus)):
+    counts = {k: 0 for k in KINDS}
+    used = {k: set() for k in KINDS}
+    for kind, files in (("report", args.report), ("pdus", args.pdus), ("events", args.events)):
         if not files:
             continue
         schema, validator = load_validator(kind)
@@ -121,7 +131,9 @@ def main():
 
     uncovered = {}
     if args.coverage:
-        for kind in ("report", "pdus"):
+        for kind in KINDS:
+            if kind == "events" and not args.events:
+                continue
             schema, _ = load_validator(kind)
             defined = set()
             schema_paths(schema, schema, "", defined, set())
@@ -136,7 +148,7 @@ def main():
         for kind, paths in uncovered.items():
             for p in paths:
                 print(f"{kind}: no file used {p}")
-        print(f"{counts['report']} reports, {counts['pdus']} PDU lines: "
+        print(f"{counts['report']} reports, {counts['pdus']} PDU lines, {counts['events']} event lines: "
               f"{len(errors)} schema errors, {len(unsorted)} objects with unsorted keys")
     return 1 if errors or unsorted else 0
 

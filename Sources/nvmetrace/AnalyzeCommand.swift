@@ -44,23 +44,10 @@ struct AnalyzeCommand: ParsableCommand {
     @Option(name: .long, help: "Exit 1 when a finding is at or above this severity: error, warning, info or none.")
     var failOn: FailOn = .error
 
-    @Option(name: .long, help: ArgumentHelp("Turn a rule off (repeatable); see --rules.", valueName: "rule"))
-    var disable: [String] = []
-
     @Flag(name: .long, help: "List the rules and exit.")
     var rules = false
 
-    @Option(name: .long, help: ArgumentHelp("Keep-alive timeout (seconds) the target applies to a discovery controller whose Connect carried KATO 0.", valueName: "seconds"))
-    var discoveryKato: Double = 120
-
-    @Option(name: .long, help: ArgumentHelp("The host's I/O command timeout (seconds) command-timeout judges I/O queues by (Linux nvme_core.io_timeout).", valueName: "seconds"))
-    var ioTimeout: Double = 30
-
-    @Option(name: .long, help: ArgumentHelp("The host's admin command timeout (seconds) command-timeout judges admin queues by (Linux nvme_core.admin_timeout).", valueName: "seconds"))
-    var adminTimeout: Double = 60
-
-    @Option(name: .long, help: ArgumentHelp("An outage of an I/O controller this long or longer (seconds) is a warning, shorter ones information (Linux's reconnect_delay is 10 s).", valueName: "seconds"))
-    var outageWarning: Double = 10
+    @OptionGroup(title: "Rules") var ruleOptions: RuleOptions
 
     @Flag(name: .long, help: "Colour the text report even when not on a terminal.")
     var color = false
@@ -77,14 +64,6 @@ struct AnalyzeCommand: ParsableCommand {
         if rules || live.listInterfaces { return }
         if let n = evidenceSnaplen, n < 1 || n > 262_144 { throw ValidationError("--evidence-snaplen takes 1 to 262144") }
         if evidenceSnaplen != nil && evidence == nil { throw ValidationError("--evidence-snaplen goes with --evidence FILE") }
-        // Checked before the live early return: live capture uses them too.
-        guard discoveryKato >= 0.001, discoveryKato < 4_000_000 else { throw ValidationError("--discovery-kato must be a positive number of seconds.") }
-        for (name, v) in [("--io-timeout", ioTimeout), ("--admin-timeout", adminTimeout), ("--outage-warning", outageWarning)] where !(v >= 0.001 && v < 4_000_000) {
-            throw ValidationError("\(name) must be a positive number of seconds.")
-        }
-        for id in disable where RuleEngine.rule(id) == nil {
-            throw ValidationError("Unknown rule '\(id)'; --rules lists them.")
-        }
         if live.interface != nil {
             if let c = live.count, c <= 0 { throw ValidationError("-c takes a positive number of packets.") }
             if let d = live.duration, !(d > 0 && d <= 1e9) { throw ValidationError("--duration takes a positive number of seconds.") }
@@ -176,14 +155,7 @@ struct AnalyzeCommand: ParsableCommand {
         }
     }
 
-    func engine() -> RuleEngine {
-        var config = RuleConfig()
-        config.discoveryKATOms = UInt32(discoveryKato * 1000)
-        config.ioTimeoutSeconds = ioTimeout
-        config.adminTimeoutSeconds = adminTimeout
-        config.outageWarningSeconds = outageWarning
-        return RuleEngine(config: config, disabled: Set(disable))
-    }
+    func engine() -> RuleEngine { ruleOptions.engine() }
 
     /// Writes the report in the chosen format to --output or standard output.
     func emit(_ report: Report) throws {

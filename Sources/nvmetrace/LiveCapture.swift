@@ -129,20 +129,19 @@ extension AnalyzeCommand {
         var server: MetricsServer?
         var metrics: MonitorMetrics?
         if let listen = live.metricsListen {
-            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            guard let (host, port) = parseListen(listen) else {
                 err.write("nvmetrace: error: --metrics-listen wants ADDR:PORT, e.g. 127.0.0.1:9464 (got '\(listen)')")
                 throw ExitCode(2)
             }
-            let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
             let m = MonitorMetrics()
             do {
-                server = try MetricsServer(host: host.isEmpty ? "0.0.0.0" : host, port: port, page: { m.page() })
+                server = try MetricsServer(host: host, port: port, page: { m.page() })
             } catch {
                 err.write("nvmetrace: error: cannot listen on \(listen) for metrics: \(error)")
                 throw ExitCode(2)
             }
             metrics = m
-            if !decode.quiet { err.write("nvmetrace: metrics at http://\(host.isEmpty ? "0.0.0.0" : host):\(server!.port)/metrics") }
+            if !decode.quiet { err.write("nvmetrace: metrics at http://\(host):\(server!.port)/metrics") }
             let previous = liveAnalysis.onFinding
             liveAnalysis.onFinding = { f, report in
                 m.findingReported(f)

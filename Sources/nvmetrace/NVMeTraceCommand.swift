@@ -24,7 +24,7 @@ struct NVMeTraceCommand: ParsableCommand {
               nvmetrace pdus --port 4421 a.pcap b.pcapng  several files, an extra target port
             """,
         version: NVMeTraceVersion.string,
-        subcommands: [AnalyzeCommand.self, PDUsCommand.self],
+        subcommands: [AnalyzeCommand.self, PDUsCommand.self, MonitorCommand.self],
         defaultSubcommand: AnalyzeCommand.self
     )
 

@@ -136,6 +136,114 @@ import NVMeTraceSynth
     }
 }
 
+extension PrometheusTests {
+    /// The daemon as an operator runs it (issue #17): `nvmetrace monitor` on `lo` with its
+    /// defaults (headers only, -s 256), events to a file, a real Prometheus scraping it every
+    /// second. Real sockets play a persistent discovery connection with KATO 0, and an admin queue
+    /// whose Keep Alives stop and which the target then closes. Prometheus must show the findings,
+    /// the per-controller gap, the associations made and torn down and the keep-alive intervals;
+    /// SIGTERM must stop the daemon with status 0 and the events file hold each event.
+    @Test(.enabled(if: liveCaptureExpected(), "needs a capture device on lo (root or CAP_NET_RAW and CAP_NET_ADMIN)"))
+    func theDaemonUnderPrometheus() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.prometheus),
+                     "Prometheus not found at \(Self.prometheus): apt-get install prometheus (.ci/run does)")
+        let (discoveryListener, discoveryPort) = LoopbackSocket.listener()
+        let (adminListener, adminPort) = LoopbackSocket.listener()
+        let metricsPort = Self.freePort()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nvmetrace-daemon-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let events = dir.appendingPathComponent("events.json")
+        let binary = try #require(nvmetraceBinary())
+        let daemon = try ChildProcess(binary.path, ["monitor", "-i", "lo", "--metrics-listen", "127.0.0.1:\(metricsPort)", "--events", events.path,
+                                                    "--port", "\(discoveryPort)", "--port", "\(adminPort)",
+                                                    "tcp port \(discoveryPort) or tcp port \(adminPort)"])
+        try daemon.waitFor("monitoring lo", in: daemon.stderr, seconds: 30)
+        #expect(daemon.stderr.text.contains("snapshot length 256 bytes"))
+        let config = dir.appendingPathComponent("prometheus.yml")
+        try """
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: nvmetrace
+                static_configs:
+                  - targets: ['127.0.0.1:\(metricsPort)']
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let promPort = Self.freePort()
+        let prom = try ChildProcess(Self.prometheus, ["--config.file=\(config.path)", "--storage.tsdb.path=\(dir.appendingPathComponent("data").path)",
+                                                      "--web.listen-address=127.0.0.1:\(promPort)"])
+        defer { prom.send(signal: SIGTERM); _ = try? prom.wait(seconds: 20) }
+
+        let dHost = LoopbackSocket.connect(port: discoveryPort)
+        let dTarget = discoveryListener.accept()
+        dHost.send(PDUBuilder.icReq())
+        dTarget.send(PDUBuilder.icResp())
+        dHost.send(PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 0),
+                                         data: PDUBuilder.connectData(subnqn: NVMeScript.discoveryNQN, hostnqn: LiveCaptureTests.hostnqn)))
+        dTarget.send(PDUBuilder.capsuleResp(cid: 1, dw0: 1))
+        dHost.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x02, cid: 2, cdw10: 0x70 | (255 << 16))))
+        dTarget.send(PDUBuilder.c2hData(cid: 2, data: [UInt8](repeating: 0, count: 1024)) + PDUBuilder.capsuleResp(cid: 2))
+        dHost.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x0C, cid: 3)))
+        let aHost = LoopbackSocket.connect(port: adminPort)
+        let aTarget = adminListener.accept()
+        aHost.send(PDUBuilder.icReq())
+        aTarget.send(PDUBuilder.icResp())
+        aHost.send(PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 1000),
+                                         data: PDUBuilder.connectData(subnqn: "nqn.2024-01.test:live", hostnqn: LiveCaptureTests.hostnqn)))
+        aTarget.send(PDUBuilder.capsuleResp(cid: 1, dw0: 7))
+        for cid: UInt16 in [10, 11, 12] {
+            usleep(300_000)
+            aHost.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x18, cid: cid)))
+            aTarget.send(PDUBuilder.capsuleResp(cid: cid))
+        }
+
+        func waitFor(_ promql: String, _ ok: (Double) -> Bool, seconds: Double) -> Double? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if let v = Self.query(port: promPort, promql), ok(v) { return v }
+                usleep(500_000)
+            }
+            return Self.query(port: promPort, promql)
+        }
+        // The admin queue's silence, per controller: the Connect data (its NQN) is past the
+        // 256-byte snap length, so the label says so by being empty.
+        let gap = waitFor(#"nvmetrace_keep_alive_gap_over_kato{target="127.0.0.1:\#(adminPort)"}"#, { $0 >= 1 }, seconds: 30)
+        #expect((gap ?? 0) >= 1, "the per-controller gap in Prometheus: \(String(describing: gap))")
+        #expect(waitFor(#"nvmetrace_findings_total{rule="keep-alive-overdue",severity="warning"}"#, { $0 >= 1 }, seconds: 30) == 1)
+        // Two Keep Alive intervals of about 300 ms.
+        #expect(waitFor("nvmetrace_keep_alive_interval_seconds_count", { $0 >= 2 }, seconds: 10) == 2)
+        #expect(waitFor(#"nvmetrace_keep_alive_interval_seconds_bucket{le="0.5"}"#, { $0 >= 2 }, seconds: 10) == 2)
+        #expect(waitFor(#"sum(nvmetrace_associations_created_total)"#, { $0 >= 2 }, seconds: 10) == 2)
+        // The target closes the admin queue; the host follows.
+        shutdown(aTarget.fd, Int32(SHUT_WR))
+        shutdown(aHost.fd, Int32(SHUT_WR))
+        #expect(waitFor(#"sum(nvmetrace_associations_ended_total{by="target",how="fin"})"#, { $0 >= 1 }, seconds: 20) == 1)
+        #expect(waitFor(#"nvmetrace_findings_total{rule="discovery-kato-zero",severity="error"}"#, { $0 >= 1 }, seconds: 40) == 1)
+        #expect(waitFor("nvmetrace_discovery_kato_zero_controllers", { $0 >= 1 }, seconds: 10) == 1)
+        #expect((waitFor("process_resident_memory_bytes", { $0 > 0 }, seconds: 5) ?? 0) > 1_000_000)
+        let page = try #require(Self.get(port: metricsPort, "/metrics"))
+        let pageFile = dir.appendingPathComponent("metrics.txt")
+        try page.1.write(to: pageFile, atomically: true, encoding: .utf8)
+        let check = try runChild("/bin/sh", ["-c", "\(Self.promtool) check metrics < '\(pageFile.path)'"], seconds: 30)
+        #expect(check.status == 0, "promtool check metrics: \(check.stdout)\(check.stderr)")
+
+        daemon.send(signal: SIGTERM)
+        let stopped = try daemon.wait(seconds: 20)
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+        #expect(stopped.stderr.contains("nvmetrace: stopped: "))
+        let lines = try jsonLines(String(contentsOf: events, encoding: .utf8))
+        func count(_ event: String, _ match: ([String: Any]) -> Bool = { _ in true }) -> Int {
+            lines.filter { $0["event"] as? String == event && match($0) }.count
+        }
+        #expect(count("association-up") == 2, "\(lines)")
+        #expect(count("association-down") { ($0["association"] as? [String: Any])?["by"] as? String == "target" } == 1)
+        #expect(count("finding") { ($0["finding"] as? [String: Any])?["rule"] as? String == "discovery-kato-zero" } == 1)
+        #expect(count("finding") { ($0["finding"] as? [String: Any])?["rule"] as? String == "keep-alive-overdue" } == 1)
+        for l in lines { #expect(l["schema"] as? String == "nvmetrace.event/1") }
+        _ = (dHost, dTarget, aHost, aTarget)
+    }
+}
+
 /// The metrics computed from a report: checked against the synthetic capture's own times.
 @Suite struct MonitorMetricsTests {
     /// libpcap's cumulative counters become Prometheus counters, increased by each difference,

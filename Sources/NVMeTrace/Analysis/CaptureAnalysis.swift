@@ -22,6 +22,19 @@ public final class CaptureAnalysis {
     public var liveSnapLengths: [Int] = []
     private let feed: Feed
 
+    /// A second consumer of the pipeline's output, called after the session model for each PDU,
+    /// timed command and connection end (a daemon's metrics). Its `detail` is not asked: it gets
+    /// what the model gets.
+    public var tap: (any AnalyzerConsumer)? {
+        get { feed.tap }
+        set { feed.tap = newValue }
+    }
+    /// Whether command latencies go into the model's distributions (`SessionModel.latency`).
+    public var modelLatency: Bool {
+        get { feed.modelLatency }
+        set { feed.modelLatency = newValue }
+    }
+
     /// The analyzer's consumer: PDUs and connection summaries to the session model, warnings
     /// counted. Holds no reference back to the analyzer or to this analysis.
     final class Feed: AnalyzerConsumer {
@@ -31,17 +44,30 @@ public final class CaptureAnalysis {
         var warningCounts: [Diagnostic.Kind: Int] = [:]
         var warningSamples: [String] = []
         var onWarning: ((Diagnostic) -> Void)?
+        /// A second consumer that sees what the model sees, after it (a daemon's metrics).
+        var tap: (any AnalyzerConsumer)?
+        /// Command latencies go into the model (a daemon takes them into histograms of its own).
+        var modelLatency = true
 
         init(tracker: SessionTracker, detail: RecordDetail) {
             self.tracker = tracker
             self.detail = detail
         }
 
-        func pdu(_ record: LentPDURecord) { tracker.record(record) }
+        func pdu(_ record: LentPDURecord) {
+            tracker.record(record)
+            tap?.pdu(record)
+        }
         func hostBytesLost(connection: Int, ref: FrameRef) { tracker.hostBytesLost(connection: connection) }
-        func commandsTimed(connection: Int, _ timings: [CommandTiming]) { tracker.commandsTimed(connection: connection, timings) }
+        func commandsTimed(connection: Int, _ timings: [CommandTiming]) {
+            if modelLatency { tracker.commandsTimed(connection: connection, timings) }
+            tap?.commandsTimed(connection: connection, timings)
+        }
         func connectionClosed(_ summary: ConnectionSummary) { tracker.connectionClosed(summary) }
-        func connectionEnded(_ summary: ConnectionSummary) { tracker.connectionEnded(summary) }
+        func connectionEnded(_ summary: ConnectionSummary) {
+            tracker.connectionEnded(summary)
+            tap?.connectionEnded(summary)
+        }
         func diagnostic(_ d: Diagnostic) {
             warningCount += 1
             warningCounts[d.kind, default: 0] += 1

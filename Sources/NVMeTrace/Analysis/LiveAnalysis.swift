@@ -9,7 +9,11 @@ public final class LiveAnalysis {
     /// How often the rules are re-run.
     public var intervalNs: Int64 = 500_000_000
     private var lastEvaluationNs: Int64 = 0
-    private var reported: Set<String> = []
+    /// Findings reported, by key (`key(_:)`), with their rule and connections.
+    private var reported: [String: (rule: String, connections: [Int])] = [:]
+    /// Set when connections were retired: the next evaluation keeps only the keys of findings it
+    /// still makes (those of what was retired never come back), so `reported` stays bounded.
+    private var pruneReported = false
     public let fileIndex: Int
 
     public init(device: String, options: AnalyzerOptions, engine: RuleEngine) {
@@ -30,6 +34,8 @@ public final class LiveAnalysis {
 
     public func tick(nowNs: Int64) {
         guard nowNs &- lastEvaluationNs >= intervalNs else { return }
+        // Closed connections end on the clock too, so that a daemon can retire them.
+        if analysis.analyzer.packets > 0 { analysis.analyzer.flows.clock(now(nowNs)) }
         lastEvaluationNs = nowNs
         evaluate(nowNs: nowNs)
     }
@@ -39,18 +45,55 @@ public final class LiveAnalysis {
         guard analysis.analyzer.packets > 0 else { return }
         // Without command latency: findings only (their lines do not print it).
         let report = analysis.report(engine: engine, end: now(nowNs), latency: false)
-        for f in report.findings {
-            if reported.insert(Self.key(f)).inserted { onFinding?(f, report) }
+        if pruneReported {
+            prune(report)
+            pruneReported = false
+        } else {
+            for f in report.findings where reported.updateValue((f.rule, f.connections), forKey: Self.key(f)) == nil {
+                onFinding?(f, report)
+            }
         }
         onEvaluation?(report)
+    }
+
+    /// The first evaluation after a retirement: only the findings it still makes are kept. A
+    /// finding whose first connection was retired comes back with another first connection (a
+    /// reconnect loop whose oldest association went): when a new finding shares a connection with
+    /// such a one of the same rule, it is that finding, not a new one.
+    private func prune(_ report: Report) {
+        var current: [String: (rule: String, connections: [Int])] = [:]
+        var fresh: [Finding] = []
+        for f in report.findings {
+            let key = Self.key(f)
+            current[key] = (f.rule, f.connections)
+            if reported[key] == nil { fresh.append(f) }
+        }
+        let orphans = reported.filter { key, value in
+            current[key] == nil && value.connections.first.map { report.model.position(of: $0) == nil } ?? false
+        }.values
+        for f in fresh {
+            let mine = Set(f.connections)
+            if orphans.contains(where: { $0.rule == f.rule && $0.connections.contains(where: mine.contains) }) { continue }
+            onFinding?(f, report)
+        }
+        reported = current
+    }
+
+    /// Retires what the session model no longer needs (`SessionTracker.retire`): connections
+    /// that ended before `cutoffNs`, and the controllers and chains made only of them.
+    @discardableResult
+    public func retire(endedBefore cutoffNs: Int64) -> Retired {
+        let r = analysis.tracker.retire(endedBefore: cutoffNs)
+        if r != Retired() { pruneReported = true }
+        return r
     }
 
     /// The capture stopped at `nowNs`: flush every connection and build the final report.
     public func finish(nowNs: Int64) -> Report {
         analysis.analyzer.finish()
         let report = analysis.report(engine: engine, end: now(nowNs))
-        for f in report.findings {
-            if reported.insert(Self.key(f)).inserted { onFinding?(f, report) }
+        for f in report.findings where reported.updateValue((f.rule, f.connections), forKey: Self.key(f)) == nil {
+            onFinding?(f, report)
         }
         return report
     }

@@ -153,6 +153,13 @@ public final class FlowTable {
         delegate?.flowStarted(flow)
     }
 
+    /// The clock moved on without a segment (a live capture's timer): closed flows whose linger
+    /// time has passed end now, not at the next segment of another flow (segments of one busy
+    /// flow take the fast path and never sweep).
+    public func clock(_ now: FrameRef) {
+        if now.timeNs >= nextSweepNs { sweep(now: now) }
+    }
+
     /// Removes closed flows whose linger time has passed.
     private func sweep(now: FrameRef) {
         nextSweepNs = now.timeNs &+ 1_000_000_000

@@ -409,29 +409,10 @@ public enum JSONReport {
                     explanation: f.explanation, fix: f.fix)
     }
 
-    struct FindingEvent: Encodable {
-        var event = "finding"
-        /// The Community ID of the finding's connection (null when it names none): what a log
-        /// pipeline joins with Zeek's or Suricata's records of the flow.
-        var communityId: String?
-        var finding: FindingJSON
-        enum CodingKeys: String, CodingKey { case event, communityId, finding }
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(event, forKey: .event)
-            try c.encode(communityId, forKey: .communityId)
-            try c.encode(finding, forKey: .finding)
-        }
-    }
-
-    /// One finding as a single JSON line (`{"communityId":"1:…","event":"finding","finding":{...}}`),
-    /// for live output.
+    /// One finding as a single JSON line: the daemon's `finding` event (`MonitorEvent.line`,
+    /// schema `nvmetrace.event/1`), for live output.
     public static func findingLine(_ f: Finding, _ r: Report) -> String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        let flow = f.connection.flatMap { r.model.connection($0) }.map { CommunityID.tcp($0.host, $0.target) }
-        guard let data = try? enc.encode(FindingEvent(communityId: flow, finding: findingJSON(f, r))) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
+        MonitorEvent.finding(f, r).line()
     }
 
     public static func render(_ r: Report) -> String {

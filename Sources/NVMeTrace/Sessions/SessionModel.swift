@@ -279,6 +279,9 @@ public struct ConnectionModel: Sendable {
     /// Header digest mismatches among `digestErrors` (all of them, kept or not).
     public var headerDigestErrors = 0
     public var end: ConnectionEnd?
+    /// The pipeline is done with it (its TCP connection ended and was flushed): nothing more will
+    /// come for it, so it may be retired (`SessionTracker.retire`).
+    var leftPipeline = false
     public var persistence: Set<PersistenceReason> = []
 
     /// An admin queue (from the Connect, or inferred: see `queueBasis`).

@@ -18,32 +18,35 @@ public final class SessionTracker {
     public var persistentAfterSeconds: Double = 10
 
     /// Connections in order of their first PDU.
-    private var connections: [ConnectionModel] = []
+    var connections: [ConnectionModel] = []
     /// Position in `connections` by connection id. Ids are dense (counted like tcp.stream), so
     /// an array finds them without hashing; ids past `maxDirectID` (not seen from the analyzer)
     /// go through a dictionary.
-    private var positionByID: [Int32] = []
-    private var positionByLargeID: [Int: Int] = [:]
+    var positionByID: [Int32] = []
+    var positionByLargeID: [Int: Int] = [:]
+    /// The id `positionByID[0]` stands for: raised when connections are retired, so that a
+    /// daemon's array covers the ids of recent connections, not every id since it started.
+    var positionBase = 0
     private static let maxDirectID = 1 << 24
-    private var controllers: [ControllerModel] = []
-    private var chains: [ReconnectChain] = []
-    private var chainByNQNs: [ChainKey: Int] = [:]
+    var controllers: [ControllerModel] = []
+    var chains: [ReconnectChain] = []
+    var chainByNQNs: [ChainKey: Int] = [:]
     /// The newest chain per host address and target.
-    private var chainByPath: [Path: Int] = [:]
+    var chainByPath: [Path: Int] = [:]
     /// Controllers whose admin queue is open, per host address and target (an I/O queue joins one
     /// of these; a closed admin queue leaves).
-    private var openControllers: [Path: [Int]] = [:]
+    var openControllers: [Path: [Int]] = [:]
     /// When each controller's admin queue closed (FIN, RST, TermReq), by controller id. Kept apart
     /// from `connections`: it is read while a connection's model is being updated in place.
-    private var adminClosed: [Int: FrameRef] = [:]
-    private var lastConnection = -1
+    var adminClosed: [Int: FrameRef] = [:]
+    var lastConnection = -1
     /// Command latencies (bounded histograms).
-    private var latency = CommandLatencies()
+    var latency = CommandLatencies()
     /// Attempts the targets never accepted, per target port (at most `maxFailedConnectTargets`).
-    private var failedConnects: [Endpoint: FailedConnects] = [:]
+    var failedConnects: [Endpoint: FailedConnects] = [:]
     private var failedConnectsUntracked = 0
     static let maxFailedConnectTargets = 256
-    private var lastIndex: Int?
+    var lastIndex: Int?
 
     /// A host address and a target endpoint: where associations are made.
     struct Path: Hashable {
@@ -139,18 +142,20 @@ public final class SessionTracker {
         if let ctl = c.controller { controllers[ctl].anyCommand.add(TimerEvent(ref: ref, connection: c.id, command: kind)) }
     }
 
-    private func position(of id: Int) -> Int? {
-        guard id >= 0 && id < Self.maxDirectID else { return positionByLargeID[id] }
-        guard id < positionByID.count, positionByID[id] >= 0 else { return nil }
-        return Int(positionByID[id])
+    func position(of id: Int) -> Int? {
+        let d = id &- positionBase
+        guard d >= 0 && d < Self.maxDirectID else { return positionByLargeID[id] }
+        guard d < positionByID.count, positionByID[d] >= 0 else { return nil }
+        return Int(positionByID[d])
     }
 
     private func setPosition(_ position: Int, of id: Int) {
-        guard id >= 0 && id < Self.maxDirectID else { positionByLargeID[id] = position; return }
-        if id >= positionByID.count {
-            positionByID.append(contentsOf: repeatElement(-1, count: max(id + 1, positionByID.count * 2) - positionByID.count))
+        let d = id &- positionBase
+        guard d >= 0 && d < Self.maxDirectID else { positionByLargeID[id] = position; return }
+        if d >= positionByID.count {
+            positionByID.append(contentsOf: repeatElement(-1, count: max(d + 1, positionByID.count * 2) - positionByID.count))
         }
-        positionByID[id] = Int32(position)
+        positionByID[d] = Int32(position)
     }
 
     /// Out of line: the summarised PDUs of plain I/O (most of them) take the short path in
@@ -230,6 +235,7 @@ public final class SessionTracker {
         // In place: a copy of the model out and back costs a retain and release of each of its
         // references, twice per connection.
         let (end, controller, id) = Self.close(&connections[index], flow: flow, final: final)
+        if final { connections[index].leftPipeline = true }
         // An admin queue that closed no longer takes I/O queues.
         if let end, let ctl = controller, controllers[ctl].adminConnection == id {
             adminClosed[ctl] = end.ref

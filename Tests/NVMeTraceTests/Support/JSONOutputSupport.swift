@@ -84,13 +84,14 @@ enum SchemaValidator {
 
     /// Validates every file in one python process. `pythonOptions` go before the script (tests of
     /// the missing-module path pass -S).
-    static func run(reports: [String], pdus: [String], coverage: Bool = false, pythonOptions: [String] = [],
+    static func run(reports: [String], pdus: [String], events: [String] = [], coverage: Bool = false, pythonOptions: [String] = [],
                     timeLimit: TimeInterval = 120) throws -> SchemaValidation {
         guard FileManager.default.isExecutableFile(atPath: python) else { throw SchemaValidatorError.unavailable("no \(python)") }
         var args = pythonOptions + [script, "--json"]
         if coverage { args.append("--coverage") }
         if !reports.isEmpty { args += ["--report"] + reports }
         if !pdus.isEmpty { args += ["--pdus"] + pdus }
+        if !events.isEmpty { args += ["--events"] + events }
         let run = try runChild(python, args, seconds: timeLimit)
         if run.status == 3 { throw SchemaValidatorError.unavailable(run.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
         guard run.status == 0 || run.status == 1,

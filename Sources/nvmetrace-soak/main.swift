@@ -1,0 +1,2 @@
+// Placeholder: the soak benchmark is being written.
+print("nvmetrace-soak")
