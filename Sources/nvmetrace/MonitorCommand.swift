@@ -50,6 +50,15 @@ struct MonitorCommand: ParsableCommand {
     @Option(name: .customLong("events-keep"), help: ArgumentHelp("Rotated event files kept: FILE.1 (newest) to FILE.N (default 5).", valueName: "n"))
     var eventsKeep: Int = 5
 
+    @Option(name: .customLong("ring"), help: ArgumentHelp("Keep the last --ring-minutes of captured packets in rotating pcap files in DIR, and cut each finding's evidence pcap from them into DIR/evidence when it fires.", valueName: "dir"))
+    var ring: String?
+
+    @Option(name: .customLong("ring-minutes"), help: ArgumentHelp("Minutes of packets the ring keeps (default 10).", valueName: "minutes"))
+    var ringMinutes: Double = 10
+
+    @Option(name: .customLong("ring-file-seconds"), help: ArgumentHelp("Seconds of packets per ring file (default 60).", valueName: "seconds"))
+    var ringFileSeconds: Int = 60
+
     @Option(name: .customLong("retain"), help: ArgumentHelp("Seconds a connection that ended stays in the session model (default 600): rules judge reconnects and outages within it.", valueName: "seconds"))
     var retain: Double = 600
 
@@ -77,6 +86,9 @@ struct MonitorCommand: ParsableCommand {
         if snaplen <= 0 || snaplen > 262_144 { throw ValidationError("-s takes a snap length from 1 to 262144.") }
         if let d = duration, !(d > 0 && d <= 1e9) { throw ValidationError("--duration takes a positive number of seconds.") }
         if !(retain >= 1 && retain <= 1e7) { throw ValidationError("--retain takes 1 to 10000000 seconds.") }
+        if !(ringMinutes > 0 && ringMinutes <= 10_080) { throw ValidationError("--ring-minutes takes more than 0 and at most 10080 (a week).") }
+        if !(1...86_400).contains(ringFileSeconds) { throw ValidationError("--ring-file-seconds takes 1 to 86400.") }
+        if ring == nil && (ringMinutes != 10 || ringFileSeconds != 60) { throw ValidationError("--ring-minutes and --ring-file-seconds go with --ring DIR.") }
         if eventsMaxBytes < 4096 { throw ValidationError("--events-max-bytes takes 4096 or more.") }
         if !(1...1000).contains(eventsKeep) { throw ValidationError("--events-keep takes 1 to 1000.") }
         if maxControllerSeries < 0 || maxControllerSeries > 100_000 { throw ValidationError("--max-controller-series takes 0 to 100000.") }
@@ -95,9 +107,14 @@ struct MonitorCommand: ParsableCommand {
         let signals = StopSignals()
         let source: LivePcapSource
         let log: EventLog
+        var evidenceRing: EvidenceRing?
         do {
             source = try LivePcapSource(options: options)
             log = try EventLog(path: events == "-" ? nil : events, maxBytes: eventsMaxBytes, keep: eventsKeep)
+            if let ring {
+                evidenceRing = try EvidenceRing(directory: ring, linkType: source.linkType, fileSeconds: Int64(ringFileSeconds),
+                                                keepSeconds: Int64(ringMinutes * 60))
+            }
             if let user { try dropPrivileges(to: user) }
         } catch {
             err.write("nvmetrace: error: \(error)")
@@ -108,14 +125,16 @@ struct MonitorCommand: ParsableCommand {
         let metrics = MonitorMetrics(maxControllerSeries: maxControllerSeries)
         let monitor = Monitor(device: interface, options: analyzerOptions, engine: ruleOptions.engine(), metrics: metrics)
         monitor.retainNs = Int64(retain * 1e9)
+        monitor.ring = evidenceRing
         monitor.live.analysis.liveSnapLengths = [Int(snaplen)]
         if !quiet {
             monitor.live.analysis.onWarning = { d in err.write("nvmetrace: warning[\(d.kind.rawValue)]: \(d)") }
         }
         var eventCount = 0
-        monitor.onEvent = { e in
+        monitor.onEvent = { [quiet, unowned monitor] e in
             log.write(e.line())
             eventCount += 1
+            if !quiet, case .finding = e, let why = monitor.ringError { err.write("nvmetrace: warning: evidence ring: \(why)") }
         }
         var server: MetricsServer?
         if let listen = metricsListen, let (host, port) = parseListen(listen) {

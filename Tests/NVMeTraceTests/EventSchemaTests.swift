@@ -10,8 +10,12 @@ import NVMeTraceSynth
     /// Event lines from every rule scenario, and from one with each kind of association event.
     static func corpus() -> [String] {
         var lines: [String] = []
+        let ring = temporaryFile("ring").path
+        defer { try? FileManager.default.removeItem(atPath: ring) }
         func run(_ s: SynthCapture) {
             let (m, box) = MonitorTests.monitor()
+            // Findings with the evidence the ring cut for them.
+            m.ring = try? EvidenceRing(directory: ring, linkType: 1)
             m.finish(nowNs: MonitorTests.play(s, into: m))
             lines += box.lines
         }

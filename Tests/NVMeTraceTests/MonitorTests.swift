@@ -250,6 +250,50 @@ extension MonitorTests {
     }
 }
 
+/// `--ring`: the last minutes of packets in rotating pcap files, and each finding's evidence cut
+/// from them when it fires.
+@Suite struct EvidenceRingTests {
+    @Test func theRingStaysBoundedAndTheEvidenceHoldsTheFinding() throws {
+        let s = SynthCapture()
+        // A target teardown at 12 s, beside an association that lives for 5 minutes.
+        let torn = RuleScenario.admin(s, kato: 10_000, keepAlives: [5, 10])
+        torn.tcp.fin(fromClient: false, at: s.t(12))
+        torn.tcp.fin(fromClient: true, at: s.t(12.001))
+        let long = s.connection()
+        long.connect(at: s.t(1), kato: 10_000, subnqn: "nqn.2024-01.test:long", hostnqn: SynthCapture.hostnqn)
+        for k in stride(from: 5.0, through: 300, by: 5) { long.keepAlive(at: s.t(1 + k)) }
+        let dir = temporaryFile("ring").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (m, box) = MonitorTests.monitor()
+        m.ring = try EvidenceRing(directory: dir, linkType: 1, fileSeconds: 10, keepSeconds: 60)
+        var most = 0
+        m.finish(nowNs: MonitorTests.play(s, into: m) { _ in
+            most = max(most, ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".pcap") }.count)
+        })
+        // Files of 10 s kept while they end within 60 s: at most 7 at once (and the one begun).
+        #expect(most <= 8, "\(most) ring files at once")
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("ring-") }.sorted()
+        #expect(left.count >= 6 && left.count <= 8, "\(left)")
+        // The first file (the teardown's) was deleted long ago; the evidence outlives it.
+        #expect(!left.contains { $0.hasPrefix("ring-\(EvidenceRing.stamp(s.t(0)).prefix(13))") }, "\(left)")
+        let teardown = try #require(box.of("finding").first { ($0["finding"] as? [String: Any])?["rule"] as? String == "target-teardown" })
+        let evidence = try #require(teardown["evidence"] as? [String: Any], "\(teardown)")
+        let file = try #require(evidence["file"] as? String)
+        #expect(file.hasPrefix(dir + "/evidence/"))
+        // The evidence, read on its own, shows the same finding on the same flow, with every
+        // packet of the torn-down connection the capture had by then.
+        let a = CaptureAnalysis()
+        #expect(a.read(paths: [file]))
+        let r = a.report()
+        #expect(r.findings.contains { $0.rule == "target-teardown" })
+        #expect(r.model.connections.map { "\($0.host)" } == [teardown["src"] as? String])
+        let whole = s.report().model.connections.first { "\($0.host)" == teardown["src"] as? String }
+        let packets = try #require(evidence["packets"] as? Int)
+        #expect(packets > 10 && packets <= (whole?.tcp.packets ?? 0), "\(packets) of \(whole?.tcp.packets ?? 0)")
+        #expect(a.analyzer.packets == packets)
+    }
+}
+
 /// The per-controller gap series: capped, the rest in one `_other` series, and removed with
 /// their controllers.
 @Suite struct ControllerSeriesTests {

@@ -155,7 +155,9 @@ extension PrometheusTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let events = dir.appendingPathComponent("events.json")
         let binary = try #require(nvmetraceBinary())
+        let ring = dir.appendingPathComponent("ring")
         let daemon = try ChildProcess(binary.path, ["monitor", "-i", "lo", "--metrics-listen", "127.0.0.1:\(metricsPort)", "--events", events.path,
+                                                    "--ring", ring.path,
                                                     "--port", "\(discoveryPort)", "--port", "\(adminPort)",
                                                     "tcp port \(discoveryPort) or tcp port \(adminPort)"])
         try daemon.waitFor("monitoring lo", in: daemon.stderr, seconds: 30)
@@ -240,6 +242,14 @@ extension PrometheusTests {
         #expect(count("finding") { ($0["finding"] as? [String: Any])?["rule"] as? String == "discovery-kato-zero" } == 1)
         #expect(count("finding") { ($0["finding"] as? [String: Any])?["rule"] as? String == "keep-alive-overdue" } == 1)
         for l in lines { #expect(l["schema"] as? String == "nvmetrace.event/1") }
+        // The KATO 0 finding's evidence, cut from the ring: its Connect, KATO 0, is in it.
+        let kato0 = try #require(lines.first { ($0["finding"] as? [String: Any])?["rule"] as? String == "discovery-kato-zero" })
+        let evidence = try #require((kato0["evidence"] as? [String: Any])?["file"] as? String, "\(kato0)")
+        #expect(evidence.hasPrefix(ring.path + "/evidence/"))
+        let pdus = try runChild(binary.path, ["pdus", "--port", "\(discoveryPort)", evidence], seconds: 30)
+        #expect(pdus.status == 0, "\(pdus.stderr)")
+        #expect(pdus.stdout.contains("Connect qid=0 sqsize=31 kato=0ms"), "\(pdus.stdout)")
+        #expect(!pdus.stdout.contains("127.0.0.1:\(adminPort)"), "only the finding's connection")
         _ = (dHost, dTarget, aHost, aTarget)
     }
 }

@@ -15,6 +15,11 @@ public final class Monitor {
     public var retireEveryNs: Int64 = 10 * 1_000_000_000
     /// Called for each event, in the order found.
     public var onEvent: ((MonitorEvent) -> Void)?
+    /// The evidence ring (`--ring`): every packet goes into it, and each finding's evidence is
+    /// cut from it when the finding fires.
+    public var ring: EvidenceRing?
+    /// Why the last evidence cut failed (nil when it did not).
+    public private(set) var ringError: CaptureError?
 
     /// Admin connections whose association was announced up, and down.
     private var announcedUp: Set<Int> = []
@@ -32,12 +37,35 @@ public final class Monitor {
         live.analysis.modelLatency = false
         live.onFinding = { [unowned self] f, report in
             metrics.findingReported(f)
-            onEvent?(.finding(f, report))
+            onEvent?(.finding(f, report, evidence: cutEvidence(f, report)))
         }
         live.onEvaluation = { [unowned self] report in evaluated(report) }
     }
 
-    public func packet(_ p: Packet) { live.packet(p) }
+    public func packet(_ p: Packet) {
+        ring?.write(p)
+        live.packet(p)
+    }
+
+    /// The packets the ring holds of a finding's connections, in a pcap of their own (none for a
+    /// finding of no connection).
+    private func cutEvidence(_ f: Finding, _ report: Report) -> EvidenceCut? {
+        ringError = nil
+        guard let ring else { return nil }
+        let connections = f.connections.compactMap { report.model.connection($0) }.map {
+            // Up to now: every packet of the connection the ring still holds.
+            EvidenceWriter.Connection(a: $0.host, b: $0.target, first: $0.firstRef, last: report.model.captureEnd, keepWhole: true)
+        }
+        guard !connections.isEmpty else { return nil }
+        let name = "\(EvidenceRing.stamp(f.ref.timeNs))-\(f.rule)-c\(f.connection.map(String.init) ?? "-")"
+        do {
+            let cut = try ring.cut(connections, name: name)
+            return EvidenceCut(file: cut.path, packets: cut.packets)
+        } catch {
+            ringError = error
+            return nil
+        }
+    }
 
     /// The wall clock moved on: rules re-run on their interval, retirement on its own.
     public func tick(nowNs: Int64) {

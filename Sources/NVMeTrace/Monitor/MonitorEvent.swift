@@ -6,8 +6,9 @@ import Foundation
 /// UTC), and the flow it concerns by Community ID, so that it joins the records Zeek and
 /// Suricata keep of the same connection.
 public enum MonitorEvent {
-    /// A rule's finding, the first time it is true.
-    case finding(Finding, Report)
+    /// A rule's finding, the first time it is true; with the evidence pcap the daemon's ring cut
+    /// for it (`--ring`).
+    case finding(Finding, Report, evidence: EvidenceCut? = nil)
     /// A controller was created (its admin queue's Connect succeeded), or first seen mid-stream.
     case associationUp(AssociationEvent)
     /// An association's first queue closed (FIN, RST, Termination Request).
@@ -25,6 +26,16 @@ public enum MonitorEvent {
     }
 
     public static let schema = "nvmetrace.event/1"
+}
+
+/// An evidence pcap cut from the daemon's ring for a finding.
+public struct EvidenceCut: Sendable {
+    public var file: String
+    public var packets: Int
+    public init(file: String, packets: Int) {
+        self.file = file
+        self.packets = packets
+    }
 }
 
 /// An association as an event tells it.
@@ -112,10 +123,10 @@ extension MonitorEvent {
         enc.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         let data: Data?
         switch self {
-        case .finding(let f, let r):
+        case .finding(let f, let r, let evidence):
             let c = f.connection.flatMap { r.model.connection($0) }
             data = try? enc.encode(Line(event: name, timestamp: Report.utc(f.ref), frame: f.ref.frame, flow: c.map { Flow($0.host, $0.target) },
-                                        finding: JSONReport.findingJSON(f, r)))
+                                        finding: JSONReport.findingJSON(f, r), evidence: evidence.map { EvidenceJSON(file: $0.file, packets: $0.packets) }))
         case .associationUp(let a), .associationDown(let a):
             let at = a.end?.ref ?? a.up
             data = try? enc.encode(Line(event: name, timestamp: Report.utc(at), frame: at.frame, flow: Flow(a.host, a.target),
@@ -149,8 +160,9 @@ extension MonitorEvent {
         var finding: JSONReport.FindingJSON?
         var association: AssociationJSON?
         var outage: OutageJSON?
+        var evidence: EvidenceJSON?
 
-        enum CodingKeys: String, CodingKey { case schema, event, timestamp, frame, communityId, src, dst, finding, association, outage }
+        enum CodingKeys: String, CodingKey { case schema, event, timestamp, frame, communityId, src, dst, finding, association, outage, evidence }
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(schema, forKey: .schema)
@@ -164,7 +176,13 @@ extension MonitorEvent {
             try c.encodeIfPresent(finding, forKey: .finding)
             try c.encodeIfPresent(association, forKey: .association)
             try c.encodeIfPresent(outage, forKey: .outage)
+            try c.encodeIfPresent(evidence, forKey: .evidence)
         }
+    }
+
+    struct EvidenceJSON: Encodable {
+        var file: String
+        var packets: Int
     }
 
     struct AssociationJSON: Encodable {

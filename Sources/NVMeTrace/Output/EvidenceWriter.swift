@@ -15,6 +15,9 @@ public enum EvidenceWriter {
         public var last: FrameRef
         /// Never cut by the snap length.
         public var keepWhole: Bool
+        /// Matched by capture time rather than frame number: for files other than those the
+        /// connection was numbered in (a daemon's evidence ring, `EvidenceRing`).
+        public var byTime = false
 
         public init(a: Endpoint, b: Endpoint, first: FrameRef, last: FrameRef, keepWhole: Bool = false) {
             key = FlowKey(a, b)
@@ -24,7 +27,8 @@ public enum EvidenceWriter {
         }
 
         func contains(_ ref: FrameRef) -> Bool {
-            (ref.file, ref.frame) >= (first.file, first.frame) && (ref.file, ref.frame) <= (last.file, last.frame)
+            if byTime { return ref.timeNs >= first.timeNs && ref.timeNs <= last.timeNs }
+            return (ref.file, ref.frame) >= (first.file, first.frame) && (ref.file, ref.frame) <= (last.file, last.frame)
         }
     }
 
