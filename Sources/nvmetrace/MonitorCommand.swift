@@ -115,7 +115,19 @@ struct MonitorCommand: ParsableCommand {
                 evidenceRing = try EvidenceRing(directory: ring, linkType: source.linkType, fileSeconds: Int64(ringFileSeconds),
                                                 keepSeconds: Int64(ringMinutes * 60))
             }
-            if let user { try dropPrivileges(to: user) }
+            if let user {
+                try dropPrivileges(to: user)
+                // Ring files are made, and the events file rotated, as that user from now on.
+                for dir in [ring, ring.map { $0 + "/evidence" }, events.flatMap { $0 == "-" ? nil : ($0 as NSString).deletingLastPathComponent }].compactMap({ $0 }) {
+                    let d = dir.isEmpty ? "." : dir
+                    guard access(d, W_OK) == 0 else {
+                        err.write("nvmetrace: error: \(d) is not writable by \(user) (-Z): the ring and the events file's rotation need it")
+                        throw ExitCode(2)
+                    }
+                }
+            }
+        } catch let e as ExitCode {
+            throw e
         } catch {
             err.write("nvmetrace: error: \(error)")
             throw ExitCode(2)

@@ -294,6 +294,48 @@ extension MonitorTests {
     }
 }
 
+extension EvidenceRingTests {
+    /// A restarted daemon takes over the ring files its previous run left, and deletes them
+    /// when their time comes; the evidence directory keeps the newest cuts only.
+    @Test func aRestartTakesOverTheRingAndEvidenceIsCapped() throws {
+        let dir = temporaryFile("ring").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = SynthCapture()
+        let c = RuleScenario.admin(s, kato: 10_000, keepAlives: [5, 10, 15])
+        c.tcp.send(fromClient: false, [], at: s.t(200))
+        let packets = s.packets.sorted { $0.0 < $1.0 }
+        func feed(_ ring: EvidenceRing, _ range: Range<Int>) {
+            for i in range {
+                packets[i].1.withUnsafeBytes { b in
+                    ring.write(Packet(ref: FrameRef(file: 0, frame: i + 1, timeNs: packets[i].0), linkType: 1, wireLength: b.count, bytes: b))
+                }
+            }
+        }
+        // The first run writes the packets of the first 15 s, then stops.
+        let first = try EvidenceRing(directory: dir, linkType: 1, fileSeconds: 5, keepSeconds: 30)
+        let early = packets.indices.filter { packets[$0].0 < s.t(16) }
+        feed(first, early.startIndex..<(early.last! + 1))
+        let left = EvidenceRing.names(dir, prefix: "ring-")
+        #expect(left.count >= 3, "\(left)")
+        // Their modification times stand for their last packets: set them to the capture's.
+        for name in left {
+            let t = Double(s.t(15)) / 1e9
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: t)], ofItemAtPath: dir + "/" + name)
+        }
+        // The second run takes them over; its packet at 200 s deletes them (ended > 30 s before).
+        let second = try EvidenceRing(directory: dir, linkType: 1, fileSeconds: 5, keepSeconds: 30)
+        #expect(second.files.map { ($0.path as NSString).lastPathComponent } == left)
+        feed(second, (early.last! + 1)..<packets.count)
+        #expect(Set(EvidenceRing.names(dir, prefix: "ring-")).isDisjoint(with: left))
+        // Evidence: three cuts, two kept (the newest).
+        second.evidenceKept = 2
+        let conn = EvidenceWriter.Connection(a: Endpoint(address: IPAddress(v4: 0x0A00_0002), port: 40001), b: Endpoint(address: IPAddress(v4: 0x0A00_0001), port: 4420),
+                                             first: FrameRef(file: 0, frame: 1, timeNs: 0), last: FrameRef(file: 0, frame: 1, timeNs: .max))
+        for n in ["a", "b", "c"] { _ = try second.cut([conn], name: n) }
+        #expect(EvidenceRing.names(dir + "/evidence", prefix: "") == ["b.pcap", "c.pcap"])
+    }
+}
+
 /// The per-controller gap series: capped, the rest in one `_other` series, and removed with
 /// their controllers.
 @Suite struct ControllerSeriesTests {

@@ -7,12 +7,19 @@ import Foundation
 /// `fileSeconds` each; files that ended more than `keepSeconds` ago are deleted. Disk use is
 /// bounded by the packet rate times `keepSeconds`, never by how long the daemon runs.
 ///
+/// Ring files a previous run left in the directory (a restart, a crash) are taken over and
+/// deleted as their time comes (their modification time standing for their last packet), so disk
+/// use stays bounded across restarts. The evidence directory keeps the newest `evidenceKept`
+/// cuts.
+///
 /// Not thread-safe: written and read on the capture thread.
 public final class EvidenceRing {
     public let directory: String
     public let fileSeconds: Int64
     public let keepSeconds: Int64
     public let linkType: Int32
+    /// Evidence files kept in `directory/evidence` (the oldest go first).
+    public var evidenceKept = 1000
     private var dead: OpaquePointer?
     private var dumper: OpaquePointer?
     /// The ring's files, oldest first: path, first and last packet time.
@@ -33,6 +40,21 @@ public final class EvidenceRing {
             throw .cannotOpen(file: directory, reason: "libpcap cannot make a handle for link type \(linkType)")
         }
         dead = d
+        guard access(directory, W_OK) == 0, access(directory + "/evidence", W_OK) == 0 else {
+            throw .cannotOpen(file: directory, reason: "the evidence ring's directory is not writable")
+        }
+        for name in Self.names(directory, prefix: "ring-") {
+            let path = "\(directory)/\(name)"
+            var st = stat()
+            guard stat(path, &st) == 0 else { continue }
+            let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+            files.append((path, mtime, mtime))
+        }
+    }
+
+    /// The pcap files in `dir` whose names begin with `prefix`, in name (time) order.
+    static func names(_ dir: String, prefix: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix(prefix) && $0.hasSuffix(".pcap") }.sorted()
     }
 
     deinit {
@@ -82,6 +104,8 @@ public final class EvidenceRing {
         if let dumper { pcap_dump_flush(dumper) }
         let path = "\(directory)/evidence/\(name).pcap"
         let written = try EvidenceWriter.write(files: files.map(\.path), connections: connections.map { var c = $0; c.byTime = true; return c }, to: path)
+        let cuts = Self.names(directory + "/evidence", prefix: "")
+        for old in cuts.dropLast(max(1, evidenceKept)) { unlink("\(directory)/evidence/\(old)") }
         return (path, written.packets)
     }
 
