@@ -16,12 +16,14 @@ final class Daemon {
 
     /// Starts `binary monitor -i lo --metrics-listen 127.0.0.1:PORT --events FILE --retain R
     /// [-q] [-s N] 'tcp port P'`.
-    init(binary: String, capturePort: UInt16, retain: Double, snaplen: Int?, quiet: Bool, tag: String) throws {
+    init(binary: String, capturePort: UInt16, retain: Double, snaplen: Int?, quiet: Bool, cpus: String?, tag: String) throws {
         metricsPort = Sock.freePort()
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("nvmetrace-soak-\(getpid())-\(tag)").path
         stderrPath = base + ".stderr"
         eventsPath = base + ".events"
-        var args = [binary, "monitor", "-i", "lo"]
+        // taskset execs the daemon: the child's pid is the daemon's.
+        var args = cpus.map { ["/usr/bin/taskset", "-c", $0] } ?? []
+        args += [binary, "monitor", "-i", "lo"]
         if quiet { args.append("-q") }
         args += ["--metrics-listen", "127.0.0.1:\(metricsPort)", "--events", eventsPath, "--retain", "\(retain)"]
         if let snaplen { args += ["-s", "\(snaplen)"] }
@@ -38,7 +40,7 @@ final class Daemon {
         cargs.append(nil)
         defer { cargs.forEach { free($0) } }
         var p: pid_t = 0
-        let rc = posix_spawn(&p, binary, &actions, nil, cargs, environ)
+        let rc = posix_spawn(&p, args[0], &actions, nil, cargs, environ)
         guard rc == 0 else { throw SoakError("cannot start \(binary): \(String(cString: strerror(rc)))") }
         pid = p
     }
@@ -99,6 +101,11 @@ final class Daemon {
     }
 
     func stderrText() -> String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    /// Packets the daemon says it captured, from its "stopped" line.
+    var packetsCaptured: Double? {
+        stopLine.flatMap { line in line.split(separator: " ").dropFirst(2).first.flatMap { Double($0) } }
+    }
 
     /// The "nvmetrace: stopped: …" line, when printed.
     var stopLine: String? {
@@ -195,7 +202,17 @@ struct Metrics {
     var droppedKernel: Double { value(#"nvmetrace_capture_packets_dropped_total{by="kernel"}"#) }
     var droppedInterface: Double { value(#"nvmetrace_capture_packets_dropped_total{by="interface"}"#) }
     var tracked: Double { value("nvmetrace_tracked_connections") }
-    var adminOpen: Double { value(#"nvmetrace_connections{kind="admin",state="open"}"#) }
+    /// Open connections, whatever their kind label: here all are admin queues, which the daemon
+    /// labels kind="unknown" when the Connect data's SUBNQN (discovery or not) is cut by -s.
+    var open: Double {
+        series.filter { $0.key.hasPrefix("nvmetrace_connections{") && $0.key.hasSuffix("state=\"open\"}") }.values.reduce(0, +)
+    }
+
+    /// libpcap's received counter counts each packet on lo twice: the kernel hands the socket the
+    /// outgoing copy and the incoming one, and libpcap discards the outgoing copy itself. Packets
+    /// are this counter over 2 (checked against the daemon's own count when it stops).
+    static let loCopies = 2.0
+    var packets: Double { received / Self.loCopies }
     var retired: Double { value("nvmetrace_retired_connections_total") }
     var keepAliveIntervals: Double { value("nvmetrace_keep_alive_interval_seconds_count") }
 

@@ -12,15 +12,16 @@ struct Sample: Codable {
     var t: Double                 // seconds since the traffic started
     var rssKiB: Int               // the daemon's VmRSS
     var tracked: Int              // nvmetrace_tracked_connections
-    var adminOpen: Int            // nvmetrace_connections{kind="admin",state="open"}
-    var received: Double          // nvmetrace_capture_packets_received_total
-    var packetsPerSecond: Double  // its rate since the previous sample
+    var open: Int                 // nvmetrace_connections{state="open"}, every kind
+    var received: Double          // nvmetrace_capture_packets_received_total (2 per packet on lo)
+    var packetsPerSecond: Double  // packets (received / 2) per second since the previous sample
     var droppedKernel: Double
     var droppedInterface: Double
     var retired: Double           // nvmetrace_retired_connections_total
     var cpuPercent: Double        // the daemon's CPU (user + system) since the previous sample, % of one core
     var keepAlives: Int           // Keep Alives the hosts sent so far
     var associations: Int         // associations up in the generator
+    var load1: Double             // the machine's 1-minute load average (other work on the 2 cores shows here)
 }
 
 struct Check: Codable {
@@ -71,11 +72,14 @@ struct RateStep: Codable {
     var offeredPDUsPerSecond: Double
     var seconds: Double
     var pdusPerSecond: Double       // PDUs the generator actually sent (Keep Alives + responses)
-    var packetsPerSecond: Double    // packets the daemon's filter received (libpcap ps_recv)
+    var packetsPerSecond: Double    // packets the daemon's filter received (libpcap ps_recv / 2 on lo)
+    var pcapReceivedPerSecond: Double // ps_recv itself
     var loPacketsPerSecond: Double  // all packets on lo (/sys/class/net/lo/statistics/tx_packets)
     var droppedKernel: Double
     var droppedInterface: Double
     var daemonCPUPercent: Double
+    var daemonRSSKiB: Int           // at the end of the step
+    var load1: Double               // 1-minute load average at the end of the step
     var generatorLimited: Bool      // sent < 90 % of offered
     var good: Bool                  // no drops
 }
@@ -93,7 +97,7 @@ struct RateResult: Codable {
     var checks: [Check]
 }
 
-struct Result: Codable {
+struct SoakReport: Codable {
     var date: String
     var cpus: Int
     var kernel: String
@@ -109,13 +113,13 @@ enum Format {
 
     static func pad(_ s: String, _ w: Int) -> String { s.count >= w ? s : String(repeating: " ", count: w - s.count) + s }
 
-    static let sampleHeader = ["t(s)", "RSS MiB", "tracked", "admin open", "pkt/s", "drop kern", "drop if", "retired", "CPU %", "assoc"]
-    static let widths = [6, 8, 8, 10, 8, 9, 8, 8, 6, 6]
+    static let sampleHeader = ["t(s)", "RSS MiB", "tracked", "open", "pkt/s", "drop kern", "drop if", "retired", "CPU %", "assoc", "load"]
+    static let widths = [6, 8, 8, 6, 8, 9, 8, 8, 6, 6, 5]
 
     static func sampleRow(_ s: Sample) -> String {
-        let cells = [String(format: "%.0f", s.t), mib(s.rssKiB), "\(s.tracked)", "\(s.adminOpen)", String(format: "%.0f", s.packetsPerSecond),
+        let cells = [String(format: "%.0f", s.t), mib(s.rssKiB), "\(s.tracked)", "\(s.open)", String(format: "%.0f", s.packetsPerSecond),
                      String(format: "%.0f", s.droppedKernel), String(format: "%.0f", s.droppedInterface), String(format: "%.0f", s.retired),
-                     String(format: "%.1f", s.cpuPercent), "\(s.associations)"]
+                     String(format: "%.1f", s.cpuPercent), "\(s.associations)", String(format: "%.1f", s.load1)]
         return zip(cells, widths).map { pad($0, $1) }.joined(separator: " ")
     }
 
@@ -123,11 +127,11 @@ enum Format {
         zip(sampleHeader, widths).map { pad($0, $1) }.joined(separator: " ")
     }
 
-    static let rateHeader = "  offered PDU/s   sent PDU/s   daemon pkt/s   lo pkt/s   drops k/if   daemon CPU %   result"
+    static let rateHeader = "  offered PDU/s   sent PDU/s   daemon pkt/s   lo pkt/s   drops k/if   daemon CPU %   RSS MiB   load   result"
     static func rateRow(_ r: RateStep) -> String {
         pad(num(r.offeredPDUsPerSecond), 15) + pad(num(r.pdusPerSecond), 13) + pad(num(r.packetsPerSecond), 15)
             + pad(num(r.loPacketsPerSecond), 11) + pad("\(Int(r.droppedKernel))/\(Int(r.droppedInterface))", 13)
-            + pad(String(format: "%.0f", r.daemonCPUPercent), 15) + "   "
+            + pad(String(format: "%.0f", r.daemonCPUPercent), 15) + pad(mib(r.daemonRSSKiB), 10) + pad(String(format: "%.1f", r.load1), 7) + "   "
             + (r.good ? "ok" : "DROPS") + (r.generatorLimited ? " (generator limit)" : "")
     }
 
@@ -150,10 +154,10 @@ func slope(_ xs: [Double], _ ys: [Double]) -> Double {
 /// Writes a line to standard output at once (the output may be a pipe or a file).
 func say(_ s: String = "") {
     print(s)
-    fflush(stdout)
+    fflush(nil)  // every stream: standard output may be a pipe or a file
 }
 
-func writeJSON(_ r: Result, to path: String) throws {
+func writeJSON(_ r: SoakReport, to path: String) throws {
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
     try enc.encode(r).write(to: URL(fileURLWithPath: path))

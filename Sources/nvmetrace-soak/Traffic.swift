@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import NVMeTraceSynth
 import Synchronization
 
@@ -158,8 +159,9 @@ enum TrafficMode: Sendable, Equatable {
     case paced(keepAlivesPerSecond: Double)
 }
 
-/// One association: the host's socket and the target's (accepted) socket.
-final class Association {
+/// One association: the host's socket and the target's (accepted) socket. Made by the connector,
+/// then handed over to one worker, which alone touches it from then on (hence unchecked).
+final class Association: @unchecked Sendable {
     let id: UInt64
     let slot: Int
     let host: Int32
@@ -244,7 +246,9 @@ final class Worker: @unchecked Sendable {
     private let stopFlag = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
     private let epfd: Int32
-    private let wakeFD: Int32
+    /// A pipe whose read end is in the epoll set (user data 0): a byte written wakes the thread.
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
     /// Called (on this thread) with the slot of an association churn has closed, to re-make it.
     private let replace: @Sendable (Int) -> Void
 
@@ -265,12 +269,16 @@ final class Worker: @unchecked Sendable {
     init(index: Int, replace: @escaping @Sendable (Int) -> Void) {
         self.index = index
         self.replace = replace
-        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
-        wakeFD = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
-        var ev = epoll_event()
-        ev.events = EPOLLIN.rawValue
-        ev.data.u64 = 0  // id 0: the wake-up eventfd
-        epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev)
+        epfd = Epoll.create()
+        var p: [Int32] = [0, 0]
+        pipe(&p)
+        wakeRead = p[0]
+        wakeWrite = p[1]
+        for fd in p {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            Sock.setNonBlocking(fd)
+        }
+        Epoll.ctl(epfd, Epoll.ctlAdd, wakeRead, events: Epoll.IN, data: 0)  // id 0: the wake-up pipe
     }
 
     func start() {
@@ -291,7 +299,8 @@ final class Worker: @unchecked Sendable {
         assocs.removeAll()
         for a in inbox.withLock({ $0 }) { close(a.host); close(a.target) }
         close(epfd)
-        close(wakeFD)
+        close(wakeRead)
+        close(wakeWrite)
     }
 
     func setMode(_ m: TrafficMode) {
@@ -306,14 +315,14 @@ final class Worker: @unchecked Sendable {
     }
 
     private func wake() {
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
+        var one: UInt8 = 1
+        _ = write(wakeWrite, &one, 1)  // a full pipe already wakes it
     }
 
     // MARK: The thread
 
     private func loop() {
-        var events = [epoll_event](repeating: epoll_event(), count: 512)
+        let events = Epoll.Events(capacity: 512)
         while !stopFlag.load(ordering: .relaxed) {
             takeInbox()
             let now = monoNs()
@@ -328,9 +337,9 @@ final class Worker: @unchecked Sendable {
                 timeoutMs = pacedStep(now: now, rate: rate)
             }
             lastLoopNs = now
-            let n = epoll_wait(epfd, &events, Int32(events.count), timeoutMs)
+            let n = Epoll.wait(epfd, events, timeoutMs: timeoutMs)
             if n < 0 { continue }  // EINTR
-            for i in 0..<Int(n) { handle(events[i]) }
+            for i in 0..<Int(n) { handle(events: events.events(i), key: events.data(i)) }
         }
     }
 
@@ -351,10 +360,7 @@ final class Worker: @unchecked Sendable {
     }
 
     private func register(_ fd: Int32, id: UInt64, side: UInt64, out: Bool, add: Bool) {
-        var ev = epoll_event()
-        ev.events = EPOLLIN.rawValue | (out ? EPOLLOUT.rawValue : 0)
-        ev.data.u64 = id << 1 | side
-        epoll_ctl(epfd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev)
+        Epoll.ctl(epfd, add ? Epoll.ctlAdd : Epoll.ctlMod, fd, events: Epoll.IN | (out ? Epoll.OUT : 0), data: id << 1 | side)
     }
 
     /// A new mode from the control thread: timers re-armed (soak) or the pacing restarted.
@@ -471,17 +477,16 @@ final class Worker: @unchecked Sendable {
         if pending.isEmpty { register(fd, id: a.id, side: UInt64(side), out: false, add: false) }
     }
 
-    private func handle(_ ev: epoll_event) {
-        let key = ev.data.u64
+    private func handle(events: UInt32, key: UInt64) {
         if key == 0 {
-            var v: UInt64 = 0
-            _ = read(wakeFD, &v, 8)
+            var drain = [UInt8](repeating: 0, count: 256)
+            _ = read(wakeRead, &drain, drain.count)
             return
         }
         guard let a = assocs[key >> 1] else { return }
         let side = Int(key & 1)
-        if ev.events & EPOLLOUT.rawValue != 0 { flush(a, side: side) }
-        if ev.events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { receive(a, side: side) }
+        if events & Epoll.OUT != 0 { flush(a, side: side) }
+        if events & (Epoll.IN | Epoll.HUP | Epoll.ERR) != 0 { receive(a, side: side) }
     }
 
     /// Reads what one side received: the target answers each capsule command with a response of
@@ -649,8 +654,9 @@ final class Connector: @unchecked Sendable {
 
     private func establish(slot: Int) -> Association? {
         guard let host = Sock.connect(port: port) else { return nil }
-        let target = accept4(listenFD, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        let target = accept(listenFD, nil, nil)
         guard target >= 0 else { close(host); return nil }
+        _ = fcntl(target, F_SETFD, FD_CLOEXEC)  // (Glibc has no accept4; no child is started meanwhile)
         Sock.noDelay(target)
         Sock.setTimeouts(target, seconds: 5)
         let connect = Wire.connect(slot: slot, katoMs: katoMs)

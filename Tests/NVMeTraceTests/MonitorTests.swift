@@ -336,6 +336,36 @@ extension EvidenceRingTests {
     }
 }
 
+/// The tracker's index of connection positions follows the connections held, not the ids: a
+/// daemon numbers every TCP flow it ever saw.
+@Suite struct TrackerIndexTests {
+    @Test func sparseIdsDoNotSizeTheIndex() {
+        let t = SessionTracker()
+        let host = Endpoint(address: IPAddress(v4: 0x0A00_0002), port: 40000)
+        let target = Endpoint(address: IPAddress(v4: 0x0A00_0001), port: 4420)
+        let ids = [0, 1, 3, 5_000_000, 10_000_000, 10_000_001, 16_777_300, 40_000_000]
+        for (i, id) in ids.enumerated() {
+            let ref = FrameRef(file: 0, frame: i + 1, timeNs: Int64(i) * 1_000_000_000)
+            var client = host
+            client.port += UInt16(i)
+            t.connectionEnded(ConnectionSummary(id: id, client: client, server: target, firstRef: ref, lastRef: ref, sawSYN: true, firstClose: nil,
+                                                clientStream: StreamStats(), serverStream: StreamStats(), unframedBytes: 0, nvmeTCP: true))
+        }
+        #expect(t.positionByID.count < 10_000, "\(t.positionByID.count) slots for \(ids.count) connections")
+        for (i, id) in ids.enumerated() { #expect(t.position(of: id) == i) }
+        #expect(t.position(of: 2) == nil)
+        #expect(t.position(of: 10_000_002) == nil)
+        // Retiring them all leaves nothing indexed; ids after them are found again.
+        #expect(t.retire(endedBefore: .max).connections == ids.count)
+        #expect(t.positionByID.isEmpty && t.positionByLargeID.isEmpty)
+        let ref = FrameRef(file: 0, frame: 99, timeNs: 0)
+        t.connectionEnded(ConnectionSummary(id: 40_000_005, client: host, server: target, firstRef: ref, lastRef: ref, sawSYN: true, firstClose: nil,
+                                            clientStream: StreamStats(), serverStream: StreamStats(), unframedBytes: 0, nvmeTCP: true))
+        #expect(t.position(of: 40_000_005) == 0)
+        #expect(t.positionByID.count < 10_000)
+    }
+}
+
 /// The per-controller gap series: capped, the rest in one `_other` series, and removed with
 /// their controllers.
 @Suite struct ControllerSeriesTests {

@@ -144,18 +144,27 @@ public final class SessionTracker {
 
     func position(of id: Int) -> Int? {
         let d = id &- positionBase
-        guard d >= 0 && d < Self.maxDirectID else { return positionByLargeID[id] }
-        guard d < positionByID.count, positionByID[d] >= 0 else { return nil }
-        return Int(positionByID[d])
+        if d >= 0 && d < positionByID.count {
+            let p = positionByID[d]
+            if p >= 0 { return Int(p) }
+        }
+        // Ids the array does not cover, or did not when they were set (see `setPosition`).
+        return positionByLargeID.isEmpty ? nil : positionByLargeID[id]
     }
 
+    /// The array grows only while it stays dense: ids are counted over every TCP flow, so one
+    /// NVMe/TCP connection after millions of other flows (a daemon's weeks) would otherwise size
+    /// it by the flows ever seen, not by the connections held.
     private func setPosition(_ position: Int, of id: Int) {
         let d = id &- positionBase
-        guard d >= 0 && d < Self.maxDirectID else { positionByLargeID[id] = position; return }
-        if d >= positionByID.count {
+        if d >= 0 && d < positionByID.count {
+            positionByID[d] = Int32(position)
+        } else if d >= 0 && d < Self.maxDirectID && d < 2 * connections.count + 4096 {
             positionByID.append(contentsOf: repeatElement(-1, count: max(d + 1, positionByID.count * 2) - positionByID.count))
+            positionByID[d] = Int32(position)
+        } else {
+            positionByLargeID[id] = position
         }
-        positionByID[d] = Int32(position)
     }
 
     /// Out of line: the summarised PDUs of plain I/O (most of them) take the short path in

@@ -1,2 +1,0 @@
-// Placeholder: the soak benchmark is being written.
-print("nvmetrace-soak")
