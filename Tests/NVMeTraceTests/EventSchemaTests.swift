@@ -65,15 +65,7 @@ import NVMeTraceSynth
         let up = try #require(objects.first { $0["event"] as? String == "association-up" })
         let down = try #require(objects.first { $0["event"] as? String == "association-down" })
         let finding = try #require(objects.first { $0["event"] as? String == "finding" })
-        func text(_ o: Any) throws -> String {
-            if let d = o as? [String: Any] {
-                return "{" + (try d.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }.map {
-                    try text($0) + ":" + text(d[$0]!)
-                }).joined(separator: ",") + "}"
-            }
-            if let a = o as? [Any] { return "[" + (try a.map(text)).joined(separator: ",") + "]" }
-            return String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.fragmentsAllowed]), as: UTF8.self)
-        }
+        func text(_ o: Any) throws -> String { try sortedJSON(o) }
         func edit(_ o: [String: Any], _ change: (inout [String: Any]) -> Void) -> [String: Any] {
             var c = o
             change(&c)

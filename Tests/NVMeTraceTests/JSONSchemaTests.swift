@@ -260,15 +260,7 @@ enum JSONOutputCorpus {
         defer { try? FileManager.default.removeItem(at: dir) }
         // Keys in code point order, as nvmetrace writes them (JSONSerialization's .sortedKeys
         // orders "closeFrame" after "closedBy": not the order of the format).
-        func text(_ o: Any) throws -> String {
-            if let d = o as? [String: Any] {
-                return "{" + (try d.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }.map {
-                    try text($0) + ":" + text(d[$0]!)
-                }).joined(separator: ",") + "}"
-            }
-            if let a = o as? [Any] { return "[" + (try a.map(text)).joined(separator: ",") + "]" }
-            return String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.fragmentsAllowed]), as: UTF8.self)
-        }
+        func text(_ o: Any) throws -> String { try sortedJSON(o) }
         func edited(_ change: (inout [String: Any]) -> Void) -> [String: Any] {
             var r = report
             change(&r)

@@ -80,6 +80,34 @@ final class LoopbackSocket {
     static let hostnqn = "nqn.2014-08.org.nvmexpress:uuid:11111111-2222-3333-4444-555555555555"
 
     /// Starts a live capture and returns once it says it is listening.
+    /// A persistent discovery association with KATO 0 played over real sockets: its Connect, a
+    /// discovery log read, an Asynchronous Event Request left outstanding. Returns host and target.
+    static func playKATO0Discovery(_ listener: LoopbackSocket, port: UInt16) -> (LoopbackSocket, LoopbackSocket) {
+        let host = LoopbackSocket.connect(port: port)
+        let target = listener.accept()
+        host.send(PDUBuilder.icReq())
+        target.send(PDUBuilder.icResp())
+        host.send(PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 0),
+                                        data: PDUBuilder.connectData(subnqn: NVMeScript.discoveryNQN, hostnqn: hostnqn)))
+        target.send(PDUBuilder.capsuleResp(cid: 1, dw0: 1))
+        host.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x02, cid: 2, cdw10: 0x70 | (255 << 16))))
+        target.send(PDUBuilder.c2hData(cid: 2, data: [UInt8](repeating: 0, count: 1024)) + PDUBuilder.capsuleResp(cid: 2))
+        host.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x0C, cid: 3)))
+        return (host, target)
+    }
+
+    /// An admin queue with KATO 1 s connected over real sockets (CNTLID 7). Returns host and target.
+    static func connectAdmin(_ listener: LoopbackSocket, port: UInt16) -> (LoopbackSocket, LoopbackSocket) {
+        let host = LoopbackSocket.connect(port: port)
+        let target = listener.accept()
+        host.send(PDUBuilder.icReq())
+        target.send(PDUBuilder.icResp())
+        host.send(PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 1000),
+                                        data: PDUBuilder.connectData(subnqn: "nqn.2024-01.test:live", hostnqn: hostnqn)))
+        target.send(PDUBuilder.capsuleResp(cid: 1, dw0: 7))
+        return (host, target)
+    }
+
     static func startLive(_ args: [String]) throws -> ChildProcess {
         let binary = try #require(nvmetraceBinary())
         let p = try ChildProcess(binary.path, args)
@@ -122,25 +150,10 @@ final class LoopbackSocket {
                                     "tcp port \(discoveryPort) or tcp port \(adminPort) or tcp port \(endPort)"])
 
         // A persistent discovery connection with KATO 0: log read, AER outstanding, stays open.
-        let dHost = LoopbackSocket.connect(port: discoveryPort)
-        let dTarget = discoveryListener.accept()
-        dHost.send(PDUBuilder.icReq())
-        dTarget.send(PDUBuilder.icResp())
-        dHost.send(PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 0),
-                                         data: PDUBuilder.connectData(subnqn: NVMeScript.discoveryNQN, hostnqn: Self.hostnqn)))
-        dTarget.send(PDUBuilder.capsuleResp(cid: 1, dw0: 1))
-        dHost.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x02, cid: 2, cdw10: 0x70 | (255 << 16))))
-        dTarget.send(PDUBuilder.c2hData(cid: 2, data: [UInt8](repeating: 0, count: 1024)) + PDUBuilder.capsuleResp(cid: 2))
-        dHost.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x0C, cid: 3)))
+        let (dHost, dTarget) = Self.playKATO0Discovery(discoveryListener, port: discoveryPort)
         // An admin queue with KATO 1 s whose Keep Alives stop after two. The pauses are the
         // scenario's own Keep Alive cadence, not waits for readiness.
-        let aHost = LoopbackSocket.connect(port: adminPort)
-        let aTarget = adminListener.accept()
-        aHost.send(PDUBuilder.icReq())
-        aTarget.send(PDUBuilder.icResp())
-        aHost.send(PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 1000),
-                                         data: PDUBuilder.connectData(subnqn: "nqn.2024-01.test:live", hostnqn: Self.hostnqn)))
-        aTarget.send(PDUBuilder.capsuleResp(cid: 1, dw0: 7))
+        let (aHost, aTarget) = Self.connectAdmin(adminListener, port: adminPort)
         for cid: UInt16 in [10, 11] {
             usleep(400_000)
             aHost.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x18, cid: cid)))

@@ -48,6 +48,34 @@ import NVMeTraceSynth
         return Double(s)
     }
 
+    /// A real Prometheus server scraping 127.0.0.1:`port` every second, its data in `dir`.
+    static func startPrometheus(scraping port: UInt16, in dir: URL) throws -> (ChildProcess, UInt16) {
+        let config = dir.appendingPathComponent("prometheus.yml")
+        try """
+            global:
+              scrape_interval: 1s
+              evaluation_interval: 1s
+            scrape_configs:
+              - job_name: nvmetrace
+                static_configs:
+                  - targets: ['127.0.0.1:\(port)']
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let promPort = freePort()
+        let prom = try ChildProcess(prometheus, ["--config.file=\(config.path)", "--storage.tsdb.path=\(dir.appendingPathComponent("data").path)",
+                                                 "--web.listen-address=127.0.0.1:\(promPort)"])
+        return (prom, promPort)
+    }
+
+    /// The value of `promql` once `ok` holds, or as it is after `seconds`.
+    static func waitFor(_ promPort: UInt16, _ promql: String, _ ok: (Double) -> Bool, seconds: Double) -> Double? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let v = query(port: promPort, promql), ok(v) { return v }
+            usleep(500_000)
+        }
+        return query(port: promPort, promql)
+    }
+
     @Test(.enabled(if: liveCaptureExpected(), "needs a capture device on lo (root or CAP_NET_RAW and CAP_NET_ADMIN)"))
     func prometheusScrapesTheFindingsAndTheKeepAliveGap() throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.prometheus),
@@ -61,40 +89,13 @@ import NVMeTraceSynth
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nvmetrace-prometheus-\(getpid())")
         try? FileManager.default.removeItem(at: dir)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let config = dir.appendingPathComponent("prometheus.yml")
-        try """
-            global:
-              scrape_interval: 1s
-              evaluation_interval: 1s
-            scrape_configs:
-              - job_name: nvmetrace
-                static_configs:
-                  - targets: ['127.0.0.1:\(metricsPort)']
-            """.write(to: config, atomically: true, encoding: .utf8)
-        let promPort = Self.freePort()
-        let prom = try ChildProcess(Self.prometheus, ["--config.file=\(config.path)", "--storage.tsdb.path=\(dir.appendingPathComponent("data").path)",
-                                                      "--web.listen-address=127.0.0.1:\(promPort)"])
+        let (prom, promPort) = try Self.startPrometheus(scraping: metricsPort, in: dir)
         defer { prom.send(signal: SIGTERM); _ = try? prom.wait(seconds: 20) }
 
         // A persistent discovery connection with KATO 0 (log read, an AER left outstanding).
-        let dHost = LoopbackSocket.connect(port: discoveryPort)
-        let dTarget = discoveryListener.accept()
-        dHost.send(PDUBuilder.icReq())
-        dTarget.send(PDUBuilder.icResp())
-        dHost.send(PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 0),
-                                         data: PDUBuilder.connectData(subnqn: NVMeScript.discoveryNQN, hostnqn: LiveCaptureTests.hostnqn)))
-        dTarget.send(PDUBuilder.capsuleResp(cid: 1, dw0: 1))
-        dHost.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x02, cid: 2, cdw10: 0x70 | (255 << 16))))
-        dTarget.send(PDUBuilder.c2hData(cid: 2, data: [UInt8](repeating: 0, count: 1024)) + PDUBuilder.capsuleResp(cid: 2))
-        dHost.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x0C, cid: 3)))
+        let (dHost, dTarget) = LiveCaptureTests.playKATO0Discovery(discoveryListener, port: discoveryPort)
         // An admin queue with KATO 1 s whose Keep Alives stop after two.
-        let aHost = LoopbackSocket.connect(port: adminPort)
-        let aTarget = adminListener.accept()
-        aHost.send(PDUBuilder.icReq())
-        aTarget.send(PDUBuilder.icResp())
-        aHost.send(PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 1000),
-                                         data: PDUBuilder.connectData(subnqn: "nqn.2024-01.test:live", hostnqn: LiveCaptureTests.hostnqn)))
-        aTarget.send(PDUBuilder.capsuleResp(cid: 1, dw0: 7))
+        let (aHost, aTarget) = LiveCaptureTests.connectAdmin(adminListener, port: adminPort)
         for cid: UInt16 in [10, 11] {
             usleep(400_000)
             aHost.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x18, cid: cid)))
@@ -103,12 +104,7 @@ import NVMeTraceSynth
 
         // Prometheus sees the silence past KATO, then the KATO 0 finding (10 s after the log read).
         func waitFor(_ promql: String, _ ok: (Double) -> Bool, seconds: Double) -> Double? {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if let v = Self.query(port: promPort, promql), ok(v) { return v }
-                usleep(500_000)
-            }
-            return Self.query(port: promPort, promql)
+            Self.waitFor(promPort, promql, ok, seconds: seconds)
         }
         let gap = waitFor("nvmetrace_keep_alive_gap_over_kato_max", { $0 >= 1 }, seconds: 30)
         #expect((gap ?? 0) >= 1, "the keep-alive gauge in Prometheus: \(String(describing: gap))")
@@ -162,37 +158,11 @@ extension PrometheusTests {
                                                     "tcp port \(discoveryPort) or tcp port \(adminPort)"])
         try daemon.waitFor("monitoring lo", in: daemon.stderr, seconds: 30)
         #expect(daemon.stderr.text.contains("snapshot length 256 bytes"))
-        let config = dir.appendingPathComponent("prometheus.yml")
-        try """
-            global:
-              scrape_interval: 1s
-            scrape_configs:
-              - job_name: nvmetrace
-                static_configs:
-                  - targets: ['127.0.0.1:\(metricsPort)']
-            """.write(to: config, atomically: true, encoding: .utf8)
-        let promPort = Self.freePort()
-        let prom = try ChildProcess(Self.prometheus, ["--config.file=\(config.path)", "--storage.tsdb.path=\(dir.appendingPathComponent("data").path)",
-                                                      "--web.listen-address=127.0.0.1:\(promPort)"])
+        let (prom, promPort) = try Self.startPrometheus(scraping: metricsPort, in: dir)
         defer { prom.send(signal: SIGTERM); _ = try? prom.wait(seconds: 20) }
 
-        let dHost = LoopbackSocket.connect(port: discoveryPort)
-        let dTarget = discoveryListener.accept()
-        dHost.send(PDUBuilder.icReq())
-        dTarget.send(PDUBuilder.icResp())
-        dHost.send(PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 0),
-                                         data: PDUBuilder.connectData(subnqn: NVMeScript.discoveryNQN, hostnqn: LiveCaptureTests.hostnqn)))
-        dTarget.send(PDUBuilder.capsuleResp(cid: 1, dw0: 1))
-        dHost.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x02, cid: 2, cdw10: 0x70 | (255 << 16))))
-        dTarget.send(PDUBuilder.c2hData(cid: 2, data: [UInt8](repeating: 0, count: 1024)) + PDUBuilder.capsuleResp(cid: 2))
-        dHost.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x0C, cid: 3)))
-        let aHost = LoopbackSocket.connect(port: adminPort)
-        let aTarget = adminListener.accept()
-        aHost.send(PDUBuilder.icReq())
-        aTarget.send(PDUBuilder.icResp())
-        aHost.send(PDUBuilder.capsuleCmd(PDUBuilder.connectSQE(cid: 1, qid: 0, kato: 1000),
-                                         data: PDUBuilder.connectData(subnqn: "nqn.2024-01.test:live", hostnqn: LiveCaptureTests.hostnqn)))
-        aTarget.send(PDUBuilder.capsuleResp(cid: 1, dw0: 7))
+        let (dHost, dTarget) = LiveCaptureTests.playKATO0Discovery(discoveryListener, port: discoveryPort)
+        let (aHost, aTarget) = LiveCaptureTests.connectAdmin(adminListener, port: adminPort)
         for cid: UInt16 in [10, 11, 12] {
             usleep(300_000)
             aHost.send(PDUBuilder.capsuleCmd(PDUBuilder.sqe(opcode: 0x18, cid: cid)))
@@ -200,12 +170,7 @@ extension PrometheusTests {
         }
 
         func waitFor(_ promql: String, _ ok: (Double) -> Bool, seconds: Double) -> Double? {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if let v = Self.query(port: promPort, promql), ok(v) { return v }
-                usleep(500_000)
-            }
-            return Self.query(port: promPort, promql)
+            Self.waitFor(promPort, promql, ok, seconds: seconds)
         }
         // The admin queue's silence, per controller: the Connect data (its NQN) is past the
         // 256-byte snap length, so the label says so by being empty.

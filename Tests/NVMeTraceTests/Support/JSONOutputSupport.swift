@@ -114,6 +114,18 @@ func jsonLines(_ text: String) throws -> [[String: Any]] {
     }
 }
 
+/// `o` as JSON with every object's keys in code point order, as nvmetrace writes them
+/// (JSONSerialization's .sortedKeys orders "closeFrame" after "closedBy": not the format's order).
+func sortedJSON(_ o: Any) throws -> String {
+    if let d = o as? [String: Any] {
+        return "{" + (try d.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }.map {
+            try sortedJSON($0) + ":" + sortedJSON(d[$0]!)
+        }).joined(separator: ",") + "}"
+    }
+    if let a = o as? [Any] { return "[" + (try a.map(sortedJSON)).joined(separator: ",") + "]" }
+    return String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.fragmentsAllowed]), as: UTF8.self)
+}
+
 /// JSON null (NSNull) or absent.
 func isNull(_ v: Any?) -> Bool { v == nil || v is NSNull }
 
