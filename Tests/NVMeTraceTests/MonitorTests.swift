@@ -397,6 +397,30 @@ extension EvidenceRingTests {
         #expect(!after.contains("nvmetrace_keep_alive_gap_over_kato{"), "\(after)")
     }
 
+    /// A subsystem NQN is the peer's to choose: quotes, backslashes and line feeds in it are
+    /// escaped, and promtool reads the page.
+    @Test func hostileNQNsStayOneLabelValue() throws {
+        let s = SynthCapture()
+        let evil = "nqn.evil\"} 1\nnvmetrace_fake 9\\"
+        let c = s.connection()
+        c.connect(at: s.t(0), kato: 10_000, subnqn: evil, hostnqn: SynthCapture.hostnqn)
+        c.keepAlive(at: s.t(5))
+        c.tcp.send(fromClient: false, [], at: s.t(20))
+        let m = MonitorMetrics()
+        let r = s.report()
+        // The decoder shows control bytes as \xNN; quotes and backslashes stay as sent.
+        #expect(r.model.controllers.first?.subnqn == evil.replacingOccurrences(of: "\n", with: "\\x0a"))
+        m.update(from: r)
+        let page = String(decoding: m.page(), as: UTF8.self)
+        #expect(!page.contains("\nnvmetrace_fake"), "\(page)")
+        let file = temporaryFile("metrics.txt")
+        try page.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        try #require(FileManager.default.isExecutableFile(atPath: PrometheusTests.promtool), "promtool: apt-get install prometheus")
+        let check = try runChild("/bin/sh", ["-c", "\(PrometheusTests.promtool) check metrics < '\(file.path)'"], seconds: 30)
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+    }
+
     /// Latency classes from the opcodes (NVMe Base 2.1 Fig. 28, NVM Command Set 1.0 Fig. 13,
     /// Fabrics 1.1 Fig. 8): a fixed list of label values, anything else "other".
     @Test func commandClasses() {
