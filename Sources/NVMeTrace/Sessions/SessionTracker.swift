@@ -20,8 +20,8 @@ public final class SessionTracker {
     /// Connections in order of their first PDU.
     var connections: [ConnectionModel] = []
     /// Position in `connections` by connection id. Ids are dense (counted like tcp.stream), so
-    /// an array finds them without hashing; ids past `maxDirectID` (not seen from the analyzer)
-    /// go through a dictionary.
+    /// an array finds them without hashing; ids the array would be sparse for (past
+    /// `maxDirectID`, or far past the connections held: `setPosition`) go through a dictionary.
     var positionByID: [Int32] = []
     var positionByLargeID: [Int: Int] = [:]
     /// The id `positionByID[0]` stands for: raised when connections are retired, so that a
