@@ -53,6 +53,9 @@ struct Soak: ParsableCommand {
     @Option(help: "Largest RSS growth from the end of warm-up to the end, in %, that counts as flat.")
     var maxGrowth = 5.0
 
+    @Option(help: "Distinct Keep Alive CIDs per association: CIDs cycle through 2 ..< 2+N (default: all 65518; a Linux host's admin queue uses a few).")
+    var cidRange = 0xFFF0 - 2
+
     @Option(help: "Associations made per second at the start.")
     var setupRate = 500.0
 
@@ -160,7 +163,7 @@ struct Soak: ParsableCommand {
         let warm = min(warmup ?? max(seconds / 3, hold + 20), seconds * 0.75)
         say()
         say("== soak: \(connections) associations, KATO \(fmt(kato)) s (a Keep Alive every \(fmt(kato / 2)) s ±10 %), churn \(fmt(churn * 100)) % per KATO, \(fmt(minutes)) min, warm-up \(fmt(warm)) s")
-        let traffic = try Traffic(threads: threads, katoSeconds: kato)
+        let traffic = try Traffic(threads: threads, katoSeconds: kato, cidRange: cidRange)
         defer { traffic.shutdown() }
         let daemon = try Daemon(binary: binary, capturePort: traffic.port, retain: retain, snaplen: snaplen, quiet: daemonQuiet, cpus: daemonCpus, tag: "soak")
         defer { if !keepFiles { daemon.removeFiles() } }
@@ -202,14 +205,15 @@ struct Soak: ParsableCommand {
             prev = (now, last.received, cpu)
             k += 1
         }
-        // Quiet, so the daemon has read everything; then its final counters and a clean stop.
-        traffic.setMode(.idle)
+        // The last sample's counters are the final ones. The Keep Alives go on until the daemon
+        // has stopped: stopping them first would end the run with silences (keep-alive-overdue
+        // findings at the daemon's final evaluation) that are the tool's, not the daemon's.
         let hwm = daemon.statusKiB("VmHWM")
-        usleep(2_000_000)
-        let final = daemon.scrape() ?? last
+        let final = last
         let g = traffic.totals()
         let running = daemon.isRunning
         let exit = daemon.terminate(seconds: 60)
+        traffic.setMode(.idle)
         let stopLine = daemon.stopLine
         say("daemon \(running ? "stopped by SIGTERM: \(daemon.exitDescription)" : "had exited by itself: \(daemon.exitDescription)")")
         if let stopLine { say(stopLine) }
@@ -246,6 +250,8 @@ struct Soak: ParsableCommand {
         say("connections by kind at the end: " + final.series.filter { $0.key.hasPrefix("nvmetrace_connections{") && $0.value > 0 }
             .sorted { $0.key < $1.key }.map { "\($0.key.dropFirst("nvmetrace_connections".count)) \(Int($0.value))" }.joined(separator: ", "))
         say("tracked connections after warm-up: at most \(summary.trackedMaxAfterWarmup) (bound \(trackedBound) = \(connections) live + ended within \(fmt(hold)) s at \(fmt(closedPerSecond))/s, +25 %); retired \(Int(final.retired))")
+        say(String(format: "per connection: %.1f KiB of RSS above the idle daemon's per tracked connection at the end; %.1f Keep Alives per association made",
+                   Double(end.rssKiB - start.rssKiB) / Double(max(1, end.tracked)), Double(g.keepAlives) / Double(max(1, g.created))))
         say("generator: \(g.created) associations made, \(g.teardowns) torn down by churn, \(g.keepAlives) Keep Alives sent, \(g.responses) answered, \(g.errors) socket errors, \(g.failedConnects) failed connects")
         say("daemon: \(Int(final.keepAliveIntervals)) keep-alive intervals counted, CPU \(String(format: "%.1f", cpuAfter)) % of a core after warm-up, scrape failures \(scrapeFailures)")
         say("findings: \(summary.findings.isEmpty ? "none" : summary.findings.sorted { $0.key < $1.key }.map { "\($0.key) \(Int($0.value))" }.joined(separator: ", "))")
@@ -283,7 +289,7 @@ struct Soak: ParsableCommand {
     func runRate(binary: String) throws -> RateResult {
         say()
         say("== rate search: Keep Alives round-robin over \(rateConnections) associations, steps of \(fmt(rateStep)) s from \(Format.num(rateStart)) PDU/s, doubling, then \(rateBisect) bisections")
-        let traffic = try Traffic(threads: threads, katoSeconds: kato)
+        let traffic = try Traffic(threads: threads, katoSeconds: kato, cidRange: cidRange)
         defer { traffic.shutdown() }
         let daemon = try Daemon(binary: binary, capturePort: traffic.port, retain: retain, snaplen: snaplen, quiet: daemonQuiet, cpus: daemonCpus, tag: "rate")
         defer { if !keepFiles { daemon.removeFiles() } }
@@ -380,7 +386,7 @@ struct Soak: ParsableCommand {
 
     func options() -> [String: String] {
         ["connections": "\(connections)", "kato": fmt(kato), "minutes": fmt(minutes), "churn": fmt(churn), "retain": fmt(retain),
-         "threads": "\(threads)", "rateConnections": "\(rateConnections)", "rateStep": fmt(rateStep), "maxGrowth": fmt(maxGrowth),
+         "threads": "\(threads)", "cidRange": "\(cidRange)", "rateConnections": "\(rateConnections)", "rateStep": fmt(rateStep), "maxGrowth": fmt(maxGrowth),
          "snaplen": snaplen.map(String.init) ?? "default", "daemonQuiet": "\(daemonQuiet)",
          "daemonCpus": daemonCpus ?? "any", "affinity": affinity()]
     }

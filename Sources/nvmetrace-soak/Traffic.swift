@@ -266,8 +266,12 @@ final class Worker: @unchecked Sendable {
     private var respBuf = Wire.response
     private var scratch = [UInt8](repeating: 0, count: 65536)
 
-    init(index: Int, replace: @escaping @Sendable (Int) -> Void) {
+    /// Keep Alive CIDs cycle through 2 ..< 2 + cidRange on each association.
+    private let cidRange: Int
+
+    init(index: Int, cidRange: Int, replace: @escaping @Sendable (Int) -> Void) {
         self.index = index
+        self.cidRange = max(1, min(cidRange, 0xFFF0 - 2))
         self.replace = replace
         epfd = Epoll.create()
         var p: [Int32] = [0, 0]
@@ -437,7 +441,7 @@ final class Worker: @unchecked Sendable {
 
     private func sendKeepAlive(_ a: Association) {
         let cid = a.nextCID
-        a.nextCID = cid == 0xFFF0 ? 2 : cid + 1
+        a.nextCID = Int(cid) + 1 >= 2 + cidRange ? 2 : cid + 1
         kaBuf[Wire.keepAliveCID] = UInt8(cid & 0xFF)
         kaBuf[Wire.keepAliveCID + 1] = UInt8(cid >> 8)
         a.outstanding += 1
@@ -682,13 +686,13 @@ final class Traffic {
     let workers: [Worker]
     let connector: Connector
 
-    init(threads: Int, katoSeconds: Double) throws {
+    init(threads: Int, katoSeconds: Double, cidRange: Int) throws {
         guard let (fd, port) = Sock.listener() else { throw SoakError("cannot listen on 127.0.0.1") }
         listenFD = fd
         self.port = port
         // The connector exists after the workers, which call it back: through this box.
         let box = ConnectorBox()
-        workers = (0..<max(1, threads)).map { i in Worker(index: i, replace: { slot in box.connector?.request(slot: slot) }) }
+        workers = (0..<max(1, threads)).map { i in Worker(index: i, cidRange: cidRange, replace: { slot in box.connector?.request(slot: slot) }) }
         connector = Connector(listenFD: fd, port: port, workers: workers, katoMs: UInt32(katoSeconds * 1000))
         box.connector = connector
         workers.forEach { $0.start() }

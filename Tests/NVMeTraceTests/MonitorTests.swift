@@ -187,6 +187,21 @@ import NVMeTraceSynth
         #expect(box.of("outage").count == 29)
     }
 
+    /// A daemon draws no Keep Alive timeline: a connection that lives for weeks keeps a few
+    /// exchanges, not the 1024 a report draws (70 bytes each, on every live connection).
+    @Test func aLongLivedConnectionKeepsAFewKeepAlives() throws {
+        let s = SynthCapture()
+        _ = RuleScenario.admin(s, kato: 10_000, keepAlives: (1...3000).map { Double($0) * 5 })
+        let (m, _) = Self.monitor()
+        _ = Self.play(s, into: m)
+        let c = try #require(m.live.analysis.tracker.connections.first)
+        #expect(c.keepAlives.count == 3000)
+        #expect(c.keepAlives.sample.count <= 8 && c.keepAlives.sample.count >= 4, "\(c.keepAlives.sample.count)")
+        // Offline, the report keeps its 1024 for the HTML timeline.
+        let offline = try #require(s.report().model.connections.first)
+        #expect(offline.keepAlives.sample.count > 512)
+    }
+
     /// The tracker renumbers what stays: after retiring the first of a chain's associations the
     /// second is still its chain's, the I/O queue still its controller's.
     @Test func retirementKeepsTheChainsNewestAssociation() {

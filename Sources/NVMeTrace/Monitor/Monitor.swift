@@ -33,8 +33,10 @@ public final class Monitor {
         self.metrics = metrics
         tap = MonitorTap(metrics: metrics)
         live.analysis.tap = tap
-        // Latency goes to the histograms, not into the model's per-connection distributions.
+        // Latency goes to the histograms, not into the model's per-connection distributions, and
+        // no Keep Alive timeline is drawn: a few exchanges per connection, not 1024.
         live.analysis.modelLatency = false
+        live.analysis.tracker.keepAliveSample = 8
         live.onFinding = { [unowned self] f, report in
             metrics.findingReported(f)
             onEvent?(.finding(f, report, evidence: cutEvidence(f, report)))

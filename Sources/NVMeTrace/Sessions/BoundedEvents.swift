@@ -42,7 +42,11 @@ public struct FirstEvents<Element: Sendable>: Sendable {
 /// 2.5 s (242,000) costs the same 1,024 entries and still spans the whole connection. Gaps are
 /// judged from `TimerSeries`, which sees every Keep Alive, never from this sample.
 public struct KeepAliveLog: Sendable {
+    /// What reports draw (the HTML timeline's ticks): 1024 exchanges per connection.
     public static var capacity: Int { 1024 }
+    /// Exchanges kept at most: `capacity` for reports; a daemon, which draws nothing, keeps a few
+    /// (each kept one is ~70 bytes: 1024 of them on each of 5,000 connections are 350 MiB).
+    public let limit: Int
     /// Keep Alive commands seen.
     public private(set) var count = 0
     /// Kept exchanges in capture order: the Keep Alives whose number (from 0) is a multiple of
@@ -51,7 +55,7 @@ public struct KeepAliveLog: Sendable {
     /// 1 while every exchange is kept.
     public private(set) var stride = 1
 
-    public init() {}
+    public init(limit: Int = KeepAliveLog.capacity) { self.limit = max(2, limit) }
 
     public var isEmpty: Bool { count == 0 }
     public var first: KeepAliveExchange? { sample.first }
@@ -60,11 +64,11 @@ public struct KeepAliveLog: Sendable {
     mutating func add(_ exchange: KeepAliveExchange) {
         defer { count += 1 }
         guard count % stride == 0 else { return }
-        if sample.count >= Self.capacity {
+        if sample.count >= limit {
             // Kept numbers are multiples of `stride`; keeping every other one leaves the
             // multiples of twice that.
             var thinned: [KeepAliveExchange] = []
-            thinned.reserveCapacity(Self.capacity / 2 + 1)
+            thinned.reserveCapacity(limit / 2 + 1)
             for i in Swift.stride(from: 0, to: sample.count, by: 2) { thinned.append(sample[i]) }
             sample = thinned
             stride *= 2

@@ -16,6 +16,9 @@ public final class SessionTracker {
     /// A discovery connection open this long past its discovery transaction is persistent (a
     /// one-shot `nvme discover` closes within about 0.3 s).
     public var persistentAfterSeconds: Double = 10
+    /// Keep Alive exchanges each connection keeps for drawing (`KeepAliveLog.limit`): a daemon,
+    /// which draws nothing, sets a few.
+    public var keepAliveSample = KeepAliveLog.capacity
 
     /// Connections in order of their first PDU.
     var connections: [ConnectionModel] = []
@@ -109,7 +112,7 @@ public final class SessionTracker {
         } else {
             connections.append(ConnectionModel(
                 id: id, host: r.fromHost ? r.src : r.dst, target: r.fromHost ? r.dst : r.src,
-                firstRef: r.pdu.firstRef, lastRef: r.pdu.firstRef, synSeen: false))
+                firstRef: r.pdu.firstRef, lastRef: r.pdu.firstRef, synSeen: false, keepAlives: KeepAliveLog(limit: keepAliveSample)))
             index = connections.count - 1
             setPosition(index, of: id)
         }
@@ -237,7 +240,8 @@ public final class SessionTracker {
         if position(of: flow.id) == nil {
             guard flow.nvmeTCP else { return }
             connections.append(ConnectionModel(id: flow.id, host: flow.client, target: flow.server,
-                                               firstRef: flow.firstRef, lastRef: flow.lastRef, synSeen: false))
+                                               firstRef: flow.firstRef, lastRef: flow.lastRef, synSeen: false,
+                                               keepAlives: KeepAliveLog(limit: keepAliveSample)))
             setPosition(connections.count - 1, of: flow.id)
         }
         guard let index = position(of: flow.id) else { return }
