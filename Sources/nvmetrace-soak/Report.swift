@@ -36,10 +36,12 @@ struct SoakSummary: Codable {
     var warmupSeconds: Double
     var rssStartKiB: Int
     var rssWarmupEndKiB: Int
+    var rssWarmupWindowKiB: Int     // mean over --window seconds from the end of warm-up
+    var rssEndWindowKiB: Int        // mean over the last --window seconds
     var rssPeakAfterWarmupKiB: Int
     var rssEndKiB: Int
     var vmHWMKiB: Int?
-    var growthKiB: Int
+    var growthKiB: Int              // rssEndWindowKiB - rssWarmupWindowKiB
     var growthPercent: Double
     /// Least-squares slope of RSS over the samples after warm-up.
     var slopeKiBPerMinute: Double

@@ -50,6 +50,9 @@ struct Soak: ParsableCommand {
     @Option(help: ArgumentHelp("Warm-up in seconds (default: the first third of the run, at least --retain + 20 s: the model's steady state, what ended has begun to be retired).", valueName: "seconds"))
     var warmup: Double?
 
+    @Option(help: "Seconds of samples averaged for the RSS at the end of warm-up and at the end (the allocator's RSS moves by several MiB between samples).")
+    var window = 30.0
+
     @Option(help: "Largest RSS growth from the end of warm-up to the end, in %, that counts as flat.")
     var maxGrowth = 5.0
 
@@ -83,6 +86,9 @@ struct Soak: ParsableCommand {
 
     @Option(help: "Associations the rate search's Keep Alives go round-robin over.")
     var rateConnections = 1000
+
+    @Option(help: "KATO (seconds) of the rate search's associations: longer than their setup and the pauses between steps.")
+    var rateKato = 120.0
 
     @Option(help: "First offered rate, in PDUs per second (one PDU per TCP segment); doubled each step.")
     var rateStart = 5000.0
@@ -226,13 +232,21 @@ struct Soak: ParsableCommand {
         guard let warmEnd = after.first, let end = samples.last, let start = samples.first else {
             throw SoakError("the soak produced no sample after warm-up (daemon: \(daemon.exitDescription))\n\(daemon.stderrText())")
         }
-        let growth = end.rssKiB - warmEnd.rssKiB
-        let growthPct = warmEnd.rssKiB > 0 ? Double(growth) / Double(warmEnd.rssKiB) * 100 : 0
+        // RSS at the end of warm-up and at the end: each the mean of --window seconds of samples
+        // (the first after warm-up, the last of the run), so that one sample's swing of the
+        // allocator is not taken for growth.
+        func mean(_ s: [Sample]) -> Int { s.isEmpty ? 0 : s.map(\.rssKiB).reduce(0, +) / s.count }
+        let warmWindow = after.filter { $0.t < warmEnd.t + window - 0.5 }
+        let endWindow = after.filter { $0.t > end.t - window + 0.5 }
+        let rssWarm = mean(warmWindow), rssEnd = mean(endWindow)
+        let growth = rssEnd - rssWarm
+        let growthPct = rssWarm > 0 ? Double(growth) / Double(rssWarm) * 100 : 0
         let closedPerSecond = churn * Double(connections) / kato
         let trackedBound = connections + Int((closedPerSecond * (hold + 20) * 1.25).rounded(.up)) + 20
         let cpuAfter = after.count > 1 ? after.dropFirst().map(\.cpuPercent).reduce(0, +) / Double(after.count - 1) : 0
         let summary = SoakSummary(
             connections: connections, seconds: end.t, warmupSeconds: warm, rssStartKiB: start.rssKiB, rssWarmupEndKiB: warmEnd.rssKiB,
+            rssWarmupWindowKiB: rssWarm, rssEndWindowKiB: rssEnd,
             rssPeakAfterWarmupKiB: after.map(\.rssKiB).max() ?? 0, rssEndKiB: end.rssKiB, vmHWMKiB: hwm,
             growthKiB: growth, growthPercent: growthPct,
             slopeKiBPerMinute: slope(after.map(\.t), after.map { Double($0.rssKiB) }) * 60,
@@ -245,7 +259,7 @@ struct Soak: ParsableCommand {
 
         say()
         say("RSS: \(Format.mib(start.rssKiB)) MiB at start, \(Format.mib(warmEnd.rssKiB)) MiB at the end of warm-up (t=\(fmt(warmEnd.t)) s), peak after warm-up \(Format.mib(summary.rssPeakAfterWarmupKiB)) MiB, \(Format.mib(end.rssKiB)) MiB at the end (t=\(fmt(end.t)) s); VmHWM \(hwm.map { Format.mib($0) } ?? "?") MiB")
-        say("RSS growth after warm-up: \(growth) KiB (\(String(format: "%+.2f", growthPct)) %), trend \(String(format: "%+.0f", summary.slopeKiBPerMinute)) KiB/min over \(after.count) samples")
+        say("RSS growth after warm-up: \(growth) KiB (\(String(format: "%+.2f", growthPct)) %): mean of t=\(fmt(warmEnd.t))-\(fmt(warmWindow.last?.t.rounded() ?? 0)) s \(Format.mib(rssWarm)) MiB, of t=\(fmt(endWindow.first?.t.rounded() ?? 0))-\(fmt(end.t.rounded())) s \(Format.mib(rssEnd)) MiB; sample to sample \(end.rssKiB - warmEnd.rssKiB) KiB; trend \(String(format: "%+.0f", summary.slopeKiBPerMinute)) KiB/min over \(after.count) samples")
         say("drops: \(Int(final.droppedKernel)) by the kernel, \(Int(final.droppedInterface)) by the interface, of \(Int(final.packets)) packets (libpcap's received counter \(Int(final.received)); the daemon's own count \(daemon.packetsCaptured.map { String(Int($0)) } ?? "?"))")
         say("connections by kind at the end: " + final.series.filter { $0.key.hasPrefix("nvmetrace_connections{") && $0.value > 0 }
             .sorted { $0.key < $1.key }.map { "\($0.key.dropFirst("nvmetrace_connections".count)) \(Int($0.value))" }.joined(separator: ", "))
@@ -262,7 +276,8 @@ struct Soak: ParsableCommand {
         checks.append(Check(name: "soak: daemon ran to the end", pass: samples.count > 1 && running && scrapeFailures == 0,
                             detail: running ? "\(samples.count) samples, \(scrapeFailures) scrape failures" : "it exited early: \(daemon.exitDescription)"))
         checks.append(Check(name: "soak: RSS flat", pass: growthPct < maxGrowth,
-                            detail: String(format: "%+ld KiB (%+.2f %%) from t=%.0f s to t=%.0f s; flat means < %.1f %%", growth, growthPct, warmEnd.t, end.t, maxGrowth)))
+                            detail: String(format: "%+ld KiB (%+.2f %%), mean of %.0f s after warm-up (t=%.0f s) to mean of the last %.0f s (t=%.0f s); flat means < %.1f %%",
+                                           growth, growthPct, window, warmEnd.t, window, end.t, maxGrowth)))
         checks.append(Check(name: "soak: no drops", pass: drops == 0,
                             detail: "\(Int(final.droppedKernel)) by the kernel, \(Int(final.droppedInterface)) by the interface"))
         let maxOpen = after.map(\.open).max() ?? 0
@@ -288,8 +303,10 @@ struct Soak: ParsableCommand {
 
     func runRate(binary: String) throws -> RateResult {
         say()
-        say("== rate search: Keep Alives round-robin over \(rateConnections) associations, steps of \(fmt(rateStep)) s from \(Format.num(rateStart)) PDU/s, doubling, then \(rateBisect) bisections")
-        let traffic = try Traffic(threads: threads, katoSeconds: kato, cidRange: cidRange)
+        say("== rate search: Keep Alives round-robin over \(rateConnections) associations (KATO \(fmt(rateKato)) s), steps of \(fmt(rateStep)) s from \(Format.num(rateStart)) PDU/s, doubling, then \(rateBisect) bisections")
+        // The associations' KATO outlasts the setup and the pauses between steps, when no Keep
+        // Alive is sent: no keep-alive-overdue finding adds work the rate would be charged for.
+        let traffic = try Traffic(threads: threads, katoSeconds: rateKato, cidRange: cidRange)
         defer { traffic.shutdown() }
         let daemon = try Daemon(binary: binary, capturePort: traffic.port, retain: retain, snaplen: snaplen, quiet: daemonQuiet, cpus: daemonCpus, tag: "rate")
         defer { if !keepFiles { daemon.removeFiles() } }
@@ -354,6 +371,7 @@ struct Soak: ParsableCommand {
         let exit = daemon.terminate(seconds: 60)
         let stopLine = daemon.stopLine
         if let stopLine { say(stopLine) }
+        say("events: \(daemon.eventCounts().sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
         say()
         if let best {
             say("highest drop-free rate: \(Format.num(best.packetsPerSecond)) packets/s received by the daemon, \(Format.num(best.pdusPerSecond)) PDUs/s sent (offered \(Format.num(best.offeredPDUsPerSecond)) PDU/s), daemon CPU \(String(format: "%.0f", best.daemonCPUPercent)) %"
@@ -386,7 +404,7 @@ struct Soak: ParsableCommand {
 
     func options() -> [String: String] {
         ["connections": "\(connections)", "kato": fmt(kato), "minutes": fmt(minutes), "churn": fmt(churn), "retain": fmt(retain),
-         "threads": "\(threads)", "cidRange": "\(cidRange)", "rateConnections": "\(rateConnections)", "rateStep": fmt(rateStep), "maxGrowth": fmt(maxGrowth),
+         "threads": "\(threads)", "cidRange": "\(cidRange)", "rateConnections": "\(rateConnections)", "rateKato": fmt(rateKato), "rateStep": fmt(rateStep), "maxGrowth": fmt(maxGrowth), "window": fmt(window),
          "snaplen": snaplen.map(String.init) ?? "default", "daemonQuiet": "\(daemonQuiet)",
          "daemonCpus": daemonCpus ?? "any", "affinity": affinity()]
     }
