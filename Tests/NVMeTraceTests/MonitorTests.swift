@@ -497,3 +497,52 @@ extension EvidenceRingTests {
         #expect(throws: EventLog.OpenError.self) { try EventLog(path: "/nonexistent-dir/events.json") }
     }
 }
+
+/// The real captures played through the daemon packet by packet, with a clock that follows
+/// them: the findings are those of the same capture read offline, every association the offline
+/// model holds is announced, and every outage event lasts what the offline outage finding says.
+@Suite struct MonitorOnRealCapturesTests {
+    static let samples = ["A-persistent-discovery-kato0", "A0-persistent-discovery-kato0-unfixed-host", "B-persistent-discovery-healthy",
+                          "C-oneshot-discovery", "D-io-traffic", "D2-io-traffic-digests", "E-keepalive-stall",
+                          "K2-io-timeout-read-host-error-recovery"]
+
+    @Test(arguments: samples)
+    func theDaemonSaysWhatTheReportSays(sample: String) throws {
+        let path = samplePath(sample)
+        let (m, box) = MonitorTests.monitor()
+        let source = try PcapFileSource(path: path, fileIndex: m.live.fileIndex)
+        var last: Int64 = 0
+        try source.forEach { p in
+            m.packet(p)
+            m.tick(nowNs: p.ref.timeNs)
+            last = p.ref.timeNs
+        }
+        m.finish(nowNs: last)
+        let offline = CaptureAnalysis()
+        offline.read(paths: [path])
+        let report = offline.report()
+        let rules = report.findings.reduce(into: [String: Int]()) { $0[$1.rule, default: 0] += 1 }
+        // Live, a silence is overdue before the target's teardown makes it an expiry: each
+        // keep-alive-overdue the daemon said is on a connection the report finds expired.
+        var live = MonitorTests.rules(box)
+        let overdue = box.of("finding").filter { ($0["finding"] as? [String: Any])?["rule"] as? String == "keep-alive-overdue" }
+            .compactMap { ($0["finding"] as? [String: Any])?["connection"] as? Int }
+        let expired = Set(report.findings.filter { $0.rule == "keep-alive-expired" }.compactMap(\.connection))
+        if rules["keep-alive-overdue"] == nil {
+            #expect(Set(overdue).isSubset(of: expired), "\(sample): overdue on \(overdue), expired on \(expired)")
+            live["keep-alive-overdue"] = nil
+        }
+        #expect(live == rules, "\(sample)")
+        #expect(box.of("association-up").count == report.model.controllers.count)
+        let closed = report.model.controllers.filter { AssociationEnd.firstClose($0, report.model)?.by != nil }.count
+        #expect(box.of("association-down").count == closed)
+        // Each outage event's length is an outage finding's (the report gives it in its title):
+        // A's 10.23 s, A0's two.
+        #expect(box.of("outage").count == rules["outage", default: 0] || !["A-persistent-discovery-kato0", "A0-persistent-discovery-kato0-unfixed-host"].contains(sample))
+        for o in box.of("outage") {
+            let seconds = try #require((o["outage"] as? [String: Any])?["seconds"] as? Double)
+            let said = String(format: "Outage of %.2f s", seconds)
+            #expect(report.findings.contains { $0.rule == "outage" && $0.title.hasPrefix(said) }, "\(sample): \(said) in \(report.findings.filter { $0.rule == "outage" }.map(\.title))")
+        }
+    }
+}
