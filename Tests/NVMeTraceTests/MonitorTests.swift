@@ -406,6 +406,19 @@ extension EvidenceRingTests {
         #expect(ratio("nqn.2024-01.test:s0").map { abs($0 - 2.0) < 0.01 } == true, "\(series)")
         #expect(ratio("nqn.2024-01.test:s1").map { abs($0 - 1.5) < 0.01 } == true, "\(series)")
         #expect(ratio("_other").map { abs($0 - 1.0) < 0.01 } == true, "\(series)")
+        // Two controllers with the same labels (the NQN cut: one host, one target) share one
+        // series holding the larger ratio, whichever comes last.
+        let cut = SynthCapture()
+        for last in [10.0, 20.0] {
+            let c = cut.connection()
+            c.connect(at: cut.t(0), kato: 10_000, subnqn: "nqn.2024-01.test:same", hostnqn: SynthCapture.hostnqn)
+            c.keepAlive(at: cut.t(last))
+        }
+        cut.connection().tcp.handshake(at: cut.t(30))
+        let same = MonitorMetrics()
+        same.update(from: cut.report())
+        let shared = String(decoding: same.page(), as: UTF8.self).split(separator: "\n").filter { $0.hasPrefix("nvmetrace_keep_alive_gap_over_kato{") }
+        #expect(shared.count == 1 && shared.first.flatMap { Double($0.split(separator: " ").last ?? "") }.map { abs($0 - 2.0) < 0.01 } == true, "\(shared)")
         // None open: every series goes.
         m.update(from: SynthCapture().report())
         let after = String(decoding: m.page(), as: UTF8.self)

@@ -244,7 +244,10 @@ public final class MonitorMetrics: Sendable {
         var wanted: [String: ([(String, String)], Double)] = [:]
         for (i, g) in sorted.enumerated() {
             if i < maxControllerSeries {
-                wanted[g.key.map(\.1).joined(separator: "\u{0}")] = (g.key, g.ratio)
+                // Controllers whose labels are the same (one host address, one target, the NQN
+                // not captured) share a series: the largest ratio stands for them.
+                let id = g.key.map(\.1).joined(separator: "\u{0}")
+                wanted[id] = (g.key, max(wanted[id]?.1 ?? 0, g.ratio))
             } else {
                 let k = [("host", Self.overflow), ("target", Self.overflow), ("subnqn", Self.overflow)]
                 let id = k.map(\.1).joined(separator: "\u{0}")
